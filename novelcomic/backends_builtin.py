@@ -1,0 +1,16 @@
+"""The built-in backends, registered through the same entry point third-party plugins use.
+
+Strings are ``module:attribute`` paths imported only when the backend is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(registries: dict[str, Any]) -> None:
+    registries["plan"].register("heuristic", "novelcomic.plan.heuristic:HeuristicPlanner")
+    registries["render"].register("animatic", "novelcomic.render.animatic:AnimaticBackend")
+    registries["voice"].register("espeak", "novelcomic.voice.espeak:EspeakTTS")
+    registries["voice"].register("silent", "novelcomic.voice.silent:SilentTTS")
+    registries["compose"].register("ffmpeg", "novelcomic.compose.ffmpeg_composer:FFmpegComposer")

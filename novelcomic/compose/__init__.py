@@ -1,0 +1,1 @@
+"""Compose stage: shot images + spoken lines → MP4 + SRT per chapter."""

@@ -1,0 +1,90 @@
+"""The composer interface and the timeline it consumes.
+
+The timeline is computed from the storyboard and the voice stage's results (see
+``novelcomic.compose.timeline.build_timeline``): each shot lasts as long as its lines (plus small
+pauses), never less than its ``duration_hint``; a video is exactly the sum of its shots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from novelcomic.models import MusicConfig, SubtitleConfig
+
+
+@dataclass
+class LineAudio:
+    """One voiced line of a shot, as the voice stage made it."""
+
+    text: str
+    speaker: str  # character id or "narrator"
+    speaker_name: str  # display name ("" for the narrator)
+    path: Path  # WAV
+    duration: float  # seconds
+
+
+@dataclass
+class Cue:
+    start: float  # seconds from the start of the chapter video
+    end: float
+    text: str
+    speaker: str
+    speaker_name: str = ""
+
+    @property
+    def is_narration(self) -> bool:
+        return self.speaker == "narrator"
+
+
+@dataclass
+class Clip:
+    shot_id: str
+    image: Path
+    start: float
+    duration: float
+    motion: str  # resolved: static | push_in | pull_out | pan_left | pan_right | tilt_up | tilt_down
+    transition: str  # into the next clip: cut | dissolve | fade | fadeblack | wipeleft | ...
+    mood: str
+    audio: list[tuple[float, Path]] = field(default_factory=list)  # (absolute start, WAV)
+
+
+@dataclass
+class Timeline:
+    width: int
+    height: int
+    fps: int
+    clips: list[Clip]
+    cues: list[Cue]
+    transition_seconds: float = 0.5
+
+    @property
+    def duration(self) -> float:
+        return sum(c.duration for c in self.clips)
+
+
+@dataclass
+class ComposeRequest:
+    timeline: Timeline
+    out_video: Path
+    out_srt: Path
+    work_dir: Path  # scratch space owned by this chapter (segments, mixes); kept for incremental re-runs
+    language: str = "zh"
+    music: MusicConfig = field(default_factory=MusicConfig)
+    subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)
+    project_dir: Path | None = None  # for resolving user music files
+
+
+@dataclass
+class ComposeResult:
+    video: Path
+    srt: Path
+    duration: float
+    warnings: list[str] = field(default_factory=list)
+
+
+class Composer(Protocol):
+    name: str
+
+    def compose(self, request: ComposeRequest) -> ComposeResult: ...

@@ -1,0 +1,1 @@
+"""Ingest stage: decode, clean and split a novel into chapters; create projects."""

@@ -1,0 +1,297 @@
+"""The project format: pydantic models for every YAML file a user edits.
+
+Files in a project directory and the model each one validates against:
+
+- ``project.yaml``             → :class:`ProjectConfig`
+- ``characters.yaml``          → :class:`CharactersFile`
+- ``props.yaml``               → :class:`PropsFile`
+- ``locations.yaml``           → :class:`LocationsFile`
+- ``storyboards/<chapter>.yaml`` → :class:`Storyboard`
+
+``novelcomic schema`` writes the JSON Schema of each; every generated YAML starts with a
+``# yaml-language-server: $schema=…`` line pointing at it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ID_RE = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff]+$")
+NARRATOR = "narrator"
+
+ShotSize = Literal["extreme_wide", "wide", "full", "medium", "close_up", "extreme_close_up"]
+CameraAngle = Literal["eye_level", "high", "low", "overhead", "dutch"]
+CameraMotion = Literal["auto", "static", "push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down"]
+Mood = Literal["calm", "tense", "sad", "joyful", "mysterious", "action"]
+Emotion = Literal["neutral", "happy", "sad", "angry", "afraid", "surprised", "whisper", "excited"]
+Transition = Literal["cut", "dissolve", "fade", "fadeblack", "wipeleft", "wiperight", "slideleft", "slideright"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_id(value: str) -> str:
+    if not ID_RE.match(value):
+        raise ValueError(f"id {value!r} may hold only letters, digits, '_', '-' and CJK characters")
+    return value
+
+
+# --------------------------------------------------------------------------- project.yaml
+
+
+class StageSpec(_Model):
+    """Which backend a stage uses, with that backend's own options."""
+
+    backend: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _stage(name: str) -> Any:
+    return Field(default_factory=lambda: StageSpec(backend=name))
+
+
+class StagesConfig(_Model):
+    plan: StageSpec = _stage("heuristic")
+    design: StageSpec = _stage("animatic")
+    render: StageSpec = _stage("animatic")
+    voice: StageSpec = _stage("espeak")
+    compose: StageSpec = _stage("ffmpeg")
+
+
+class ChapterRef(_Model):
+    id: str = Field(description="Chapter id, also the stem of chapters/<id>.txt and storyboards/<id>.yaml")
+    title: str = ""
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class MusicConfig(_Model):
+    enabled: bool = True
+    volume_db: float = Field(-18.0, description="BGM level before ducking, dB relative to full scale")
+    tracks: dict[str, str] = Field(
+        default_factory=dict, description="mood → audio file (relative to the project) overriding the generated loops"
+    )
+
+
+class SubtitleConfig(_Model):
+    burn_in: bool = True
+    font: str | None = Field(None, description="Font family (or a .ttf/.ttc path); default: a CJK-capable font found on the system")
+    font_size: int | None = Field(None, description="Pixels; default scales with the video height")
+
+
+class ProjectConfig(_Model):
+    title: str
+    language: Literal["zh", "en"] = "zh"
+    aspect: Literal["9:16", "16:9"] = "9:16"
+    resolution: tuple[int, int] | None = Field(
+        None, description="[width, height]; default 1080x1920 for 9:16, 1920x1080 for 16:9"
+    )
+    fps: int = Field(30, ge=1, le=120)
+    style: list[str] = Field(default_factory=lambda: ["国漫"], description="Named styles (see `novelcomic styles`)")
+    seed: int = 0
+    stages: StagesConfig = Field(default_factory=StagesConfig)
+    music: MusicConfig = Field(default_factory=MusicConfig)
+    subtitles: SubtitleConfig = Field(default_factory=SubtitleConfig)
+    transition_seconds: float = Field(0.5, ge=0, le=3)
+    novel: str | None = Field(None, description="The source text the chapters were split from (relative path)")
+    chapters: list[ChapterRef] = Field(default_factory=list)
+
+    @field_validator("resolution")
+    @classmethod
+    def _even(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is None:
+            return v
+        w, h = v
+        if w < 64 or h < 64 or w % 2 or h % 2:
+            raise ValueError(f"resolution {w}x{h} must be even numbers of at least 64 pixels")
+        return v
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if self.resolution:
+            return self.resolution
+        return (1080, 1920) if self.aspect == "9:16" else (1920, 1080)
+
+    def chapter(self, chapter_id: str) -> ChapterRef:
+        for ch in self.chapters:
+            if ch.id == chapter_id:
+                return ch
+        known = ", ".join(c.id for c in self.chapters) or "none"
+        raise KeyError(f"no chapter {chapter_id!r} (chapters: {known})")
+
+
+# --------------------------------------------------------------------------- characters & world
+
+
+class VoiceSpec(_Model):
+    """How a character sounds. ``voice`` is backend-specific (an espeak voice, an edge-tts name)."""
+
+    gender: Literal["male", "female", "unknown"] = "unknown"
+    age: Literal["child", "young", "adult", "old", "unknown"] = "unknown"
+    temperament: str = ""
+    voice: str | None = None
+    pitch: int | None = Field(None, description="Backend pitch; espeak 0-99")
+    rate: int | None = Field(None, description="Words per minute (espeak) or percent change (edge-tts)")
+
+
+class Character(_Model):
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    appearance: str = Field("", description="Fixed look: hair, clothes, colours, build; used in every image prompt")
+    description: str = ""
+    voice: VoiceSpec = Field(default_factory=VoiceSpec)
+    reference_images: list[str] = Field(
+        default_factory=list, description="Images (relative to the project) that pin this character's look; default: the generated sheet"
+    )
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_validator(mode="after")
+    def _not_narrator(self) -> "Character":
+        if self.id == NARRATOR:
+            raise ValueError(f"{NARRATOR!r} is reserved for the narrator")
+        return self
+
+
+class Prop(_Model):
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    appearance: str = ""
+    reference_images: list[str] = Field(default_factory=list)
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class Location(_Model):
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    description: str = ""
+    time_of_day: Literal["day", "night", "dusk", "dawn", "unknown"] = "unknown"
+    interior: bool = False
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class CharactersFile(_Model):
+    narrator: VoiceSpec = Field(default_factory=VoiceSpec, description="The narrator's voice")
+    characters: list[Character] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "CharactersFile":
+        _unique_ids("characters", [c.id for c in self.characters])
+        return self
+
+    def by_id(self) -> dict[str, Character]:
+        return {c.id: c for c in self.characters}
+
+
+class PropsFile(_Model):
+    props: list[Prop] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "PropsFile":
+        _unique_ids("props", [p.id for p in self.props])
+        return self
+
+
+class LocationsFile(_Model):
+    locations: list[Location] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "LocationsFile":
+        _unique_ids("locations", [p.id for p in self.locations])
+        return self
+
+
+def _unique_ids(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate {what} id {i!r}")
+        seen.add(i)
+
+
+# --------------------------------------------------------------------------- storyboards
+
+
+class Camera(_Model):
+    size: ShotSize = "medium"
+    angle: CameraAngle = "eye_level"
+    motion: CameraMotion = "auto"
+
+
+class Line(_Model):
+    """One spoken line: narration when ``speaker`` is ``narrator``, dialogue otherwise."""
+
+    speaker: str = NARRATOR
+    text: str = Field(min_length=1)
+    emotion: Emotion = "neutral"
+
+    @property
+    def is_narration(self) -> bool:
+        return self.speaker == NARRATOR
+
+
+class Shot(_Model):
+    id: str
+    characters: list[str] = Field(default_factory=list, description="Character ids visible in the shot (may be empty)")
+    props: list[str] = Field(default_factory=list)
+    location: str | None = Field(None, description="Location id; default: the scene's")
+    camera: Camera = Field(default_factory=Camera)
+    lines: list[Line] = Field(default_factory=list, description="Narration and dialogue, in the order they are heard")
+    mood: Mood | None = Field(None, description="Default: the scene's mood")
+    duration_hint: float | None = Field(None, gt=0, le=60, description="Minimum seconds on screen (the audio may make it longer)")
+    transition: Transition = Field("dissolve", description="Transition into the next shot")
+    image_prompt: str = ""
+    negative_prompt: str = ""
+    seed: int | None = None
+    source: str = Field("", description="The passage of the chapter this shot was made from")
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class Scene(_Model):
+    id: str
+    location: str | None = None
+    mood: Mood = "calm"
+    summary: str = ""
+    shots: list[Shot] = Field(default_factory=list)
+
+    _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+
+class Storyboard(_Model):
+    chapter: str
+    title: str = ""
+    scenes: list[Scene] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Storyboard":
+        _unique_ids("scenes", [s.id for s in self.scenes])
+        _unique_ids("shots", [sh.id for s in self.scenes for sh in s.shots])
+        return self
+
+    def shots(self) -> list[tuple[Scene, Shot]]:
+        return [(scene, shot) for scene in self.scenes for shot in scene.shots]
+
+    def shot(self, shot_id: str) -> Shot:
+        for _, shot in self.shots():
+            if shot.id == shot_id:
+                return shot
+        raise KeyError(f"no shot {shot_id!r} in chapter {self.chapter!r}")
+
+
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "project": ProjectConfig,
+    "characters": CharactersFile,
+    "props": PropsFile,
+    "locations": LocationsFile,
+    "storyboard": Storyboard,
+}

@@ -1,0 +1,1 @@
+"""Plan stage: chapter text → characters, props, locations and storyboards."""

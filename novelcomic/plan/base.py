@@ -1,0 +1,42 @@
+"""The planner interface. A planner reads chapters and returns the cast and the storyboards;
+the pipeline decides what gets written (it never overwrites a file the user edited)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from novelcomic.models import CharactersFile, LocationsFile, ProjectConfig, PropsFile, Storyboard
+
+
+@dataclass
+class ChapterText:
+    id: str
+    title: str
+    text: str
+
+
+@dataclass
+class PlanRequest:
+    config: ProjectConfig
+    chapters: list[ChapterText]
+    # What the project already knows (the user's files when they exist): planners keep these
+    # ids, names and aliases and add to them rather than inventing a new cast.
+    characters: CharactersFile = field(default_factory=CharactersFile)
+    props: PropsFile = field(default_factory=PropsFile)
+    locations: LocationsFile = field(default_factory=LocationsFile)
+
+
+@dataclass
+class PlanResult:
+    characters: CharactersFile
+    props: PropsFile
+    locations: LocationsFile
+    storyboards: dict[str, Storyboard]  # chapter id → storyboard
+    warnings: list[str] = field(default_factory=list)
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, request: PlanRequest) -> PlanResult: ...

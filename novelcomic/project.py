@@ -1,0 +1,283 @@
+"""A project directory: where each file lives, loading and validating the YAML, writing what the
+pipeline generates without ever overwriting a user's edit, and the lock that keeps two runs apart.
+
+Layout (``<root>/<name>/``)::
+
+    project.yaml            settings and the chapter list          (user's)
+    characters.yaml         cast and narrator voice                 (generated once, then user's)
+    props.yaml, locations.yaml
+    storyboards/<ch>.yaml   scenes → shots → lines                  (generated once, then user's)
+    chapters/<ch>.txt       the cleaned chapter text
+    design/                 character reference sheets              (derived)
+    render/<ch>/<shot>.png  shot images                             (derived)
+    audio/<ch>/…            spoken lines                            (derived)
+    out/<ch>.mp4, .srt      the finished videos                     (derived)
+    .novelcomic/            state.db, JSON schemas, work files, the lock
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from novelcomic.errors import NovelcomicError, ProjectLockedError
+from novelcomic.fsutil import atomic_write_text, sha256_file
+from novelcomic.models import (
+    NARRATOR,
+    SCHEMA_MODELS,
+    CharactersFile,
+    LocationsFile,
+    ProjectConfig,
+    PropsFile,
+    Storyboard,
+)
+from novelcomic.store import Store
+from novelcomic.yamlio import SCHEMA_DIR, load_model, model_to_yaml, read_yaml, line_of
+
+NAME_RE = re.compile(r"^[^/\\\x00]+$")
+
+
+def projects_root(explicit: str | Path | None = None) -> Path:
+    """``explicit`` → ``$NOVELCOMIC_PROJECTS_DIR`` → ``./projects``."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("NOVELCOMIC_PROJECTS_DIR") or "projects")
+
+
+def check_project_name(name: str) -> str:
+    if not name or not name.strip():
+        raise NovelcomicError("project name is empty")
+    if name in (".", "..") or ".." in Path(name).parts or not NAME_RE.match(name) or name.startswith("."):
+        raise NovelcomicError(f"invalid project name {name!r}: it may not contain '/', '\\' or '..' or start with '.'")
+    return name
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: Path
+    status: Literal["written", "unchanged", "proposal"]
+
+    @property
+    def proposal(self) -> bool:
+        return self.status == "proposal"
+
+
+class Project:
+    """One project directory. Loading is explicit (nothing is read at construction)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = Path(path).resolve()
+        self.name = self.dir.name
+        self._store: Store | None = None
+
+    @classmethod
+    def open(cls, name_or_path: str | Path, root: str | Path | None = None) -> "Project":
+        """Open an existing project by name (under ``root``) or by path."""
+        p = Path(name_or_path)
+        candidates = [p] if (p.is_absolute() or len(p.parts) > 1) else [projects_root(root) / p]
+        for c in candidates:
+            if (c / "project.yaml").is_file():
+                return cls(c)
+        raise NovelcomicError(f"no project {str(name_or_path)!r} (looked for {candidates[0] / 'project.yaml'})")
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def project_yaml(self) -> Path:
+        return self.dir / "project.yaml"
+
+    @property
+    def characters_yaml(self) -> Path:
+        return self.dir / "characters.yaml"
+
+    @property
+    def props_yaml(self) -> Path:
+        return self.dir / "props.yaml"
+
+    @property
+    def locations_yaml(self) -> Path:
+        return self.dir / "locations.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / ".novelcomic"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.state_dir / "work"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.dir / "out"
+
+    def chapter_text_path(self, chapter: str) -> Path:
+        return self.dir / "chapters" / f"{chapter}.txt"
+
+    def storyboard_path(self, chapter: str) -> Path:
+        return self.dir / "storyboards" / f"{chapter}.yaml"
+
+    def sheet_path(self, character_id: str) -> Path:
+        return self.dir / "design" / "characters" / f"{character_id}.png"
+
+    def shot_image_path(self, chapter: str, shot_id: str) -> Path:
+        return self.dir / "render" / chapter / f"{shot_id}.png"
+
+    def audio_dir(self, chapter: str) -> Path:
+        return self.dir / "audio" / chapter
+
+    def video_path(self, chapter: str) -> Path:
+        return self.out_dir / f"{chapter}.mp4"
+
+    def srt_path(self, chapter: str) -> Path:
+        return self.out_dir / f"{chapter}.srt"
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.dir))
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.name, self.dir)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @contextlib.contextmanager
+    def lock(self, wait: bool = False) -> Iterator[None]:
+        """An exclusive lock on the project; a second run waits (``wait``) or refuses clearly."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self.state_dir / "lock", "a+")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ProjectLockedError(
+                    f"project {self.name!r} is being processed by {holder}; wait for it to finish"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    # ------------------------------------------------------------------ loading
+
+    def config(self) -> ProjectConfig:
+        return load_model(self.project_yaml, ProjectConfig)
+
+    def characters(self) -> CharactersFile:
+        if not self.characters_yaml.exists():
+            return CharactersFile()
+        return load_model(self.characters_yaml, CharactersFile)
+
+    def props(self) -> PropsFile:
+        if not self.props_yaml.exists():
+            return PropsFile()
+        return load_model(self.props_yaml, PropsFile)
+
+    def locations(self) -> LocationsFile:
+        if not self.locations_yaml.exists():
+            return LocationsFile()
+        return load_model(self.locations_yaml, LocationsFile)
+
+    def chapter_text(self, chapter: str) -> str:
+        path = self.chapter_text_path(chapter)
+        if not path.is_file():
+            raise NovelcomicError("chapter text missing", file=path)
+        return path.read_text(encoding="utf-8")
+
+    def storyboard(self, chapter: str) -> Storyboard:
+        """Load and validate a storyboard, including the ids it refers to."""
+        path = self.storyboard_path(chapter)
+        sb = load_model(path, Storyboard)
+        self._check_references(path, sb)
+        return sb
+
+    def _check_references(self, path: Path, sb: Storyboard) -> None:
+        chars = {c.id for c in self.characters().characters}
+        props = {p.id for p in self.props().props}
+        locs = {loc.id for loc in self.locations().locations}
+        problems: list[tuple[tuple[object, ...], str]] = []
+        for si, scene in enumerate(sb.scenes):
+            if scene.location and scene.location not in locs:
+                problems.append((("scenes", si, "location"), f"unknown location id {scene.location!r}"))
+            for hi, shot in enumerate(scene.shots):
+                base = ("scenes", si, "shots", hi)
+                for ci, c in enumerate(shot.characters):
+                    if c not in chars:
+                        problems.append((base + ("characters", ci), f"unknown character id {c!r} (not in characters.yaml)"))
+                for pi, p in enumerate(shot.props):
+                    if p not in props:
+                        problems.append((base + ("props", pi), f"unknown prop id {p!r} (not in props.yaml)"))
+                if shot.location and shot.location not in locs:
+                    problems.append((base + ("location",), f"unknown location id {shot.location!r} (not in locations.yaml)"))
+                for li, line in enumerate(shot.lines):
+                    if line.speaker != NARRATOR and line.speaker not in chars:
+                        problems.append(
+                            (base + ("lines", li, "speaker"), f"unknown character id {line.speaker!r} (not in characters.yaml)")
+                        )
+        if problems:
+            from novelcomic.yamlio import format_loc
+
+            _, node = read_yaml(path)
+            loc, msg = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise NovelcomicError(msg + more, file=path, line=line_of(node, loc), field=format_loc(loc))
+
+    # ------------------------------------------------------------------ writing generated YAML
+
+    def schema_ref(self, path: Path) -> str:
+        """The schema modeline target for ``path``, relative to the file so editors resolve it."""
+        return os.path.relpath(self.state_dir / "schema", path.parent)
+
+    def write_schemas(self) -> Path:
+        out = self.dir / SCHEMA_DIR
+        for name, model in SCHEMA_MODELS.items():
+            atomic_write_text(out / f"{name}.schema.json", json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
+        return out
+
+    def write_generated(self, path: Path, obj: BaseModel, schema_name: str) -> WriteResult:
+        """Write a generated YAML file unless the user changed the one that is there.
+
+        The hash of every file we write is recorded. If the file on disk no longer has that hash
+        (or was never ours), the user edited it: we leave it alone and write
+        ``<name>.proposed.yaml`` beside it instead.
+        """
+        path = Path(path)
+        ref = f"{self.schema_ref(path)}/{schema_name}.schema.json"
+        text = model_to_yaml(obj, schema_ref=ref)
+        key = self.rel(path) if path.exists() else str(path.resolve().relative_to(self.dir))
+        if path.exists():
+            current = sha256_file(path)
+            record = self.store.asset("yaml", key)
+            if record is None or record.content_hash != current:
+                proposal = path.with_suffix(".proposed.yaml")
+                atomic_write_text(proposal, text)
+                return WriteResult(proposal, "proposal")
+            if path.read_text(encoding="utf-8") == text:
+                return WriteResult(path, "unchanged")
+        atomic_write_text(path, text)
+        self.store.record("yaml", key, path, backend="generated")
+        return WriteResult(path, "written")
+
+    def save_config(self, cfg: ProjectConfig) -> WriteResult:
+        return self.write_generated(self.project_yaml, cfg, "project")

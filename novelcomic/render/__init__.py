@@ -1,0 +1,1 @@
+"""Design and render stages: character reference sheets and shot images."""

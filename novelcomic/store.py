@@ -1,0 +1,233 @@
+"""Derived state in a SQLModel database: runs, stage status per chapter, generated assets.
+
+SQLite at ``<project>/.novelcomic/state.db`` by default; ``NOVELCOMIC_DATABASE_URL`` points every
+project at one database (Postgres, say), rows keyed by project name. The YAML files stay the
+source of truth: this database only remembers what was made from them, from which inputs, so a
+re-run can skip finished work and tell a user's edit from our own output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, UniqueConstraint, event
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from novelcomic.fsutil import sha256_file
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Run(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    stages: str = ""
+    chapters: str = ""
+    status: str = "running"  # running | completed | failed
+    error: str = ""
+    started_at: dt.datetime = Field(default_factory=_now)
+    finished_at: dt.datetime | None = None
+
+
+class StageStatus(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("project", "chapter", "stage"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    chapter: str = ""  # "" for project-wide stages (design)
+    stage: str
+    status: str = "pending"  # pending | running | done | failed
+    detail: str = ""
+    updated_at: dt.datetime = Field(default_factory=_now)
+
+
+class Asset(SQLModel, table=True):
+    """One generated file: what it is, where it is, and what it was made from."""
+
+    __table_args__ = (UniqueConstraint("project", "kind", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    kind: str  # yaml | sheet | shot | audio | segment | video | subtitles | ...
+    key: str  # unique within (project, kind), e.g. "01/s01-02" or "characters.yaml"
+    path: str  # relative to the project directory
+    inputs_hash: str = ""
+    content_hash: str = ""
+    backend: str = ""
+    seed: int | None = None
+    chapter: str = ""
+    meta: str = "{}"  # JSON: durations, warnings, ...
+    warnings: str = ""
+    version: int = 1
+    created_at: dt.datetime = Field(default_factory=_now)
+
+    def meta_dict(self) -> dict[str, Any]:
+        return json.loads(self.meta or "{}")
+
+
+class Approval(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    subject: str  # e.g. "sheet:wukong"
+    decision: str  # approved | regenerate | edited
+    note: str = ""
+    decided_at: dt.datetime = Field(default_factory=_now)
+
+
+def database_url(project_dir: Path) -> str:
+    return os.environ.get("NOVELCOMIC_DATABASE_URL") or f"sqlite:///{project_dir / '.novelcomic' / 'state.db'}"
+
+
+class Store:
+    """A handle on one project's rows. Cheap to create; the engine is created on first use."""
+
+    def __init__(self, project: str, project_dir: Path, url: str | None = None) -> None:
+        self.project = project
+        self.project_dir = Path(project_dir)
+        self.url = url or database_url(self.project_dir)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            if self.url.startswith("sqlite:///"):
+                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+                @event.listens_for(engine, "connect")
+                def _wal(dbapi_conn: Any, _: Any) -> None:  # pragma: no cover - sqlite pragma
+                    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+                    dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+            else:
+                engine = create_engine(self.url)
+            SQLModel.metadata.create_all(engine)
+            self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # ------------------------------------------------------------------ assets
+
+    def asset(self, kind: str, key: str) -> Asset | None:
+        with Session(self.engine) as s:
+            return s.exec(
+                select(Asset).where(Asset.project == self.project, Asset.kind == kind, Asset.key == key)
+            ).first()
+
+    def assets(self, kind: str | None = None, chapter: str | None = None) -> list[Asset]:
+        with Session(self.engine) as s:
+            q = select(Asset).where(Asset.project == self.project)
+            if kind is not None:
+                q = q.where(Asset.kind == kind)
+            if chapter is not None:
+                q = q.where(Asset.chapter == chapter)
+            return list(s.exec(q.order_by(Asset.id)))
+
+    def fresh(self, kind: str, key: str, inputs_hash: str) -> Asset | None:
+        """The asset if it was made from exactly these inputs and its file is intact, else None."""
+        a = self.asset(kind, key)
+        if a is None or a.inputs_hash != inputs_hash:
+            return None
+        path = self.project_dir / a.path
+        if not path.is_file():
+            return None
+        if a.content_hash and sha256_file(path) != a.content_hash:
+            return None
+        return a
+
+    def record(
+        self,
+        kind: str,
+        key: str,
+        path: Path,
+        *,
+        inputs_hash: str = "",
+        backend: str = "",
+        seed: int | None = None,
+        chapter: str = "",
+        meta: dict[str, Any] | None = None,
+        warnings: list[str] | None = None,
+    ) -> Asset:
+        """Insert or update the record of a file that was just written (atomically)."""
+        path = Path(path)
+        rel = str(path.relative_to(self.project_dir)) if path.is_absolute() else str(path)
+        full = self.project_dir / rel
+        with Session(self.engine) as s:
+            a = s.exec(
+                select(Asset).where(Asset.project == self.project, Asset.kind == kind, Asset.key == key)
+            ).first()
+            if a is None:
+                a = Asset(project=self.project, kind=kind, key=key, path=rel)
+            else:
+                a.version += 1
+            a.path = rel
+            a.inputs_hash = inputs_hash
+            a.content_hash = sha256_file(full)
+            a.backend = backend
+            a.seed = seed
+            a.chapter = chapter
+            a.meta = json.dumps(meta or {}, ensure_ascii=False)
+            a.warnings = "\n".join(warnings or [])
+            a.created_at = _now()
+            s.add(a)
+            s.commit()
+            s.refresh(a)
+            return a
+
+    # ------------------------------------------------------------------ runs and stages
+
+    def start_run(self, stages: list[str], chapters: list[str]) -> int:
+        with Session(self.engine) as s:
+            r = Run(project=self.project, stages=",".join(stages), chapters=",".join(chapters))
+            s.add(r)
+            s.commit()
+            s.refresh(r)
+            assert r.id is not None
+            return r.id
+
+    def finish_run(self, run_id: int, error: str = "") -> None:
+        with Session(self.engine) as s:
+            r = s.get(Run, run_id)
+            if r is None:
+                return
+            r.status = "failed" if error else "completed"
+            r.error = error
+            r.finished_at = _now()
+            s.add(r)
+            s.commit()
+
+    def runs(self) -> list[Run]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(Run).where(Run.project == self.project).order_by(Run.id)))
+
+    def set_stage(self, stage: str, status: str, chapter: str = "", detail: str = "") -> None:
+        with Session(self.engine) as s:
+            row = s.exec(
+                select(StageStatus).where(
+                    StageStatus.project == self.project, StageStatus.chapter == chapter, StageStatus.stage == stage
+                )
+            ).first()
+            if row is None:
+                row = StageStatus(project=self.project, chapter=chapter, stage=stage)
+            row.status = status
+            row.detail = detail
+            row.updated_at = _now()
+            s.add(row)
+            s.commit()
+
+    def stage_statuses(self) -> list[StageStatus]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(StageStatus).where(StageStatus.project == self.project)))
+
+    def approve(self, subject: str, decision: str, note: str = "") -> None:
+        with Session(self.engine) as s:
+            s.add(Approval(project=self.project, subject=subject, decision=decision, note=note))
+            s.commit()

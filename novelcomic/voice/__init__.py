@@ -1,0 +1,1 @@
+"""Voice stage: one audio file per spoken line."""
