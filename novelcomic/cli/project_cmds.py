@@ -1,0 +1,94 @@
+"""Commands about projects: new-project, status, validate, schema, backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from novelcomic.project import Project
+
+
+@click.command("new-project")
+@click.argument("name")
+@click.option("--novel", "novel", type=click.Path(dir_okay=False), required=True, help="The novel, a .txt file.")
+@click.option("--encoding", default=None, help="Text encoding (default: detected; utf-8, gb18030, big5, utf-16 …).")
+@click.option("--title", default=None, help="Title (default: from the text or the file name).")
+@click.option("--language", type=click.Choice(["zh", "en"]), default=None, help="Default: detected.")
+@click.option("--aspect", type=click.Choice(["9:16", "16:9"]), default="9:16", show_default=True)
+@click.pass_obj
+def new_project(obj: dict, name: str, novel: str, encoding: str | None, title: str | None, language: str | None, aspect: str) -> None:
+    """Create project NAME from a novel: decode, clean, split into chapters.
+
+    Never overwrites an existing project.
+    """
+    from novelcomic.ingest.create import create_project
+
+    project = create_project(
+        name, Path(novel), Path(obj["root"]) if obj["root"] else None,
+        encoding=encoding, title=title, language=language, aspect=aspect,
+    )
+    cfg = project.config()
+    click.echo(f"created {project.dir} ({cfg.language}, {len(cfg.chapters)} chapters)")
+    for ch in cfg.chapters:
+        click.echo(f"  {ch.id}  {ch.title}")
+    click.echo(f"next: novelcomic run {name}")
+
+
+@click.command("status")
+@click.argument("name")
+@click.pass_obj
+def status(obj: dict, name: str) -> None:
+    """Show what has been made for each chapter of project NAME."""
+    from novelcomic.status import project_status
+
+    click.echo(project_status(Project.open(name, obj["root"])))
+
+
+@click.command("validate")
+@click.argument("name")
+@click.pass_obj
+def validate(obj: dict, name: str) -> None:
+    """Check every YAML file of project NAME (errors give file:line: field)."""
+    project = Project.open(name, obj["root"])
+    cfg = project.config()
+    project.characters()
+    project.props()
+    project.locations()
+    n = 0
+    for ch in cfg.chapters:
+        if project.storyboard_path(ch.id).exists():
+            project.storyboard(ch.id)
+            n += 1
+    click.echo(f"ok: project.yaml, characters.yaml, props.yaml, locations.yaml, {n} storyboards")
+
+
+@click.command("schema")
+@click.argument("which", required=False, type=click.Choice(["project", "characters", "props", "locations", "storyboard"]))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write every schema as FILE.schema.json here.")
+def schema(which: str | None, out: str | None) -> None:
+    """Print the JSON Schema of a project file (or write them all with --out)."""
+    from novelcomic.fsutil import atomic_write_text
+    from novelcomic.models import SCHEMA_MODELS
+
+    if out:
+        for name, model in SCHEMA_MODELS.items():
+            atomic_write_text(Path(out) / f"{name}.schema.json", json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
+        click.echo(f"wrote {len(SCHEMA_MODELS)} schemas to {out}")
+        return
+    models = {which: SCHEMA_MODELS[which]} if which else SCHEMA_MODELS
+    payload = {k: m.model_json_schema() for k, m in models.items()}
+    click.echo(json.dumps(payload[which] if which else payload, ensure_ascii=False, indent=2))
+
+
+@click.command("backends")
+def backends() -> None:
+    """List the backends each stage can use (built-in and from plugins)."""
+    from novelcomic.registry import REGISTRIES
+
+    for stage, reg in REGISTRIES.items():
+        click.echo(f"{stage:8} {', '.join(reg.names())}")
+
+
+COMMANDS = [new_project, status, validate, schema, backends]

@@ -1,0 +1,84 @@
+"""Commands that run the pipeline: run, demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from novelcomic.errors import NovelcomicError
+from novelcomic.project import Project, projects_root
+
+DEMO_PROJECT = "lantern-fox"
+
+
+def run_project(project: Project, chapters: str | None, stages: tuple[str, ...], use_prefect: bool) -> list[Path]:
+    """Run the selected stages under the project lock; returns the videos made."""
+    from novelcomic import pipeline
+
+    for s in stages:
+        if s not in pipeline.STAGES:
+            raise NovelcomicError(f"unknown stage {s!r} (stages: {', '.join(pipeline.STAGES)})", field="--stage")
+    cfg = project.config()
+    selected = pipeline.select_chapters(cfg, chapters)
+    stage_list = list(stages) or list(pipeline.STAGES)
+    with project.lock():
+        removed = pipeline.sweep_partials(project)
+        if removed:
+            click.echo(f"removed {removed} unfinished temporary files from an interrupted run")
+        run_id = project.store.start_run(stage_list, selected)
+        try:
+            if use_prefect:
+                from novelcomic.prefect_env import configure_prefect
+
+                configure_prefect()
+                from flows.produce import produce
+
+                videos = [Path(v) for v in produce(str(project.dir), selected, stage_list)]
+            else:
+                reports = pipeline.produce(project, selected, stage_list)
+                for r in reports:
+                    click.echo(r.summary())
+                videos = [project.video_path(ch) for ch in selected] if "compose" in stage_list else []
+        except BaseException as exc:
+            project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
+            raise
+        project.store.finish_run(run_id)
+    return videos
+
+
+@click.command("run")
+@click.argument("name")
+@click.option("--chapters", default=None, help="Chapters to process: ids or numbers, e.g. 1-3,5 (default: all).")
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["plan", "design", "render", "voice", "compose"]),
+              help="Run only this stage (repeatable). Default: all stages.")
+@click.option("--no-prefect", is_flag=True, help="Run the plain library pipeline without Prefect.")
+@click.pass_obj
+def run(obj: dict, name: str, chapters: str | None, stages: tuple[str, ...], no_prefect: bool) -> None:
+    """Run the pipeline (or some stages) for project NAME. Finished work is skipped."""
+    project = Project.open(name, obj["root"])
+    t0 = time.monotonic()
+    videos = run_project(project, chapters, stages, use_prefect=not no_prefect)
+    click.echo(f"done in {time.monotonic() - t0:.0f} s")
+    for v in videos:
+        click.echo(str(v))
+
+
+@click.command("demo")
+@click.option("--no-prefect", is_flag=True, help="Run the plain library pipeline without Prefect.")
+@click.pass_obj
+def demo(obj: dict, no_prefect: bool) -> None:
+    """Run the bundled Chinese example project end to end and print the videos' paths."""
+    root = Path(obj["root"]) if obj["root"] else projects_root()
+    if not (root / DEMO_PROJECT / "project.yaml").exists():
+        raise NovelcomicError(f"the example project is not at {root / DEMO_PROJECT}: run this from the repository root")
+    project = Project.open(DEMO_PROJECT, root)
+    t0 = time.monotonic()
+    videos = run_project(project, None, (), use_prefect=not no_prefect)
+    click.echo(f"demo done in {time.monotonic() - t0:.0f} s; videos:")
+    for v in videos:
+        click.echo(str(v))
+
+
+COMMANDS = [run, demo]

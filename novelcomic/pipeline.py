@@ -1,0 +1,434 @@
+"""The pipeline as plain functions: one per stage (and per shot / per chapter where work can be
+spread out). Prefect flows in ``flows/`` wrap these; nothing here imports Prefect.
+
+Every function is idempotent: each output is recorded in the store with a hash of everything it
+was made from, and a re-run skips outputs whose inputs did not change and whose file is intact.
+Outputs are written atomically, so a killed run leaves finished files whole and no half-written
+file where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from novelcomic.errors import NovelcomicError
+from novelcomic.fsutil import atomic_path, hash_inputs
+from novelcomic.models import NARRATOR, ProjectConfig, Storyboard
+from novelcomic.project import Project
+from novelcomic.registry import composers, image_backends, planners, tts_backends
+
+log = logging.getLogger("novelcomic")
+
+STAGES = ("plan", "design", "render", "voice", "compose")
+SHEET_SIZE = (1216, 832)  # landscape turnaround; a multiple of 64 so diffusion backends take it as is
+
+
+@dataclass
+class StageReport:
+    stage: str
+    chapter: str = ""
+    made: int = 0
+    reused: int = 0
+    outputs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, path: Path, made: bool, warnings: list[str] | None = None) -> None:
+        self.outputs.append(path)
+        if made:
+            self.made += 1
+        else:
+            self.reused += 1
+        self.warnings.extend(warnings or [])
+
+    def summary(self) -> str:
+        where = f" {self.chapter}" if self.chapter else ""
+        return f"{self.stage}{where}: {self.made} made, {self.reused} up to date"
+
+
+# --------------------------------------------------------------------------- selection helpers
+
+
+def select_chapters(cfg: ProjectConfig, spec: str | None) -> list[str]:
+    """Chapter ids for ``spec``: None/"all", ids or 1-based numbers, ranges and lists ("1-3,5")."""
+    ids = [c.id for c in cfg.chapters]
+    if not ids:
+        raise NovelcomicError("the project has no chapters", file="project.yaml", field="chapters")
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return ids
+    chosen: list[str] = []
+
+    def resolve(token: str) -> int:
+        if token in ids:
+            return ids.index(token)
+        if token.isdigit() and 1 <= int(token) <= len(ids):
+            return int(token) - 1
+        raise NovelcomicError(f"no chapter {token!r} (chapters: {', '.join(ids)})", field="--chapters")
+
+    for part in re.split(r"[,\s]+", spec.strip()):
+        if not part:
+            continue
+        if "-" in part and part not in ids:
+            a, _, b = part.partition("-")
+            lo, hi = resolve(a), resolve(b)
+            if lo > hi:
+                raise NovelcomicError(f"empty chapter range {part!r}", field="--chapters")
+            picked = ids[lo : hi + 1]
+        else:
+            picked = [ids[resolve(part)]]
+        chosen.extend(i for i in picked if i not in chosen)
+    return chosen
+
+
+def shot_seed(cfg: ProjectConfig, chapter: str, shot_id: str, explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    return (cfg.seed * 1_000_003 + zlib.crc32(f"{chapter}/{shot_id}".encode())) % (2**31)
+
+
+def sweep_partials(project: Project) -> int:
+    """Remove temporary files a killed run left behind (``.name.partXXX``); returns how many."""
+    n = 0
+    for sub in ("design", "render", "audio", "out", "storyboards", ".novelcomic/work", "chapters"):
+        base = project.dir / sub
+        if base.is_dir():
+            for p in base.rglob(".*.part*"):
+                if p.is_file():
+                    p.unlink()
+                    n += 1
+    for p in project.dir.glob(".*.part*"):
+        if p.is_file():
+            p.unlink()
+            n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
+    """Plan the chapters: characters/props/locations YAML and one storyboard per chapter.
+
+    A chapter whose text and planner settings are unchanged since it was planned is skipped.
+    Files the user edited are never overwritten: a ``.proposed.yaml`` is written beside them.
+    """
+    from novelcomic.plan.base import ChapterText, PlanRequest
+
+    cfg = project.config()
+    chapters = chapters or [c.id for c in cfg.chapters]
+    report = StageReport("plan")
+    spec = cfg.stages.plan
+    texts = {ch: project.chapter_text(ch) for ch in chapters}
+    hashes = {ch: hash_inputs(texts[ch], spec, cfg.language) for ch in chapters}
+    todo = []
+    for ch in chapters:
+        rec = project.store.asset("plan", ch)
+        exists = project.storyboard_path(ch).exists()
+        if exists and (rec is None or rec.inputs_hash == hashes[ch]):
+            # Up to date, or a storyboard we never made (the user's own, or a committed example):
+            # either way it is kept as it is.
+            report.add(project.storyboard_path(ch), made=False)
+        else:
+            todo.append(ch)
+    if not todo:
+        return report
+    planner = planners.create(spec.backend, spec.options)
+    request = PlanRequest(
+        config=cfg,
+        chapters=[ChapterText(ch, cfg.chapter(ch).title, texts[ch]) for ch in todo],
+        characters=project.characters(),
+        props=project.props(),
+        locations=project.locations(),
+    )
+    result = planner.plan(request)
+    report.warnings.extend(result.warnings)
+    for path, obj, schema in (
+        (project.characters_yaml, result.characters, "characters"),
+        (project.props_yaml, result.props, "props"),
+        (project.locations_yaml, result.locations, "locations"),
+    ):
+        _note_write(report, project.write_generated(path, obj, schema))
+    for ch in todo:
+        sb = result.storyboards.get(ch)
+        if sb is None:
+            raise NovelcomicError(f"planner {spec.backend!r} returned no storyboard for chapter {ch!r}")
+        path = project.storyboard_path(ch)
+        wr = project.write_generated(path, sb, "storyboard")
+        _note_write(report, wr)
+        project.store.record("plan", ch, wr.path, inputs_hash=hashes[ch], backend=spec.backend, chapter=ch)
+    return report
+
+
+def _note_write(report: StageReport, wr: object) -> None:
+    from novelcomic.project import WriteResult
+
+    assert isinstance(wr, WriteResult)
+    report.add(wr.path, made=wr.status == "written")
+    if wr.proposal:
+        target = wr.path.name.replace(".proposed", "")
+        report.warnings.append(f"{target} was edited by you and was left alone; the new plan is in {wr.path}")
+
+
+# --------------------------------------------------------------------------- design
+
+
+def design(project: Project) -> StageReport:
+    """A reference sheet per character (skipped for characters with their own reference images)."""
+    from novelcomic.render.base import SheetRequest
+
+    cfg = project.config()
+    spec = cfg.stages.design
+    report = StageReport("design")
+    backend = None
+    for ch in project.characters().characters:
+        if ch.reference_images:
+            continue
+        w, h = SHEET_SIZE
+        seed = shot_seed(cfg, "design", ch.id, None)
+        inputs = hash_inputs(ch, cfg.style, spec, w, h, seed, cfg.language)
+        path = project.sheet_path(ch.id)
+        if project.store.fresh("sheet", ch.id, inputs):
+            report.add(path, made=False)
+            continue
+        backend = backend or image_backends.create(spec.backend, spec.options)
+        result = backend.design_character(SheetRequest(ch, cfg.style, w, h, seed, cfg.language))
+        _save_image(result.image, path)
+        project.store.record(
+            "sheet", ch.id, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed,
+            meta={"regions": result.regions, **result.meta},
+        )
+        report.add(path, made=True)
+    return report
+
+
+def _save_image(image: object, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")  # type: ignore[attr-defined]
+
+
+def reference_images(project: Project, character_id: str) -> list[Path]:
+    ch = project.characters().by_id()[character_id]
+    if ch.reference_images:
+        return [project.dir / p for p in ch.reference_images]
+    sheet = project.sheet_path(character_id)
+    return [sheet] if sheet.exists() else []
+
+
+# --------------------------------------------------------------------------- render
+
+
+def shot_ids(project: Project, chapter: str) -> list[str]:
+    return [shot.id for _, shot in project.storyboard(chapter).shots()]
+
+
+def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | None = None) -> tuple[Path, bool]:
+    """Render one shot image; returns (path, made). Skipped when its inputs are unchanged."""
+    from novelcomic.render.base import CharacterRef, ShotRequest
+
+    ctx = _ctx or _render_context(project, chapter)
+    cfg: ProjectConfig = ctx["cfg"]
+    sb: Storyboard = ctx["storyboard"]
+    scene, shot = next((s, sh) for s, sh in sb.shots() if sh.id == shot_id)
+    chars = ctx["characters"]
+    refs = [CharacterRef(chars[c], reference_images(project, c)) for c in shot.characters]
+    loc_id = shot.location or scene.location
+    location = ctx["locations"].get(loc_id) if loc_id else None
+    props = [ctx["props"][p] for p in shot.props]
+    seed = shot_seed(cfg, chapter, shot.id, shot.seed)
+    w, h = cfg.size
+    spec = cfg.stages.render
+    ref_hashes = [project.store.asset("sheet", r.character.id) for r in refs]
+    inputs = hash_inputs(
+        shot, scene.mood, location, props, [r.character for r in refs],
+        [a.content_hash if a else "" for a in ref_hashes], cfg.style, spec, w, h, seed, cfg.language,
+    )
+    key = f"{chapter}/{shot.id}"
+    path = project.shot_image_path(chapter, shot.id)
+    if project.store.fresh("shot", key, inputs):
+        return path, False
+    backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
+    ctx["backend"] = backend
+    names = {c.id: c.name for c in chars.values()}
+    request = ShotRequest(
+        chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
+        style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
+    )
+    result = backend.render_shot(request)
+    if result.image.size != (w, h):
+        raise NovelcomicError(f"render backend {spec.backend!r} returned {result.image.size}, expected {(w, h)}")
+    _save_image(result.image, path)
+    project.store.record(
+        "shot", key, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed, chapter=chapter,
+        meta={"regions": result.regions, **result.meta},
+    )
+    return path, True
+
+
+def _render_context(project: Project, chapter: str) -> dict:
+    return {
+        "cfg": project.config(),
+        "storyboard": project.storyboard(chapter),
+        "characters": project.characters().by_id(),
+        "locations": {loc.id: loc for loc in project.locations().locations},
+        "props": {p.id: p for p in project.props().props},
+    }
+
+
+def render(project: Project, chapter: str) -> StageReport:
+    report = StageReport("render", chapter)
+    ctx = _render_context(project, chapter)
+    for _, shot in ctx["storyboard"].shots():
+        path, made = render_shot(project, chapter, shot.id, _ctx=ctx)
+        report.add(path, made)
+    return report
+
+
+# --------------------------------------------------------------------------- voice
+
+
+def line_key(chapter: str, shot_id: str, index: int) -> str:
+    return f"{chapter}/{shot_id}/{index:02d}"
+
+
+def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | None = None) -> StageReport:
+    """Speak every line of one shot (one WAV per line)."""
+    from novelcomic.voice.base import SpeechRequest
+
+    ctx = _ctx or _voice_context(project, chapter)
+    cfg: ProjectConfig = ctx["cfg"]
+    spec = cfg.stages.voice
+    shot = ctx["storyboard"].shot(shot_id)
+    report = StageReport("voice", chapter)
+    for i, line in enumerate(shot.lines):
+        voice = ctx["cast"].get(line.speaker) or ctx["cast"][NARRATOR]
+        inputs = hash_inputs(line.text, line.emotion, voice, spec, cfg.language)
+        key = line_key(chapter, shot.id, i)
+        path = project.audio_dir(chapter) / f"{shot.id}-{i:02d}.wav"
+        if project.store.fresh("audio", key, inputs):
+            report.add(path, made=False)
+            continue
+        backend = ctx.get("backend") or tts_backends.create(spec.backend, spec.options)
+        ctx["backend"] = backend
+        req = SpeechRequest(text=line.text, language=cfg.language, voice=voice, speaker=line.speaker, emotion=line.emotion)
+        with atomic_path(path) as tmp:
+            result = backend.synthesize(req, tmp)
+        for w in result.warnings:
+            log.warning("%s: %s", key, w)
+        project.store.record(
+            "audio", key, path, inputs_hash=inputs, backend=spec.backend, chapter=chapter,
+            meta={"duration": result.duration, "voice": result.voice, "sample_rate": result.sample_rate,
+                  "words": [[w.start, w.end, w.text] for w in result.words]},
+            warnings=result.warnings,
+        )
+        report.add(path, made=True, warnings=result.warnings)
+    return report
+
+
+def _voice_context(project: Project, chapter: str) -> dict:
+    from novelcomic.voice.casting import cast_voices
+
+    cfg = project.config()
+    return {
+        "cfg": cfg,
+        "storyboard": project.storyboard(chapter),
+        "cast": cast_voices(project.characters(), cfg.language, cfg.stages.voice.backend),
+    }
+
+
+def voice(project: Project, chapter: str) -> StageReport:
+    report = StageReport("voice", chapter)
+    ctx = _voice_context(project, chapter)
+    for _, shot in ctx["storyboard"].shots():
+        r = voice_shot(project, chapter, shot.id, _ctx=ctx)
+        report.made += r.made
+        report.reused += r.reused
+        report.outputs += r.outputs
+        report.warnings += r.warnings
+    return report
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def compose(project: Project, chapter: str) -> StageReport:
+    """Build the chapter's timeline from the shot images and line audio, and compose the video."""
+    from novelcomic.compose.base import ComposeRequest, LineAudio
+    from novelcomic.compose.timeline import build_timeline
+
+    cfg = project.config()
+    sb = project.storyboard(chapter)
+    names = {c.id: c.name for c in project.characters().characters}
+    images: dict[str, Path] = {}
+    audio: dict[str, list[LineAudio]] = {}
+    parts: list[object] = []
+    for _, shot in sb.shots():
+        rec = project.store.asset("shot", f"{chapter}/{shot.id}")
+        if rec is None or not (project.dir / rec.path).is_file():
+            raise NovelcomicError(f"shot {shot.id} of chapter {chapter} has no image: run the render stage first")
+        images[shot.id] = project.dir / rec.path
+        parts.append(rec.content_hash)
+        lines = []
+        for i, line in enumerate(shot.lines):
+            a = project.store.asset("audio", line_key(chapter, shot.id, i))
+            if a is None or not (project.dir / a.path).is_file():
+                raise NovelcomicError(f"line {i + 1} of shot {shot.id} (chapter {chapter}) has no audio: run the voice stage first")
+            lines.append(LineAudio(line.text, line.speaker, names.get(line.speaker, ""), project.dir / a.path, a.meta_dict()["duration"]))
+            parts.append(a.content_hash)
+        audio[shot.id] = lines
+    w, h = cfg.size
+    timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds)
+    spec = cfg.stages.compose
+    inputs = hash_inputs(sb, parts, spec, cfg.size, cfg.fps, cfg.music, cfg.subtitles, cfg.transition_seconds, cfg.language)
+    report = StageReport("compose", chapter)
+    video, srt = project.video_path(chapter), project.srt_path(chapter)
+    if project.store.fresh("video", chapter, inputs) and srt.exists():
+        report.add(video, made=False)
+        return report
+    composer = composers.create(spec.backend, spec.options)
+    result = composer.compose(
+        ComposeRequest(
+            timeline=timeline, out_video=video, out_srt=srt, work_dir=project.work_dir / chapter,
+            language=cfg.language, music=cfg.music, subtitles=cfg.subtitles, project_dir=project.dir,
+        )
+    )
+    project.store.record("subtitles", chapter, result.srt, inputs_hash=inputs, backend=spec.backend, chapter=chapter)
+    project.store.record(
+        "video", chapter, result.video, inputs_hash=inputs, backend=spec.backend, chapter=chapter,
+        meta={"duration": result.duration, "shots": len(timeline.clips), "cues": len(timeline.cues)},
+        warnings=result.warnings,
+    )
+    report.add(video, made=True, warnings=result.warnings)
+    return report
+
+
+# --------------------------------------------------------------------------- everything, without Prefect
+
+
+def produce(project: Project, chapters: list[str] | None = None, stages: list[str] | None = None) -> list[StageReport]:
+    """Run the selected stages for the selected chapters in order (the plain-Python path that the
+    ``produce`` Prefect flow mirrors with tasks)."""
+    stages = list(stages or STAGES)
+    for s in stages:
+        if s not in STAGES:
+            raise NovelcomicError(f"unknown stage {s!r} (stages: {', '.join(STAGES)})", field="--stage")
+    cfg = project.config()
+    chapters = chapters or [c.id for c in cfg.chapters]
+    reports: list[StageReport] = []
+    if "plan" in stages:
+        reports.append(plan(project, chapters))
+    if "design" in stages:
+        reports.append(design(project))
+    for ch in chapters:
+        for stage, fn in (("render", render), ("voice", voice), ("compose", compose)):
+            if stage in stages:
+                project.store.set_stage(stage, "running", ch)
+                try:
+                    reports.append(fn(project, ch))
+                except Exception as exc:
+                    project.store.set_stage(stage, "failed", ch, str(exc))
+                    raise
+                project.store.set_stage(stage, "done", ch)
+    return reports

@@ -1,0 +1,25 @@
+"""Settings for running flows in Prefect's ephemeral mode (no server to start).
+
+Called by the CLI right before it imports Prefect, never at import time of novelcomic. A user who
+set ``PREFECT_API_URL`` (a real server) or ``PREFECT_HOME`` keeps their settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "novelcomic"
+
+
+def configure_prefect() -> None:
+    os.environ.setdefault("PREFECT_HOME", str(data_dir() / "prefect"))
+    # Analytics on made a telemetry insert fail with "database is locked" on first runs here,
+    # and there is no network to send it to anyway.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -1,0 +1,42 @@
+"""A plain-text report of what has been made for each chapter, from the store."""
+
+from __future__ import annotations
+
+from novelcomic.errors import NovelcomicError
+from novelcomic.project import Project
+
+
+def project_status(project: Project) -> str:
+    cfg = project.config()
+    store = project.store
+    rows = [f"{cfg.title} ({project.dir})", ""]
+    sheets = store.assets("sheet")
+    chars = project.characters().characters
+    rows.append(f"characters: {len(chars)}, reference sheets: {len(sheets)}")
+    rows.append(f"{'chapter':8} {'plan':6} {'shots':>9} {'lines':>9} {'video'}")
+    for ch in cfg.chapters:
+        planned = project.storyboard_path(ch.id).exists()
+        shots_total = lines_total = 0
+        if planned:
+            try:
+                sb = project.storyboard(ch.id)
+                shots = sb.shots()
+                shots_total = len(shots)
+                lines_total = sum(len(s.lines) for _, s in shots)
+            except NovelcomicError as exc:
+                rows.append(f"{ch.id:8} invalid: {exc}")
+                continue
+        rendered = len(store.assets("shot", ch.id))
+        voiced = len(store.assets("audio", ch.id))
+        video = store.asset("video", ch.id)
+        vtext = "-"
+        if video and (project.dir / video.path).exists():
+            vtext = f"{video.path} ({video.meta_dict().get('duration', 0):.1f} s)"
+        rows.append(
+            f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} {vtext}"
+        )
+    last = store.runs()[-1:] if store.runs() else []
+    for r in last:
+        rows.append("")
+        rows.append(f"last run #{r.id}: {r.status} ({r.stages}; chapters {r.chapters}) {r.error}".rstrip())
+    return "\n".join(rows)

@@ -1,0 +1,65 @@
+"""The pipeline's bookkeeping with fake backends: what is skipped, what is redone, what is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from novelcomic import pipeline
+from novelcomic.project import Project
+from tests.fakes import make_project
+
+
+def _run(project: Project) -> dict[str, pipeline.StageReport]:
+    return {f"{r.stage}{r.chapter}": r for r in pipeline.produce(project)}
+
+
+def test_rerun_skips_everything_and_an_edit_redoes_only_its_shot(root: Path, fake_backends) -> None:
+    project = Project(make_project(root))
+    first = _run(project)
+    assert first["render01"].made == 2 and first["voice01"].made == 3 and first["compose01"].made == 1
+    assert fake_backends["planner"].calls == [["01"]]
+    assert project.video_path("01").read_text().startswith("2 clips")
+
+    second = _run(project)
+    assert all(r.made == 0 for r in second.values()), {k: r.summary() for k, r in second.items()}
+    assert fake_backends["planner"].calls == [["01"]]  # not planned again
+
+    # The user edits one line of one shot: that shot's image and audio are redone, nothing else.
+    sb_path = project.storyboard_path("01")
+    sb_path.write_text(sb_path.read_text(encoding="utf-8").replace("好久不见。", "真是好久不见了。"), encoding="utf-8")
+    shot1 = project.store.asset("shot", "01/s01-01")
+    third = _run(project)
+    assert third["render01"].made == 1 and third["voice01"].made == 1 and third["compose01"].made == 1
+    assert project.store.asset("shot", "01/s01-01").version == shot1.version  # untouched shot
+    assert project.store.asset("shot", "01/s01-02").version == 2
+    assert fake_backends["planner"].calls == [["01"]]  # the user's storyboard is kept, not re-planned
+    assert "真是好久不见了" in project.srt_path("01").read_text(encoding="utf-8")
+
+
+def test_timeline_duration_and_cues_follow_the_audio(root: Path, fake_backends) -> None:
+    project = Project(make_project(root))
+    _run(project)
+    durations = [project.store.asset("audio", f"01/s01-02/{i:02d}").meta_dict()["duration"] for i in range(2)]
+    assert all(d > 0.5 for d in durations)
+    video = project.store.asset("video", "01")
+    meta = video.meta_dict()
+    assert meta["shots"] == 2 and meta["cues"] == 3
+    # shot 2 holds two lines: it must last at least as long as both
+    assert meta["duration"] > sum(durations)
+
+
+def test_deleted_output_is_made_again(root: Path, fake_backends) -> None:
+    project = Project(make_project(root))
+    _run(project)
+    project.shot_image_path("01", "s01-02").unlink()
+    again = _run(project)
+    assert again["render01"].made == 1 and again["compose01"].made == 1
+
+
+def test_sweep_partials_removes_leftovers_of_a_killed_run(root: Path, fake_backends) -> None:
+    project = Project(make_project(root))
+    _run(project)
+    leftover = project.shot_image_path("01", "s01-01").parent / ".s01-01.abc123.part.png"
+    leftover.write_bytes(b"\x89PNG half")
+    assert pipeline.sweep_partials(project) == 1
+    assert not leftover.exists()
