@@ -101,6 +101,7 @@ def produce(project_dir: str, chapters: list[str] | None = None, stages: list[st
     project = Project(project_dir)
     stages = list(stages or pipeline.STAGES)
     chapters = chapters or pipeline.select_chapters(project.config(), None)
+    pipeline.preflight(project, chapters)
     if "plan" in stages:
         plan_flow(project_dir, chapters)
     if "design" in stages:

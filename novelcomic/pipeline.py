@@ -407,6 +407,19 @@ def compose(project: Project, chapter: str) -> StageReport:
 # --------------------------------------------------------------------------- everything, without Prefect
 
 
+def preflight(project: Project, chapters: list[str]) -> None:
+    """Validate every user file the run will read, before any work starts, so that a typo in a
+    storyboard fails in a second with file:line instead of after an hour of rendering."""
+    project.config()
+    project.characters()
+    project.props()
+    project.locations()
+    for ch in chapters:
+        project.chapter_text(ch)
+        if project.storyboard_path(ch).exists():
+            project.storyboard(ch)
+
+
 def produce(project: Project, chapters: list[str] | None = None, stages: list[str] | None = None) -> list[StageReport]:
     """Run the selected stages for the selected chapters in order (the plain-Python path that the
     ``produce`` Prefect flow mirrors with tasks)."""
@@ -416,6 +429,7 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
             raise NovelcomicError(f"unknown stage {s!r} (stages: {', '.join(STAGES)})", field="--stage")
     cfg = project.config()
     chapters = chapters or [c.id for c in cfg.chapters]
+    preflight(project, chapters)
     reports: list[StageReport] = []
     if "plan" in stages:
         reports.append(plan(project, chapters))

@@ -1,0 +1,3 @@
+from novelcomic.cli import main
+
+main()

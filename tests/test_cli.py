@@ -1,0 +1,94 @@
+"""The CLI as a user meets it: one-line errors, non-zero exits, nothing created or changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NOVEL = "第一章 开始\n\n阿青说：“你好。”河水静静地流。\n\n第二章 结束\n\n老陈笑道：“再见。”\n"
+
+
+def cli(*args: str, root: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NOVELCOMIC_PROJECTS_DIR": str(root)}
+    return subprocess.run([sys.executable, "-m", "novelcomic", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()} if d.exists() else {}
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.fixture
+def novel(tmp_path: Path) -> Path:
+    p = tmp_path / "novel.txt"
+    p.write_text(NOVEL, encoding="utf-8")
+    return p
+
+
+def test_new_project_then_errors_change_nothing(root: Path, novel: Path, tmp_path: Path) -> None:
+    r = cli("new-project", "story", "--novel", str(novel), root=root)
+    assert r.returncode == 0, r.stderr
+    assert "2 chapters" in r.stdout
+    before = snapshot(root)
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfd\x80\x81" * 50)
+    cases = [
+        (("new-project", "story", "--novel", str(novel)), "already exists"),
+        (("new-project", "a/b", "--novel", str(novel)), "invalid project name"),
+        (("new-project", "..", "--novel", str(novel)), "invalid project name"),
+        (("new-project", "x1", "--novel", str(tmp_path / "missing.txt")), "missing.txt"),
+        (("new-project", "x2", "--novel", str(empty)), "empty"),
+        (("new-project", "x3", "--novel", str(binary)), "binary"),
+        (("new-project", "x4", "--novel", str(bad)), "decode"),
+    ]
+    for args, needle in cases:
+        assert_one_line_error(cli(*args, root=root), needle)
+        assert snapshot(root) == before, args
+
+
+def test_storyboard_errors_give_file_and_line(root: Path, novel: Path) -> None:
+    assert cli("new-project", "story", "--novel", str(novel), root=root).returncode == 0
+    r = cli("run", "story", "--stage", "plan", "--no-prefect", root=root)
+    assert r.returncode == 0, r.stderr
+    sb = root / "story" / "storyboards" / "01.yaml"
+    good = sb.read_text(encoding="utf-8")
+
+    sb.write_text(good + "scenes: [oops\n", encoding="utf-8")
+    r = cli("validate", "story", root=root)
+    assert_one_line_error(r, f"{sb}:", "YAML syntax error")
+
+    lines = good.splitlines()
+    idx = next(i for i, line in enumerate(lines) if line.strip().startswith("speaker:") and "narrator" not in line)
+    lines[idx] = lines[idx].split(":")[0] + ": nobody"
+    sb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = snapshot(root / "story")
+    r = cli("run", "story", "--no-prefect", root=root)
+    assert_one_line_error(r, f"{sb}:{idx + 1}:", "nobody")
+    after = snapshot(root / "story")
+    # only the run bookkeeping may change; no media was made
+    assert not any(k.startswith(("render/", "audio/", "out/")) for k in after if k not in before)
+
+
+def test_status_and_schema(root: Path, novel: Path) -> None:
+    assert cli("new-project", "story", "--novel", str(novel), root=root).returncode == 0
+    r = cli("status", "story", root=root)
+    assert r.returncode == 0 and "01" in r.stdout and "02" in r.stdout
+    r = cli("schema", "storyboard", root=root)
+    assert r.returncode == 0 and '"title": "Storyboard"' in r.stdout
+    assert_one_line_error(cli("status", "nope", root=root), "no project 'nope'")
