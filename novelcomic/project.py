@@ -74,9 +74,11 @@ class WriteResult:
 class Project:
     """One project directory. Loading is explicit (nothing is read at construction)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
         self.dir = Path(path).resolve()
-        self.name = self.dir.name
+        # The name keys this project's rows in the store; it is the directory's name except while
+        # a project is being built in a staging directory.
+        self.name = name or self.dir.name
         self._store: Store | None = None
 
     @classmethod

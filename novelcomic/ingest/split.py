@@ -1,0 +1,327 @@
+"""Split a cleaned novel into chapters.
+
+A heading is a short line of its own: 第十二章 标题 / 第1回：标题 / 第１２节 / 楔子 / 番外一 …,
+optionally behind a ``《书名》目录`` or ``正文`` prefix, or ``Chapter 12`` / ``CHAPTER XII.`` /
+``Chapter Twelve: Title`` / ``Part One`` / ``PROLOGUE``. A sentence that mentions 第三章 in
+passing is not a heading (it does not start the line, or it reads like a sentence).
+
+A table of contents (a run of headings with no text between them, or headings repeated later
+with only a line or two under them) makes no chapters. Text before the first heading becomes a
+prologue chapter only when it is substantial. Without headings the text is cut into parts of
+about ``max_chars`` at paragraph boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass
+class Chapter:
+    """One chapter: ``id`` ("01", "02" …), ``title`` (the heading), ``text`` (without the heading)."""
+
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading line found in the text."""
+
+    line: int  # index of the heading line
+    head: str  # "第十二章", "Chapter 12": compared to find a table of contents
+    title: str  # the normalised heading text, e.g. "第十二章 风起"
+    end: int  # index of the first body line (after a title on the next line, if one was taken)
+
+
+# --------------------------------------------------------------------------- heading patterns
+
+_ZH_NUM = r"(?:[0-9０-９]+|[零〇一二两兩三四五六七八九十百千万萬壹贰貳叁參肆伍陆陸柒捌玖拾佰仟]+)"
+# "《书名》目录 " / "正文 " / "正文卷 " before the heading.
+_ZH_PREFIX = r"(?:《[^》]{1,40}》\s*)?(?:(?:目录|目錄|正文卷?|全文)[\s:：]*)?"
+_SEP = r"[\s:：、.．_\-—–·]*"
+_ZH_CHAPTER_RE = re.compile(
+    rf"^{_ZH_PREFIX}(?P<head>第\s*{_ZH_NUM}\s*[章回节節卷集部篇话話]"
+    rf"(?:\s*第\s*{_ZH_NUM}\s*[章回节節集话話])?)(?P<sep>{_SEP})(?P<title>.*)$"
+)
+_ZH_SPECIAL_RE = re.compile(
+    rf"^{_ZH_PREFIX}(?P<head>楔子|序章|序言|序幕|引子|引言|前言|尾声|尾聲|终章|終章|后记|後記"
+    rf"|番外(?:篇)?(?:\s*{_ZH_NUM})?|序)(?P<sep>{_SEP})(?P<title>.*)$"
+)
+# A title glued to 第X章 without a separator must not read like the rest of a sentence
+# (第三节课上…, 第二回合…, 第一部分…).
+_ZH_GLUED_BAD_START = frozenset("的了是在中里內内后後前和与與也都就还還又被把给給时時合课課目程数數体體会會团團分车車，,。；;！？!?")
+
+_EN_ONES = "one|two|three|four|five|six|seven|eight|nine"
+_EN_TEENS = "ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+_EN_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_EN_WORDNUM = (
+    rf"(?:(?:one\s+)?hundred(?:\s+(?:and\s+)?(?:(?:{_EN_TENS})(?:[\s-](?:{_EN_ONES}))?|{_EN_TEENS}|{_EN_ONES}))?"
+    rf"|(?:{_EN_TENS})(?:[\s-](?:{_EN_ONES}))?|{_EN_TEENS}|{_EN_ONES})"
+)
+# Non-empty (the lookbehind), and the whole word (the lookahead): "Chapter Civil" is no numeral.
+_ROMAN = r"(?=[mdclxvi]+\b)m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})(?<=[mdclxvi])"
+_EN_NUM = rf"(?:\d+|{_EN_WORDNUM}|{_ROMAN})"
+_EN_CHAPTER_RE = re.compile(
+    rf"^(?P<head>(?:chapter|chap\.|ch\.|part|book|volume|vol\.)\s*{_EN_NUM})\b(?P<sep>\s*[.:\-—–]?\s*)(?P<title>.*)$",
+    re.IGNORECASE,
+)
+_EN_SPECIAL_RE = re.compile(
+    r"^(?P<head>prologue|epilogue|preface|foreword|afterword|introduction|interlude)\b(?P<sep>\s*[.:\-—–]?\s*)"
+    r"(?P<title>.*)$",
+    re.IGNORECASE,
+)
+
+_ZH_MAX_LINE = 60
+_ZH_MAX_TITLE = 30
+_EN_MAX_LINE = 80
+_EN_MAX_TITLE = 60
+_SUBTITLE_MAX = 50
+_SENTENCE_END = tuple("。.!?！？,，;；:：\"”’」』")
+_BRACKETS = (("【", "】"), ("[", "]"), ("〖", "〗"), ("〔", "〕"))
+
+# A chapter right after a run of empty ones (a table of contents), whose heading appears again
+# later and that holds fewer characters than this, is the TOC's last entry with a stray line
+# ("正文", the book title) under it, not a chapter.
+_TOC_BODY_MAX = 100
+_PROLOGUE_MIN = 200
+
+_SENTENCE_RE = re.compile(r"[^。！？!?…；;.]*(?:[。！？!?…；;.]+[”」』’\"')）]*\s*|$)")
+_WS_RE = re.compile(r"\s+")
+
+
+def split_chapters(text: str, language: str | None = None, max_chars: int = 3000) -> list[Chapter]:
+    """Split cleaned text into chapters (see the module docstring).
+
+    ``language`` ("zh"/"en", detected when None) only chooses the wording of made-up titles
+    ("序章"/"Prologue", "第N部分"/"Part N"); both languages' headings are recognised either way.
+    Ids are sequential, zero-padded to the width of the largest (at least two digits).
+    Returns an empty list for empty text.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    if language is None:
+        from novelcomic.ingest.clean import detect_language
+
+        language = detect_language(text)
+    lines = text.split("\n")
+    headings = find_headings(lines)
+    sections = _sections(lines, headings, language)
+    if not sections:
+        pieces = split_by_size(text, max_chars)
+        sections = [(_part_title(i + 1, language), piece) for i, piece in enumerate(pieces)]
+    width = max(2, len(str(len(sections))))
+    return [Chapter(id=str(i + 1).zfill(width), title=title, text=body) for i, (title, body) in enumerate(sections)]
+
+
+# --------------------------------------------------------------------------- headings
+
+
+def parse_heading(line: str) -> tuple[str, str] | None:
+    """``(head, title)`` when ``line`` is a chapter heading, else None.
+
+    ``head`` is the structural part ("第十二章", "CHAPTER XII"); ``title`` the whole normalised
+    heading without any 《书名》/正文 prefix ("第十二章 风起", "CHAPTER XII").
+    """
+    line = _unwrap(line.strip())
+    if not line:
+        return None
+    if len(line) <= _ZH_MAX_LINE:
+        for regex, special in ((_ZH_CHAPTER_RE, False), (_ZH_SPECIAL_RE, True)):
+            m = regex.match(line)
+            if m and _zh_title_ok(m["sep"], m["title"].strip(), special and not m["head"].startswith("番外")):
+                return _normalise(m["head"]), _join(m["head"], m["sep"], m["title"])
+    if len(line) <= _EN_MAX_LINE:
+        for regex in (_EN_CHAPTER_RE, _EN_SPECIAL_RE):
+            m = regex.match(line)
+            if m and _en_title_ok(m["sep"], m["title"].strip()):
+                return _normalise(m["head"]), _join(m["head"], m["sep"], m["title"])
+    return None
+
+
+def _unwrap(line: str) -> str:
+    """``【第一章 xx】`` → ``第一章 xx``."""
+    for left, right in _BRACKETS:
+        if line.startswith(left) and line.endswith(right):
+            return line[len(left) : -len(right)].strip()
+    return line
+
+
+def _zh_title_ok(sep: str, title: str, title_needs_sep: bool) -> bool:
+    """A Chinese heading's title reads like a title, not like the rest of a sentence."""
+    if not title:
+        return True
+    if len(title) > _ZH_MAX_TITLE or "。" in title or title.endswith(("，", ",")) or title.count("，") > 1:
+        return False
+    if not sep:
+        return not title_needs_sep and title[0] not in _ZH_GLUED_BAD_START
+    return True
+
+
+def _en_title_ok(sep: str, title: str) -> bool:
+    """An English heading's title is short and, without a separator, starts with a capital."""
+    if not title:
+        return True
+    if len(title) > _EN_MAX_TITLE or title.endswith((",", ";")) or len(title.split()) > 10:
+        return False
+    if not sep.strip():
+        if not sep:
+            return False  # "Chapter12abc", "Prologues"
+        first = title[0]
+        return first.isupper() or first.isdigit() or first in "\"'“‘(["
+    return True
+
+
+def _normalise(s: str) -> str:
+    return _WS_RE.sub(" ", s).strip()
+
+
+def _join(head: str, sep: str, title: str) -> str:
+    """``head`` + ``title`` with whitespace collapsed; a separator other than spaces is kept as written."""
+    head, title = _normalise(head), _normalise(title)
+    if not title:
+        return head.rstrip(".:：-—– ")
+    mark = sep.strip()
+    if not mark:
+        return f"{head} {title}"
+    before = " " if sep[:1].isspace() else ""
+    after = " " if sep[-1:].isspace() else ""
+    return f"{head}{before}{mark}{after}{title}"  # "第1回：标题", "Chapter 1 - Title", "Chapter 2: Title"
+
+
+def find_headings(lines: list[str]) -> list[Heading]:
+    """Every heading line, with a title taken from the next line when the heading has none.
+
+    ``CHAPTER I.`` followed directly by ``Down the Rabbit-Hole`` and then a blank line is one
+    heading: "CHAPTER I: Down the Rabbit-Hole".
+    """
+    found: list[Heading] = []
+    for i, line in enumerate(lines):
+        parsed = parse_heading(line)
+        if parsed is None:
+            continue
+        head, title = parsed
+        end = i + 1
+        if title == head:
+            sub = _subtitle(lines, i + 1)
+            if sub is not None:
+                joiner = ": " if head[:1].isascii() else " "
+                title, end = f"{head}{joiner}{sub}", i + 2
+        found.append(Heading(line=i, head=head, title=title, end=end))
+    return found
+
+
+def _subtitle(lines: list[str], j: int) -> str | None:
+    """The line at ``j`` when it is a short title line directly under a bare heading."""
+    if j >= len(lines):
+        return None
+    sub = lines[j].strip()
+    if not sub or len(sub) > _SUBTITLE_MAX or sub.endswith(_SENTENCE_END) or parse_heading(sub) is not None:
+        return None
+    if j + 1 < len(lines) and lines[j + 1].strip():
+        return None  # not followed by a blank line: it is the first paragraph
+    if not any(line.strip() for line in lines[j + 1 :]):
+        return None
+    return _normalise(sub)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _sections(lines: list[str], headings: list[Heading], language: str) -> list[tuple[str, str]]:
+    """(title, body) for the prologue and every heading that has a body; TOC entries dropped."""
+    if not headings:
+        return []
+    out: list[tuple[str, str]] = []
+    preamble = _body(lines[: headings[0].line])
+    if len(_WS_RE.sub("", preamble)) > _PROLOGUE_MIN:
+        out.append(("序章" if language == "zh" else "Prologue", preamble))
+    previous_empty = False
+    for k, h in enumerate(headings):
+        stop = headings[k + 1].line if k + 1 < len(headings) else len(lines)
+        body = _body(lines[h.end : stop])
+        if not body:
+            previous_empty = True
+            continue  # a table-of-contents entry, or a volume heading right before its first chapter
+        toc_tail = (
+            previous_empty
+            and len(_WS_RE.sub("", body)) < _TOC_BODY_MAX
+            and any(g.head == h.head for g in headings[k + 1 :])
+        )
+        previous_empty = False
+        if toc_tail:
+            continue  # the last TOC entry, with a stray line ("正文") before the real chapter
+        out.append((h.title, body))
+    return out
+
+
+def _body(lines: list[str]) -> str:
+    return "\n".join(lines).strip("\n").strip()
+
+
+def _part_title(n: int, language: str) -> str:
+    return f"第{n}部分" if language == "zh" else f"Part {n}"
+
+
+# --------------------------------------------------------------------------- size-based split
+
+
+def split_by_size(text: str, max_chars: int) -> list[str]:
+    """Cut ``text`` into pieces of at most about ``max_chars`` characters.
+
+    Cuts fall between paragraphs (blank-line separated blocks, else lines); a paragraph longer
+    than ``max_chars`` is cut between sentences, and a sentence longer than that at
+    ``max_chars``. A last piece shorter than a fifth of ``max_chars`` joins the one before.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    pieces = [p.strip() for p in _pack(text, max_chars, 0) if p.strip()]
+    if len(pieces) > 1 and len(pieces[-1]) < max_chars // 5:
+        tail = pieces.pop()
+        # Rejoin with whatever separated the two in the text (a sentence cut has none).
+        joiner = next((j for j in ("\n\n", "\n", " ") if f"{pieces[-1]}{j}{tail}" in text), "")
+        pieces[-1] = f"{pieces[-1]}{joiner}{tail}"
+    return pieces
+
+
+_LEVELS: tuple[str, ...] = ("\n\n", "\n", "sentence")
+
+
+def _split_level(text: str, level: int) -> tuple[list[str], str]:
+    """Split at the given level, returning the parts and the string that rejoins them."""
+    kind = _LEVELS[level]
+    if kind == "sentence":
+        return [m.group(0) for m in _SENTENCE_RE.finditer(text) if m.group(0)], ""
+    return [p for p in text.split(kind) if p.strip()], kind
+
+
+def _pack(text: str, max_chars: int, level: int) -> list[str]:
+    """Greedy packing of ``text``'s parts at ``level`` into pieces of at most ``max_chars``."""
+    if len(text) <= max_chars:
+        return [text]
+    if level >= len(_LEVELS):
+        return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+    parts, joiner = _split_level(text, level)
+    if len(parts) <= 1:
+        return _pack(text, max_chars, level + 1)
+    out: list[str] = []
+    current = ""
+    for part in parts:
+        if len(part) > max_chars:
+            if current:
+                out.append(current)
+                current = ""
+            out.extend(_pack(part, max_chars, level + 1))
+        elif not current:
+            current = part
+        elif len(current) + len(joiner) + len(part) <= max_chars:
+            current = f"{current}{joiner}{part}"
+        else:
+            out.append(current)
+            current = part
+    if current:
+        out.append(current)
+    return out
