@@ -1,0 +1,1202 @@
+"""The embedded default image backend: an "animatic" drawn with Pillow, no model needed.
+
+Every character is drawn from its :class:`~novelcomic.render.look.CharacterLook`, which depends
+only on the character, so a character looks the same on its sheet and in every shot. A shot is a
+comic panel: a backdrop for the location (sky, horizon and silhouettes chosen from the
+location's words, or a room), a mood tint, the characters arranged left to right and framed by
+the camera size, and the shot's key line lettered at the top (a speech bubble whose tail points
+at the speaker, or a narration caption). The bottom :data:`SUBTITLE_BAND` of the frame is kept
+free of lettering because burned-in subtitles go there.
+
+Frames are drawn at ``supersample`` times the requested size and reduced, which anti-aliases
+shapes and text. Everything is deterministic: the location's id decides its scenery, the seed
+only moves clouds and stars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from novelcomic.errors import NovelcomicError
+from novelcomic.fonts import pil_font
+from novelcomic.models import Line, Location, Prop, Shot
+from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.look import (
+    INK,
+    RGB,
+    CharacterLook,
+    DrawnFigure,
+    Framing,
+    Pose,
+    draw_character,
+    figure_aspect,
+    look_for,
+    mix,
+    named_colours,
+    shade,
+)
+
+Box = tuple[int, int, int, int]
+FBox = tuple[float, float, float, float]
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+#: Fraction of the frame height at the bottom where subtitles are burned in: no lettering there.
+SUBTITLE_BAND = 0.22
+#: Lettering stays above this fraction of the frame height.
+LETTERING_LIMIT = 0.32
+MIN_SIZE, MAX_SIZE = 64, 8192
+
+PAPER: RGB = (252, 251, 247)
+CAPTION: RGB = (255, 244, 206)
+SHEET_BG: RGB = (243, 241, 235)
+GUTTER: RGB = (248, 246, 240)
+
+_FRAMING: dict[str, Framing] = {
+    "extreme_wide": "full", "wide": "full", "full": "full",
+    "medium": "medium", "close_up": "bust", "extreme_close_up": "face",
+}
+_MOOD_EXPRESSION = {"joyful": "happy", "sad": "sad", "action": "angry"}
+_POSE_LABELS = {
+    "zh": {"front": "正面", "three_quarter": "四分之三侧", "side": "侧面", "back": "背面", "face": "面部"},
+    "en": {"front": "front", "three_quarter": "three-quarter", "side": "side", "back": "back", "face": "face"},
+}
+_SWATCH_LABELS = {
+    "zh": {"skin": "肤色", "hair": "发色", "clothing": "服装", "accent": "点缀", "lower": "下装"},
+    "en": {"skin": "skin", "hair": "hair", "clothing": "clothing", "accent": "accent", "lower": "lower"},
+}
+
+
+class AnimaticBackend:
+    """Pillow-drawn character sheets and comic-panel shots (``stages.render.backend: animatic``).
+
+    Options (``stages.render.options`` in project.yaml):
+
+    - ``lettering``: draw the key line as a bubble or caption (default true)
+    - ``border``: draw the panel border (default true)
+    - ``supersample``: draw at this multiple of the size and reduce, 1-4 (default 2)
+    - ``font``: a font family or file for lettering (default: a CJK font found on the system)
+    """
+
+    name = "animatic"
+
+    def __init__(
+        self, lettering: bool = True, border: bool = True, supersample: int = 2, font: str | None = None
+    ) -> None:
+        where = "stages.render.options."
+        for key, value in (("lettering", lettering), ("border", border)):
+            if not isinstance(value, bool):
+                raise NovelcomicError(f"{key} must be true or false, not {value!r}", field=where + key)
+        if not isinstance(supersample, int) or isinstance(supersample, bool) or not 1 <= supersample <= 4:
+            raise NovelcomicError(f"supersample {supersample!r} must be 1 to 4", field=where + "supersample")
+        if font is not None and not isinstance(font, str):
+            raise NovelcomicError(f"font {font!r} must be a family name or a file", field=where + "font")
+        self.lettering = lettering
+        self.border = border
+        self.supersample = supersample
+        self.font = font
+
+    # ----------------------------------------------------------------- checks
+
+    def check_inputs(self, request: SheetRequest | ShotRequest) -> None:
+        """Reject a request this backend cannot draw, with an error naming the bad value."""
+        if not isinstance(request, (SheetRequest, ShotRequest)):
+            raise NovelcomicError(f"expected a SheetRequest or ShotRequest, got {type(request).__name__}")
+        _check_dimensions(request.width, request.height)
+        if not isinstance(request.seed, int):
+            raise NovelcomicError(f"seed {request.seed!r} must be an integer")
+        if not isinstance(request.style, list) or not all(isinstance(s, str) for s in request.style):
+            raise NovelcomicError(f"style {request.style!r} must be a list of style names")
+        if isinstance(request, ShotRequest):
+            _check_shot_request(request)
+
+    # ----------------------------------------------------------------- design
+
+    def design_character(self, request: SheetRequest) -> ImageResult:
+        """A turnaround sheet: name on top, front / three-quarter / side / back / face, palette swatches."""
+        self.check_inputs(request)
+        ss = self.supersample
+        look = look_for(request.character)
+        canvas = Image.new("RGB", (request.width * ss, request.height * ss), SHEET_BG)
+        fonts = _Fonts(self.font, request.language)
+        sheet = _SheetPainter(canvas, look, request, fonts)
+        regions = sheet.paint()
+        image = _reduce(canvas, ss)
+        return ImageResult(
+            image=image,
+            seed=request.seed,
+            regions={k: _scale_box(v, ss, image.size) for k, v in regions.items()},
+            meta={"backend": self.name, "look": _look_meta(look)},
+        )
+
+    # ----------------------------------------------------------------- render
+
+    def render_shot(self, request: ShotRequest) -> ImageResult:
+        """A comic panel for one shot; ``regions`` maps each drawn character id to its box."""
+        self.check_inputs(request)
+        ss = self.supersample
+        w, h = request.width * ss, request.height * ss
+        shot = request.shot
+        scenery = _Scenery.for_request(request)
+        ground = scenery.ground_y(h, shot.camera.angle)
+        canvas = _Backdrop(scenery, w, h, request.seed, shot.camera.angle).paint()
+        _apply_mood(canvas, shot.mood or request.scene.mood)
+        looks = {ref.character.id: look_for(ref.character) for ref in request.characters}
+        placements = _layout(shot, looks, w, h, ground)
+        for p in placements:
+            if p.speaker:
+                _glow(canvas, p.box)
+        prop_boxes = _draw_props(canvas, request.props, placements, w, h, ground)
+        drawn = _draw_figures(canvas, placements)
+        line = key_line(shot)
+        if self.lettering and line is not None:
+            head = drawn[line.speaker].head if line.speaker in drawn else None
+            name = request.speaker_names.get(line.speaker, line.speaker)
+            _Letterer(canvas, _Fonts(self.font, request.language)).letter(line, head, name)
+        if self.border:
+            _panel_border(canvas)
+        image = _reduce(canvas, ss)
+        return ImageResult(
+            image=image,
+            seed=request.seed,
+            regions={cid: _scale_box(fig.box, ss, image.size) for cid, fig in drawn.items()},
+            meta={
+                "backend": self.name,
+                "key_line": line.text if line and self.lettering else None,
+                "time_of_day": scenery.time,
+                "interior": scenery.interior,
+                "scenery": list(scenery.elements),
+                "props": {pid: _scale_box(b, ss, image.size) for pid, b in prop_boxes.items()},
+            },
+        )
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_dimensions(width: Any, height: Any) -> None:
+    if not isinstance(width, int) or not isinstance(height, int):
+        raise NovelcomicError(f"image size {width!r}x{height!r} must be whole pixels")
+    check_size(width, height)
+    if min(width, height) < MIN_SIZE or max(width, height) > MAX_SIZE:
+        raise NovelcomicError(f"image size {width}x{height} must be between {MIN_SIZE} and {MAX_SIZE} pixels a side")
+
+
+def _check_shot_request(request: ShotRequest) -> None:
+    shot = request.shot
+    got = [getattr(ref.character, "id", repr(ref)) for ref in request.characters]
+    if got != list(shot.characters):
+        raise NovelcomicError(
+            f"shot {shot.id!r} lists characters {list(shot.characters)!r} but the request carries {got!r}"
+        )
+    props = [p.id for p in request.props]
+    if props != list(shot.props):
+        raise NovelcomicError(f"shot {shot.id!r} lists props {list(shot.props)!r} but the request carries {props!r}")
+    wanted = shot.location or request.scene.location
+    if request.location is not None and wanted is not None and request.location.id != wanted:
+        raise NovelcomicError(
+            f"shot {shot.id!r} is at location {wanted!r} but the request carries {request.location.id!r}"
+        )
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _hash_int(text: str) -> int:
+    """A stable 64-bit number for ``text`` (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _reduce(canvas: Image.Image, ss: int) -> Image.Image:
+    return canvas.reduce(ss) if ss > 1 else canvas
+
+
+def _scale_box(box: Sequence[float], ss: int, size: tuple[int, int]) -> Box:
+    l, t, r, b = (v / ss for v in box)
+    return (
+        max(0, min(size[0], math.floor(l))), max(0, min(size[1], math.floor(t))),
+        max(0, min(size[0], math.ceil(r))), max(0, min(size[1], math.ceil(b))),
+    )
+
+
+def _look_meta(look: CharacterLook) -> dict[str, Any]:
+    return {
+        "clothing": list(look.clothing), "accent": list(look.accent), "hair": list(look.hair),
+        "skin": list(look.skin), "hair_style": look.hair_style, "garment": look.garment,
+    }
+
+
+def _words(*parts: str) -> str:
+    return " ".join(p for p in parts if p).lower()
+
+
+def _has(words: str, keys: Sequence[str]) -> bool:
+    return any((re.search(k, words) if k.startswith("\\b") else k in words) for k in keys)
+
+
+class _Fonts:
+    """Lettering fonts by pixel size, loaded once per frame (never shared between threads)."""
+
+    def __init__(self, preferred: str | None, language: str) -> None:
+        self.preferred, self.language = preferred, language
+        self._cache: dict[int, Font] = {}
+
+    def get(self, size: int) -> Font:
+        size = max(6, int(size))
+        if size not in self._cache:
+            try:
+                self._cache[size] = pil_font(size, self.preferred)
+            except (NovelcomicError, OSError):
+                if self.language != "en":
+                    raise
+                self._cache[size] = ImageFont.load_default(size)  # Latin-only fallback for English projects
+        return self._cache[size]
+
+
+# --------------------------------------------------------------------------- scenery
+
+
+_ELEMENT_WORDS: dict[str, tuple[str, ...]] = {
+    "mountains": ("山", "峰", "岭", "崖", "谷", "峦", r"\bmountain", r"\bhills?\b", r"\bpeak", r"\bcliff", r"\bvalley"),
+    "water": ("河", "江", "湖", "海", "水", "溪", "潭", "渡", "港", "泉", r"\briver", r"\blake", r"\bsea\b", r"\bwater",
+              r"\bstream", r"\bshore", r"\bharbou?r", r"\bpond", r"\bbay\b", r"\bocean", r"\bferry"),
+    "temple": ("寺", "庙", "塔", "观", "宫", "殿", "祠", r"\btemple", r"\bshrine", r"\bpagoda", r"\bpalace", r"\btower",
+               r"\bmonastery"),
+    "village": ("村", "镇", "庄", "屋", "宅", "院", "家", "店", "客栈", r"\bvillage", r"\btown", r"\bhouse", r"\bhome",
+                r"\bfarm", r"\bcottage", r"\byard", r"\binn\b"),
+    "street": ("街", "市", "巷", "城", "坊", r"\bstreet", r"\bmarket", r"\bcity", r"\balley", r"\broad", r"\blane"),
+    "forest": ("林", "树", "森", "竹", "园", r"\bforest", r"\btrees?\b", r"\bwoods?\b", r"\bbamboo", r"\bgarden",
+               r"\bgrove", r"\borchard", r"\bpark\b"),
+    "bridge": ("桥", r"\bbridge"),
+    "fields": ("田", "野", "原", "草", r"\bfield", r"\bmeadow", r"\bplain", r"\bgrass"),
+}
+_TIME_WORDS: dict[str, tuple[str, ...]] = {
+    "night": ("夜", "月", "星", r"\bnight", r"\bmoon", r"\bstars?\b", r"\bmidnight"),
+    "dusk": ("黄昏", "傍晚", "夕", "暮", r"\bdusk", r"\bsunset", r"\bevening", r"\btwilight"),
+    "dawn": ("清晨", "黎明", "拂晓", "晨", r"\bdawn", r"\bsunrise", r"\bmorning"),
+}
+_SKY: dict[str, tuple[RGB, RGB, float]] = {  # top, horizon, light level
+    "day": ((98, 160, 222), (204, 228, 242), 1.0),
+    "dawn": ((122, 134, 200), (250, 206, 178), 0.86),
+    "dusk": ((62, 60, 130), (246, 148, 92), 0.7),
+    "night": ((12, 16, 42), (46, 60, 104), 0.52),
+}
+_WALLS: tuple[RGB, ...] = ((214, 196, 160), (188, 198, 178), (206, 186, 170), (176, 160, 140))
+_SUN_AND_MOON: dict[str, RGB] = {
+    "day": (255, 250, 222), "night": (242, 238, 210), "dusk": (255, 196, 120), "dawn": (255, 214, 160),
+}
+
+
+@dataclass(frozen=True)
+class _Scenery:
+    """What a location looks like: time of day, inside or out, and the elements to draw."""
+
+    key: str
+    words: str
+    time: str
+    interior: bool
+    elements: tuple[str, ...]
+
+    @classmethod
+    def for_request(cls, request: ShotRequest) -> "_Scenery":
+        loc: Location | None = request.location
+        if loc is not None:
+            key = loc.id
+            words = _words(loc.id, loc.name, " ".join(loc.aliases), loc.description)
+            interior = loc.interior
+        else:
+            key = request.shot.location or request.scene.location or f"{request.chapter}/{request.scene.id}"
+            words = _words(key, request.scene.summary)
+            interior = False
+        time = loc.time_of_day if loc is not None and loc.time_of_day != "unknown" else _time_from_words(words, key)
+        return cls(key, words, time, interior, () if interior else _elements(words, key))
+
+    def ground_y(self, h: int, angle: str) -> int:
+        """Where figures' feet meet the horizon line (interiors: where the wall meets the floor)."""
+        base = 0.62 if self.interior else 0.56
+        base += {"low": 0.09, "high": -0.1, "overhead": -0.2}.get(angle, 0.0)
+        return round(h * base)
+
+
+def _time_from_words(words: str, key: str) -> str:
+    for time, keys in _TIME_WORDS.items():
+        if _has(words, keys):
+            return time
+    return ("day", "day", "day", "dusk", "dawn")[_hash_int("time:" + key) % 5]
+
+
+def _elements(words: str, key: str) -> tuple[str, ...]:
+    found = tuple(name for name, keys in _ELEMENT_WORDS.items() if _has(words, keys))
+    if found:
+        return found
+    rng = random.Random(_hash_int("elements:" + key))
+    return tuple(sorted(rng.sample(["mountains", "forest", "fields", "village"], 2)))
+
+
+class _Backdrop:
+    """Paints a location: sky or walls, then silhouettes back to front."""
+
+    def __init__(self, scenery: _Scenery, w: int, h: int, seed: int, angle: str) -> None:
+        self.sc, self.w, self.h = scenery, w, h
+        self.horizon = scenery.ground_y(h, angle)
+        self.place = random.Random(_hash_int("place:" + scenery.key))  # the location's fixed layout
+        self.weather = random.Random(_hash_int(f"weather:{seed}:{scenery.key}"))  # clouds, stars
+        self.top, self.bottom, self.light = _SKY[scenery.time]
+        self.image = Image.new("RGB", (w, h), self.bottom)
+        self.draw = ImageDraw.Draw(self.image)
+        self.unit = min(w, h)
+
+    def paint(self) -> Image.Image:
+        if self.sc.interior:
+            self._interior()
+        else:
+            self._exterior()
+        return self.image
+
+    # -- helpers
+
+    def _circle(self, x: float, y: float, r: float, fill: RGB) -> None:
+        self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+
+    def _lit(self, c: RGB, far: float = 0.0) -> RGB:
+        """``c`` under this time's light, faded toward the horizon sky by ``far`` (0 near, 1 gone)."""
+        lit = shade(c, self.light)
+        if self.sc.time == "night":
+            lit = mix(lit, (34, 46, 90), 0.35)
+        return mix(lit, self.bottom, far)
+
+    def _gradient(self, box: Box, top: RGB, bottom: RGB) -> None:
+        l, t, r, b = box
+        if b <= t or r <= l:
+            return
+        strip = Image.new("RGB", (1, 256))
+        strip.putdata([mix(top, bottom, i / 255) for i in range(256)])
+        self.image.paste(strip.resize((r - l, b - t), Image.Resampling.BILINEAR), (l, t))
+
+    # -- outside
+
+    def _exterior(self) -> None:
+        w, h, hz = self.w, self.h, self.horizon
+        self._gradient((0, 0, w, hz), self.top, self.bottom)
+        self._sky_objects()
+        els = self.sc.elements
+        if "mountains" in els:
+            self._mountains()
+        ground = (168, 146, 110) if ("street" in els or "village" in els) and "fields" not in els else (112, 150, 84)
+        self._gradient((0, hz, w, h), self._lit(ground, 0.35), self._lit(shade(ground, 0.82)))
+        if "water" in els:
+            self._water()
+        if "temple" in els:
+            self._pagoda()
+        if "village" in els or "street" in els:
+            self._houses(street="street" in els)
+        if "forest" in els:
+            self._trees()
+        if "bridge" in els:
+            self._bridge()
+        if "fields" in els:
+            self._field_rows()
+
+    def _sky_objects(self) -> None:
+        w, hz, u = self.w, self.horizon, self.unit
+        rng = self.weather
+        if self.sc.time == "night":
+            for _ in range(60):
+                x, y = rng.uniform(0, w), rng.uniform(0, hz * 0.9)
+                self._circle(x, y, rng.choice((1, 1, 1.5, 2)) * u / 700, (236, 236, 210))
+        body_x = w * (0.2 + 0.6 * self.place.random())
+        body_y = hz * (0.22 if self.sc.time in ("day", "night") else 0.72)
+        r = u * 0.055
+        colour = _SUN_AND_MOON[self.sc.time]
+        self._circle(body_x, body_y, r * 1.6, mix(mix(colour, self.bottom, 0.55), self.top, 0.4))
+        self._circle(body_x, body_y, r, colour)
+        if self.sc.time != "night":
+            for _ in range(rng.randint(2, 4)):
+                self._cloud(rng.uniform(-0.1, 1.1) * w, rng.uniform(0.08, 0.5) * hz, rng.uniform(0.12, 0.22) * w)
+
+    def _cloud(self, x: float, y: float, size: float) -> None:
+        colour = mix(self.bottom, (255, 255, 255), 0.6 if self.sc.time == "day" else 0.35)
+        rng = self.weather
+        for i in range(5):
+            cx = x + (i - 2) * size * 0.22
+            r = size * (0.22 if i in (1, 2, 3) else 0.15) * rng.uniform(0.85, 1.15)
+            self.draw.ellipse((cx - r, y - r * 0.8, cx + r, y + r * 0.5), fill=colour)
+        self.draw.rectangle((x - size * 0.55, y, x + size * 0.55, y + size * 0.1), fill=colour)
+
+    def _mountains(self) -> None:
+        w, hz = self.w, self.horizon
+        base: RGB = (92, 112, 132)
+        for layer, far in enumerate((0.7, 0.42)):
+            rng = self.place
+            peaks = rng.randint(3, 5)
+            pts = [(0.0, float(hz))]
+            for i in range(peaks * 2 + 1):
+                x = w * i / (peaks * 2)
+                height = (0.22 - 0.06 * layer) * self.h * (rng.uniform(0.6, 1.0) if i % 2 else rng.uniform(0.1, 0.35))
+                pts.append((x + rng.uniform(-0.04, 0.04) * w, hz - height))
+            pts.append((float(w), float(hz)))
+            self.draw.polygon(pts, fill=self._lit(base, far))
+            if layer == 0 and self.sc.time != "night":  # snow caps on the far range
+                for x, y in pts[2:-1:2]:
+                    d = (hz - y) * 0.16
+                    snow = self._lit((236, 238, 242), far)
+                    self.draw.polygon([(x, y), (x - d * 0.8, y + d), (x + d * 0.8, y + d)], fill=snow)
+
+    def _water(self) -> None:
+        w, h, hz = self.w, self.h, self.horizon
+        bottom = hz + round((h - hz) * 0.14)
+        self._gradient((0, hz, w, bottom), mix(self.bottom, (70, 120, 170), 0.35), self._lit((58, 104, 150)))
+        rng = self.place
+        shine = mix(self.bottom, (255, 255, 255), 0.5)
+        bank = self._lit((196, 182, 140), 0.2)
+        self.draw.line((0, bottom, w, bottom), fill=bank, width=max(2, round(self.unit / 120)))
+        for _ in range(10):
+            y = rng.uniform(hz + 4, bottom - 4)
+            x = rng.uniform(0, w)
+            length = w * rng.uniform(0.04, 0.12)
+            self.draw.line((x, y, x + length, y), fill=shine, width=max(1, round(self.unit / 400)))
+
+    def _pagoda(self) -> None:
+        rng = self.place
+        x = self.w * (0.12 + 0.76 * rng.random())
+        tiers, width, y = 5, self.unit * 0.16, float(self.horizon)
+        wall, roof = self._lit((196, 176, 150), 0.25), self._lit((62, 52, 58), 0.25)
+        for i in range(tiers):
+            tw = width * (1 - i * 0.13)
+            th = self.unit * 0.05
+            self.draw.rectangle((x - tw * 0.32, y - th, x + tw * 0.32, y), fill=wall)
+            self._roof(x, y - th, tw, th * 0.45, roof)
+            y -= th * 1.25
+        self.draw.line((x, y, x, y - self.unit * 0.05), fill=roof, width=max(2, round(self.unit / 200)))
+
+    def _roof(self, x: float, y: float, width: float, height: float, colour: RGB) -> None:
+        """A Chinese roof: a trapezoid whose eaves flick up at the ends."""
+        half = width / 2
+        outline = [(-1.08, -0.7), (-0.95, -0.1), (-0.55, -0.95), (0.55, -0.95), (0.95, -0.1), (1.08, -0.7),
+                   (0.85, 0.15), (-0.85, 0.15)]
+        self.draw.polygon([(x + half * dx, y + height * dy) for dx, dy in outline], fill=colour)
+
+    def _houses(self, street: bool) -> None:
+        rng = self.place
+        count = rng.randint(4, 6) if street else rng.randint(2, 4)
+        xs = sorted(rng.uniform(0.0, 1.0) * self.w for _ in range(count))
+        night = self.sc.time in ("night", "dusk")
+        for x in xs:
+            hw = self.unit * rng.uniform(0.12, 0.2)
+            hh = self.unit * rng.uniform(0.09, 0.14)
+            base = self.horizon + self.unit * 0.01
+            wall = self._lit((222, 210, 186), 0.3)
+            self.draw.rectangle((x - hw / 2, base - hh, x + hw / 2, base), fill=wall)
+            self._roof(x, base - hh, hw * 1.25, hh * 0.55, self._lit((70, 62, 70), 0.25))
+            window = (252, 208, 110) if night else self._lit((90, 76, 66), 0.3)
+            ww = hw * 0.16
+            self.draw.rectangle((x - ww, base - hh * 0.7, x + ww, base - hh * 0.3), fill=window)
+            if street and night:
+                self._lantern(x + hw * 0.42, base - hh * 0.95, self.unit * 0.018)
+
+    def _lantern(self, x: float, y: float, r: float) -> None:
+        self.draw.line((x, y - r * 2, x, y - r), fill=INK, width=max(1, round(r / 6)))
+        self.draw.ellipse((x - r, y - r, x + r, y + r * 1.3), fill=(232, 74, 52))
+        band = y + r * 0.15
+        self.draw.line((x - r * 0.8, band, x + r * 0.8, band), fill=(255, 196, 96), width=max(1, round(r / 5)))
+
+    def _trees(self) -> None:
+        rng = self.place
+        bamboo = "竹" in self.sc.words or "bamboo" in self.sc.words
+        for i in range(rng.randint(12, 16) if bamboo else rng.randint(5, 8)):
+            x = self.w * rng.uniform(-0.05, 1.05)
+            near = i % 3 == 0
+            scale = self.unit * (0.2 if near else 0.13) * rng.uniform(0.8, 1.2)
+            base = self.horizon + (self.h - self.horizon) * (0.14 if near else 0.03)
+            far = 0.05 if near else 0.3
+            if bamboo:
+                self._bamboo(x, base, scale * 1.6, far)
+            elif rng.random() < 0.5:
+                self._pine(x, base, scale, far)
+            else:
+                self._round_tree(x, base, scale, far)
+
+    def _pine(self, x: float, base: float, size: float, far: float) -> None:
+        trunk, leaf = self._lit((96, 70, 50), far), self._lit((46, 100, 70), far)
+        self.draw.rectangle((x - size * 0.05, base - size * 0.3, x + size * 0.05, base), fill=trunk)
+        for i in range(3):
+            y = base - size * (0.25 + i * 0.28)
+            half = size * (0.36 - i * 0.08)
+            self.draw.polygon([(x - half, y), (x, y - size * 0.42), (x + half, y)], fill=leaf)
+
+    def _round_tree(self, x: float, base: float, size: float, far: float) -> None:
+        trunk, leaf = self._lit((104, 76, 52), far), self._lit((78, 130, 70), far)
+        self.draw.rectangle((x - size * 0.05, base - size * 0.5, x + size * 0.05, base), fill=trunk)
+        for dx, dy, r in ((0, -0.78, 0.3), (-0.18, -0.62, 0.22), (0.18, -0.6, 0.24)):
+            cx, cy, rr = x + dx * size, base + dy * size, r * size
+            self.draw.ellipse((cx - rr, cy - rr, cx + rr, cy + rr), fill=leaf)
+
+    def _bamboo(self, x: float, base: float, size: float, far: float) -> None:
+        stem, leaf = self._lit((108, 150, 80), far), self._lit((64, 120, 62), far)
+        width = max(2, size * 0.035)
+        self.draw.rectangle((x - width / 2, base - size, x + width / 2, base), fill=stem)
+        for j in range(1, 5):
+            y = base - size * j / 5
+            node = self._lit((60, 90, 50), far)
+            self.draw.line((x - width / 2, y, x + width / 2, y), fill=node, width=max(1, round(width / 4)))
+            blade = [(x, y), (x + size * 0.16, y - size * 0.05), (x + size * 0.05, y + size * 0.01)]
+            self.draw.polygon(blade, fill=leaf)
+
+    def _bridge(self) -> None:
+        cx = self.w * (0.3 + 0.4 * self.place.random())
+        span, rise = self.unit * 0.5, self.unit * 0.08
+        y = self.horizon + (self.h - self.horizon) * 0.12
+        colour = self._lit((160, 100, 70), 0.15)
+        box = (cx - span / 2, y - rise, cx + span / 2, y + rise)
+        self.draw.arc(box, 180, 360, fill=colour, width=max(3, round(self.unit / 60)))
+        self.draw.arc((box[0], box[1] - self.unit * 0.04, box[2], box[3] - self.unit * 0.04), 200, 340, fill=colour,
+                      width=max(2, round(self.unit / 160)))
+
+    def _field_rows(self) -> None:
+        hz, h = self.horizon, self.h
+        colour = self._lit((96, 132, 70), 0.1)
+        for i in range(1, 7):
+            y = hz + (h - hz) * (i / 7) ** 1.6
+            self.draw.line((0, y, self.w, y), fill=colour, width=max(1, round(self.unit / 300 * i ** 0.5)))
+
+    # -- inside
+
+    def _interior(self) -> None:
+        w, h, floor = self.w, self.h, self.horizon
+        words = self.sc.words
+        palace = _has(words, ("殿", "宫", "堂", r"\bhall", r"\bpalace", r"\bthrone"))
+        if palace:
+            wall: RGB = (150, 56, 50)
+        elif _has(words, ("客栈", "酒", "店", r"\binn\b", r"\btavern")):
+            wall = (176, 134, 92)
+        else:
+            wall = _WALLS[self.place.randrange(len(_WALLS))]
+        dim = self._room_light
+        self._gradient((0, 0, w, floor), dim(mix(wall, (255, 255, 255), 0.12)), dim(wall))
+        self.draw.rectangle((0, floor - h * 0.05, w, floor), fill=dim(shade(wall, 0.78)))
+        self._floor(dim((132, 94, 62)))
+        side = self.place.random() < 0.5
+        self._window(w * (0.72 if side else 0.28), floor * 0.48, self.unit * 0.26)
+        self._scroll_or_door(w * (0.24 if side else 0.76), floor)
+        if palace:
+            half = self.unit * 0.035
+            for x in (w * 0.06, w * 0.94):
+                self.draw.rectangle((x - half, 0, x + half, floor + h * 0.02), fill=dim((168, 40, 36)))
+        if self.sc.time == "night":
+            self._candle_glow()
+
+    def _room_light(self, c: RGB) -> RGB:
+        """Rooms are lit by lamps at night: darker, the warm glow is added afterwards."""
+        return shade(c, 0.62) if self.sc.time == "night" else c
+
+    def _floor(self, wood: RGB) -> None:
+        w, h, floor = self.w, self.h, self.horizon
+        self._gradient((0, floor, w, h), shade(wood, 0.85), wood)
+        line, width, vx = shade(wood, 0.72), max(1, round(self.unit / 400)), w / 2
+        for i in range(-6, 7):  # boards converging on the middle of the back wall
+            self.draw.line((vx + i * w * 0.06, floor, vx + i * w * 0.28, h), fill=line, width=width)
+
+    def _window(self, x: float, y: float, size: float) -> None:
+        sky_top, sky_bottom, _ = _SKY[self.sc.time]
+        l, t, r, b = x - size / 2, y - size / 2, x + size / 2, y + size / 2
+        frame: RGB = (92, 62, 44)
+        self.draw.rectangle((l - size * 0.05, t - size * 0.05, r + size * 0.05, b + size * 0.05), fill=frame)
+        self._gradient((round(l), round(t), round(r), round(b)), sky_top, sky_bottom)
+        if self.sc.time == "night":
+            self._circle(x + size * 0.1, t + size * 0.25, size * 0.12, (240, 236, 206))
+        lw = max(1, round(size / 40))
+        for i in range(1, 4):
+            self.draw.line((l + size * i / 4, t, l + size * i / 4, b), fill=frame, width=lw)
+            self.draw.line((l, t + size * i / 4, r, t + size * i / 4), fill=frame, width=lw)
+
+    def _scroll_or_door(self, x: float, floor: float) -> None:
+        dim = self._room_light
+        if self.place.random() < 0.5:  # a door
+            dw, dh = self.unit * 0.2, floor * 0.5
+            self.draw.rectangle((x - dw / 2, floor - dh, x + dw / 2, floor), fill=dim((104, 70, 48)))
+            self.draw.line((x, floor - dh, x, floor), fill=dim((70, 46, 32)), width=max(1, round(self.unit / 250)))
+        else:  # a hanging landscape scroll
+            sw, sh = self.unit * 0.12, floor * 0.34
+            top = floor * 0.3
+            self.draw.rectangle((x - sw / 2, top, x + sw / 2, top + sh), fill=dim((240, 232, 210)))
+            hills = [(-0.4, 0.8), (-0.1, 0.45), (0.1, 0.65), (0.25, 0.5), (0.4, 0.8)]
+            self.draw.polygon([(x + sw * dx, top + sh * dy) for dx, dy in hills], fill=dim((120, 128, 120)))
+            self.draw.rectangle((x - sw * 0.6, top - sh * 0.04, x + sw * 0.6, top), fill=dim((90, 60, 40)))
+
+    def _candle_glow(self) -> None:
+        self.image.paste((255, 176, 90), mask=_radial_mask(self.image.size, (0.5, 0.55), 0.6, 90))
+
+
+# --------------------------------------------------------------------------- mood
+
+
+_MOOD_TINTS: dict[str, tuple[RGB, float, float, float]] = {  # colour, blend, brightness, saturation
+    "tense": ((28, 48, 96), 0.24, 0.82, 0.85),
+    "sad": ((92, 104, 126), 0.22, 0.9, 0.55),
+    "joyful": ((255, 188, 106), 0.16, 1.06, 1.12),
+    "mysterious": ((72, 38, 116), 0.3, 0.8, 0.9),
+    "action": ((224, 92, 44), 0.16, 1.0, 1.1),
+}
+
+
+def _apply_mood(canvas: Image.Image, mood: str) -> None:
+    """Tint the backdrop for the mood (characters are drawn after, so their colours stay true)."""
+    if mood not in _MOOD_TINTS:
+        return
+    canvas.paste(canvas.convert("RGB", _mood_matrix(*_MOOD_TINTS[mood])))
+    if mood in ("tense", "mysterious", "sad"):
+        canvas.paste((8, 8, 16), mask=_radial_mask(canvas.size, (0.5, 0.5), 0.95, 110, invert=True))
+    if mood == "action":
+        _speed_lines(canvas)
+
+
+def _mood_matrix(colour: RGB, amount: float, brightness: float, saturation: float) -> tuple[float, ...]:
+    """One colour matrix for: saturation change, blend ``amount`` toward ``colour``, brightness.
+
+    out = brightness · ((1 - amount) · (luma + saturation · (in - luma)) + amount · colour)
+    """
+    luma = (0.299, 0.587, 0.114)
+    keep = brightness * (1 - amount)
+    rows: list[float] = []
+    for c in range(3):
+        row = [keep * (1 - saturation) * luma[k] + (keep * saturation if k == c else 0.0) for k in range(3)]
+        rows += row + [brightness * amount * colour[c]]
+    return tuple(rows)
+
+
+def _radial_mask(
+    size: tuple[int, int], centre: tuple[float, float], radius: float, strength: int, invert: bool = False
+) -> Image.Image:
+    """A soft round mask, ``strength`` at the centre fading to 0 at ``radius`` (or, inverted, dark
+    toward the edges), computed small and scaled up."""
+    small = 64
+    ys, xs = np.mgrid[0:small, 0:small] / small
+    d = np.hypot(xs - centre[0], ys - centre[1]) / radius
+    v = np.clip((d - 0.55) / 0.45, 0, 1) if invert else np.clip(1 - d, 0, 1) ** 2
+    mask = Image.fromarray(np.round(v * strength).astype(np.uint8))
+    return mask.resize(size, Image.Resampling.BILINEAR)
+
+
+def _speed_lines(canvas: Image.Image) -> None:
+    w, h = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    rng = random.Random(_hash_int(f"speed:{w}x{h}"))
+    cx, cy = w / 2, h * 0.5
+    for i in range(48):
+        a = 2 * math.pi * i / 48 + rng.uniform(-0.03, 0.03)
+        r0 = max(w, h) * rng.uniform(0.38, 0.5)
+        r1 = max(w, h) * 0.9
+        draw.line((cx + math.cos(a) * r0, cy + math.sin(a) * r0, cx + math.cos(a) * r1, cy + math.sin(a) * r1),
+                  fill=(250, 244, 230), width=max(1, round(min(w, h) / 300)))
+
+
+def _glow(canvas: Image.Image, box: FBox) -> None:
+    """A soft light behind the speaker so the eye finds them first."""
+    l, t, r, b = box
+    pad = (r - l) * 0.25
+    region = (
+        max(0, round(l - pad)), max(0, round(t - pad)), min(canvas.width, round(r + pad)), min(canvas.height, round(b))
+    )
+    if region[2] - region[0] < 4 or region[3] - region[1] < 4:
+        return
+    size = (region[2] - region[0], region[3] - region[1])
+    canvas.paste((255, 248, 222), region, mask=_radial_mask(size, (0.5, 0.45), 0.55, 120))
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class _Placement:
+    character_id: str
+    look: CharacterLook
+    box: FBox
+    pose: Pose
+    facing: int
+    framing: Framing
+    expression: str
+    speaker: bool
+
+
+def key_line(shot: Shot) -> Line | None:
+    """The line lettered on a shot: the first dialogue by a character in it, else the first line."""
+    for line in shot.lines:
+        if not line.is_narration and line.speaker in shot.characters:
+            return line
+    return shot.lines[0] if shot.lines else None
+
+
+def _on_screen_speaker(shot: Shot) -> str | None:
+    line = key_line(shot)
+    return line.speaker if line is not None and line.speaker in shot.characters else None
+
+
+def _visible(shot: Shot, speaker: str | None) -> list[str]:
+    """Who is drawn: everyone, but close-ups keep two (the speaker and a neighbour), extreme ones one."""
+    ids = list(dict.fromkeys(shot.characters))
+    keep = {"close_up": 2, "extreme_close_up": 1}.get(shot.camera.size, len(ids))
+    if len(ids) <= keep:
+        return ids
+    lead = speaker if speaker in ids else ids[0]
+    i = ids.index(lead)
+    chosen = {lead}
+    for j in (i + 1, i - 1, i + 2, i - 2):
+        if len(chosen) >= keep:
+            break
+        if 0 <= j < len(ids):
+            chosen.add(ids[j])
+    return [c for c in ids if c in chosen]
+
+
+# camera size → (box height for the tallest build as a fraction of the frame, how far the feet sit
+# between the horizon and the frame bottom; None: the box bottom is the frame bottom)
+_SHOT_SCALE: dict[str, tuple[float, float | None]] = {
+    "extreme_wide": (0.2, 0.3),
+    "wide": (0.34, 0.5),
+    "full": (0.58, 0.92),
+    "medium": (0.62, None),
+    "close_up": (0.64, None),
+    "extreme_close_up": (0.7, None),
+}
+
+
+def _layout(shot: Shot, looks: dict[str, CharacterLook], w: int, h: int, ground: int) -> list[_Placement]:
+    """Boxes, poses and facings for the visible characters, left to right as listed; the speaker
+    (if on screen) stands a little larger and nearer."""
+    speaker = _on_screen_speaker(shot)
+    ids = _visible(shot, speaker)
+    if not ids:
+        return []
+    size = shot.camera.size
+    framing = _FRAMING[size]
+    frac, feet = _SHOT_SCALE[size]
+    box_h = h * frac
+    aspect = figure_aspect(framing)
+    n = len(ids)
+    step_factor = {"full": 0.78, "medium": 0.72, "bust": 0.62, "face": 0.6}[framing]
+    usable = w * 0.94
+    if n * box_h * aspect * step_factor > usable:  # too wide: shrink, but not below half size
+        box_h = max(box_h * 0.5, usable / (n * aspect * step_factor))
+    box_w = box_h * aspect
+    bottom = h * 1.0 if feet is None else ground + (h - ground) * feet
+    step = min(usable / n, box_w * (0.95 if size in ("extreme_wide", "wide") else 1.15))
+    step = max(step, min(box_w * step_factor, usable / n))
+    jitter = ((_hash_int("x:" + shot.id) % 1000) / 1000 - 0.5) * w * 0.16 if size in ("extreme_wide", "wide") else 0.0
+    start = w / 2 + jitter - step * (n - 1) / 2
+    tallest = max(looks[c].height for c in ids)
+    mood_face = _MOOD_EXPRESSION.get(shot.mood or "", "neutral")
+    line = key_line(shot)
+    out = []
+    for i, cid in enumerate(ids):
+        is_speaker = cid == speaker
+        grow = 1.06 if is_speaker and n > 1 else 1.0
+        if framing in ("bust", "face"):  # close-ups fill the box, so keep a child smaller than an adult here
+            grow *= looks[cid].height / tallest
+        cx = start + i * step
+        bw, bh = box_w * grow, box_h * grow
+        b = bottom + (h * 0.012 if is_speaker and feet is not None and n > 1 else 0.0)
+        pose, facing = _pose_for(i, n, framing, shot.id)
+        expression = line.emotion if is_speaker and line is not None else mood_face
+        box = (cx - bw / 2, b - bh, cx + bw / 2, b)
+        out.append(_Placement(cid, looks[cid], box, pose, facing, framing, expression, is_speaker))
+    return out
+
+
+def _pose_for(i: int, n: int, framing: Framing, shot_id: str) -> tuple[Pose, int]:
+    """Characters turn toward the middle of the group; a lone figure faces out (or turns a little)."""
+    if n == 1:
+        if framing in ("full", "face"):
+            return "front", 1
+        return "three_quarter", 1 if _hash_int("facing:" + shot_id) % 2 else -1
+    middle = (n - 1) / 2
+    if i == middle:
+        return "front", 1
+    return "three_quarter", 1 if i < middle else -1
+
+
+def _draw_figures(canvas: Image.Image, placements: list[_Placement]) -> dict[str, DrawnFigure]:
+    """Draw listeners first and the speaker last (in front); returns where each landed."""
+    drawn: dict[str, DrawnFigure] = {}
+    for p in sorted(placements, key=lambda p: p.speaker):
+        if p.framing == "full":
+            _ground_shadow(canvas, p.box)
+        gesture = p.speaker and p.framing in ("full", "medium")
+        drawn[p.character_id] = draw_character(
+            canvas, p.look, p.box, p.pose, p.expression, facing=p.facing, framing=p.framing,
+            gesture=gesture, supersample=1,
+        )
+    return drawn
+
+
+def _ground_shadow(canvas: Image.Image, box: FBox) -> None:
+    l, t, r, b = box
+    cx, rw, rh = (l + r) / 2, (r - l) * 0.32, (b - t) * 0.025
+    region = (round(cx - rw), round(b - rh * 1.6), round(cx + rw), round(b + rh * 0.4))
+    if region[2] <= region[0] or region[3] <= region[1]:
+        return
+    mask = Image.new("L", (region[2] - region[0], region[3] - region[1]), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, mask.width - 1, mask.height - 1), fill=90)
+    canvas.paste((20, 20, 30), region, mask=mask)
+
+
+# --------------------------------------------------------------------------- props
+
+
+_PROP_KINDS: dict[str, tuple[str, ...]] = {
+    "sword": ("剑", "刀", r"\bsword", r"\bblade", r"\bdagger", r"\bknife"),
+    "lantern": ("灯", r"\blantern", r"\blamp"),
+    "scroll": ("书", "信", "卷", "图", "纸", r"\bbook", r"\bletter", r"\bscroll", r"\bmap\b", r"\bpaper"),
+    "cup": ("杯", "酒", "茶", "碗", r"\bcup", r"\bwine", r"\btea\b", r"\bbowl", r"\bmug"),
+    "box": ("盒", "箱", "匣", r"\bbox", r"\bchest", r"\bcase"),
+    "key": ("钥", "锁", r"\bkey\b", r"\block\b"),
+    "umbrella": ("伞", r"\bumbrella", r"\bparasol"),
+}
+
+
+def _prop_kind(prop: Prop) -> str:
+    words = _words(prop.id, prop.name, " ".join(prop.aliases), prop.appearance)
+    for kind, keys in _PROP_KINDS.items():
+        if _has(words, keys):
+            return kind
+    return "gem"
+
+
+def _draw_props(
+    canvas: Image.Image, props: list[Prop], placements: list[_Placement], w: int, h: int, ground: int
+) -> dict[str, Box]:
+    """Props as simple icons: large in the middle of an empty shot, small at the side otherwise."""
+    boxes: dict[str, Box] = {}
+    if not props:
+        return boxes
+    unit = min(w, h)
+    if not placements:
+        size = unit * (0.34 if len(props) == 1 else 0.22)
+        base = ground + (h - ground) * 0.35
+        xs = [w * (i + 1) / (len(props) + 1) for i in range(len(props))]
+    else:
+        size = unit * 0.14
+        base = min(h * 0.76, ground + (h - ground) * 0.6)
+        speaker_x = next(((p.box[0] + p.box[2]) / 2 for p in placements if p.speaker), w / 2)
+        side = 0.1 if speaker_x > w / 2 else 0.9
+        xs = [w * (side + (0.12 if side < 0.5 else -0.12) * i) for i in range(len(props))]
+    draw = ImageDraw.Draw(canvas)
+    for prop, x in zip(props, xs):
+        box = (round(x - size / 2), round(base - size), round(x + size / 2), round(base))
+        if not placements:  # alone in the shot: the prop is the subject, give it the light
+            _glow(canvas, (box[0], box[1], box[2], box[3] + size * 0.2))
+        colours = named_colours(prop.appearance + " " + prop.name)
+        _prop_icon(draw, _prop_kind(prop), box, colours[0] if colours else None)
+        boxes[prop.id] = box
+    return boxes
+
+
+def _prop_icon(draw: ImageDraw.ImageDraw, kind: str, box: Box, colour: RGB | None) -> None:
+    l, t, r, b = box
+    cx, cy, s = (l + r) / 2, (t + b) / 2, r - l
+    lw = max(2, round(s / 40))
+    ink = dict(outline=INK, width=lw)
+    if kind == "sword":
+        guard = b - s * 0.3
+        draw.polygon([(cx - s * 0.08, guard), (cx + s * 0.08, guard), (cx, t)], fill=colour or (210, 214, 222), **ink)
+        draw.rectangle((cx - s * 0.18, b - s * 0.32, cx + s * 0.18, b - s * 0.26), fill=(200, 160, 60), **ink)
+        draw.rectangle((cx - s * 0.04, b - s * 0.26, cx + s * 0.04, b), fill=(120, 70, 40), **ink)
+    elif kind == "lantern":
+        draw.line((cx, t, cx, t + s * 0.15), fill=INK, width=lw)
+        draw.ellipse((l + s * 0.18, t + s * 0.15, r - s * 0.18, b - s * 0.1), fill=colour or (230, 70, 50), **ink)
+        draw.rectangle((cx - s * 0.16, b - s * 0.14, cx + s * 0.16, b - s * 0.06), fill=(200, 160, 60), **ink)
+        draw.line((l + s * 0.22, cy, r - s * 0.22, cy), fill=(255, 210, 110), width=lw)
+    elif kind == "scroll":
+        draw.rectangle((l + s * 0.12, t + s * 0.25, r - s * 0.12, b - s * 0.2), fill=colour or (240, 228, 196), **ink)
+        for x in (l + s * 0.12, r - s * 0.12):
+            draw.ellipse((x - s * 0.06, t + s * 0.2, x + s * 0.06, b - s * 0.15), fill=(150, 100, 60), **ink)
+        for i in range(3):
+            y = t + s * (0.38 + i * 0.1)
+            draw.line((l + s * 0.25, y, r - s * 0.25, y), fill=(110, 100, 90), width=max(1, lw // 2))
+    elif kind == "cup":
+        rim, foot = t + s * 0.35, b - s * 0.1
+        draw.polygon([(l + s * 0.2, rim), (r - s * 0.2, rim), (r - s * 0.3, foot), (l + s * 0.3, foot)],
+                     fill=colour or (236, 236, 226), **ink)
+    elif kind == "box":
+        draw.rectangle((l + s * 0.1, t + s * 0.35, r - s * 0.1, b - s * 0.05), fill=colour or (150, 90, 50), **ink)
+        draw.rectangle((l + s * 0.08, t + s * 0.28, r - s * 0.08, t + s * 0.42), fill=(200, 160, 60), **ink)
+    elif kind == "key":
+        metal = colour or (210, 170, 60)
+        draw.ellipse((l + s * 0.1, t + s * 0.3, l + s * 0.45, t + s * 0.65), fill=None, outline=metal, width=lw * 3)
+        draw.line((l + s * 0.45, cy, r - s * 0.1, cy), fill=metal, width=lw * 3)
+    elif kind == "umbrella":
+        canopy = (l + s * 0.05, t + s * 0.1, r - s * 0.05, b - s * 0.1)
+        draw.pieslice(canopy, 180, 360, fill=colour or (200, 70, 60), **ink)
+        draw.line((cx, cy, cx, b), fill=INK, width=lw)
+    else:  # a gem / pendant
+        c = colour or (90, 190, 150)
+        draw.polygon([(cx, t + s * 0.15), (r - s * 0.2, cy), (cx, b - s * 0.1), (l + s * 0.2, cy)], fill=c, **ink)
+        draw.polygon([(cx, t + s * 0.15), (cx + s * 0.1, cy), (cx, b - s * 0.1)], fill=mix(c, (255, 255, 255), 0.35))
+
+
+# --------------------------------------------------------------------------- lettering
+
+_NO_LINE_START = set("，。！？、；：）》」』”’…,.!?;:)]}%")
+
+
+def wrap_text(text: str, font: Font, max_width: float) -> list[str]:
+    """Break ``text`` into lines no wider than ``max_width``: at any CJK character, at spaces for
+    Latin words, never starting a line with closing punctuation."""
+    tokens = re.findall(r"[A-Za-z0-9'’\-]+|\s+|.", text.replace("\n", " "))
+    lines: list[str] = []
+    cur = ""
+    for tok in tokens:
+        if tok.isspace():
+            if cur:
+                cur += " "
+            continue
+        if font.getlength(cur + tok) <= max_width or not cur.strip() or tok in _NO_LINE_START:
+            cur += tok
+            continue
+        lines.append(cur.rstrip())
+        cur = tok
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return [piece for line in lines for piece in _split_long(line, font, max_width)]
+
+
+def _split_long(line: str, font: Font, max_width: float) -> list[str]:
+    """A single word wider than the box is cut by characters."""
+    if font.getlength(line) <= max_width * 1.08:
+        return [line]
+    out, cur = [], ""
+    for ch in line:
+        if cur and font.getlength(cur + ch) > max_width:
+            out.append(cur)
+            cur = ""
+        cur += ch
+    return out + ([cur] if cur else [])
+
+
+class _Letterer:
+    """Draws the key line in the top part of the frame: a bubble for dialogue, a caption for narration."""
+
+    def __init__(self, canvas: Image.Image, fonts: _Fonts) -> None:
+        self.canvas, self.fonts = canvas, fonts
+        self.w, self.h = canvas.size
+        self.unit = min(self.w, self.h)
+        self.draw = ImageDraw.Draw(canvas)
+        self.lw = max(2, round(self.unit * 0.005))
+        self.margin = self.unit * 0.05
+
+    def letter(self, line: Line, head: Sequence[int] | None, speaker_name: str) -> None:
+        if line.is_narration or head is None:
+            prefix = "" if line.is_narration else f"{speaker_name}："
+            self._caption(prefix + line.text)
+        else:
+            self._bubble(line, head)
+
+    def _fit(self, text: str, max_w: float, max_h: float, pad: float) -> tuple[Font, list[str], float]:
+        """The largest font (down to 60% of the base) whose wrapped text fits; then cut with '…'."""
+        base = self.unit * 0.05
+        size = base
+        while True:
+            font = self.fonts.get(round(size))
+            lines = wrap_text(text, font, max_w - 2 * pad)
+            line_h = size * 1.32
+            if len(lines) * line_h + 2 * pad <= max_h or size <= base * 0.6:
+                break
+            size *= 0.9
+        max_lines = max(1, int((max_h - 2 * pad) // line_h))
+        if len(lines) > max_lines:
+            lines = lines[:max_lines]
+            last = lines[-1]
+            while last and font.getlength(last + "…") > max_w - 2 * pad:
+                last = last[:-1]
+            lines[-1] = last + "…"
+        return font, lines, line_h
+
+    def _text(self, lines: list[str], font: Font, line_h: float, left: float, top: float, width: float | None) -> None:
+        for i, text in enumerate(lines):
+            x = left if width is None else left + (width - font.getlength(text)) / 2
+            self.draw.text((x, top + i * line_h + line_h * 0.12), text, font=font, fill=(22, 20, 26))
+
+    def _caption(self, text: str) -> None:
+        max_w = self.w - 2 * self.margin
+        max_w = min(max_w, self.unit * 1.2) if self.w > self.h else max_w
+        max_h = self.h * (LETTERING_LIMIT - 0.04)
+        pad = self.unit * 0.028
+        font, lines, line_h = self._fit(text, max_w, max_h, pad)
+        width = max(font.getlength(s) for s in lines) + 2 * pad
+        height = len(lines) * line_h + 2 * pad
+        l, t = self.margin, self.margin
+        shadow = self.unit * 0.012
+        self.draw.rectangle((l + shadow, t + shadow, l + width + shadow, t + height + shadow), fill=(40, 36, 44))
+        self.draw.rectangle((l, t, l + width, t + height), fill=CAPTION, outline=INK, width=self.lw)
+        self._text(lines, font, line_h, l + pad, t + pad, None)
+
+    def _bubble(self, line: Line, head: Sequence[int]) -> None:
+        loud = line.emotion in ("angry", "excited", "surprised")
+        max_w = (self.w * 0.84 if self.h >= self.w else self.w * 0.5)
+        tail_room = self.h * 0.05
+        max_h = self.h * LETTERING_LIMIT - self.margin - tail_room
+        pad = self.unit * (0.05 if loud else 0.035)
+        font, lines, line_h = self._fit(line.text, max_w, max_h, pad)
+        width = max(font.getlength(s) for s in lines) + 2 * pad
+        height = len(lines) * line_h + 2 * pad
+        head_x = (head[0] + head[2]) / 2
+        left = min(max(head_x - width / 2, self.margin), self.w - self.margin - width)
+        top = self.margin
+        box = (left, top, left + width, top + height)
+        tip = self._tail_tip(box, head)
+        ink = (118, 114, 126) if line.emotion == "whisper" else INK
+        shape = _spiky_points(box, line.text) if loud else None
+        self._bubble_shape(box, tip, shape, ink)
+        self._text(lines, font, line_h, left + pad, top + pad, width - 2 * pad)
+
+    def _tail_tip(self, box: FBox, head: Sequence[int]) -> tuple[float, float]:
+        """The tail's tip: from the bubble toward the top of the speaker's head, stopping short of it."""
+        head_x, head_top = (head[0] + head[2]) / 2, head[1]
+        base_x = min(max(head_x, box[0] + (box[2] - box[0]) * 0.25), box[2] - (box[2] - box[0]) * 0.25)
+        dx, dy = head_x - base_x, max(1.0, head_top - box[3])
+        dist = math.hypot(dx, dy)
+        length = max(self.unit * 0.05, min(self.h * 0.15, dist - self.unit * 0.04))
+        x, y = base_x + dx / dist * length, box[3] + dy / dist * length
+        return (x, min(y, self.h * (1 - SUBTITLE_BAND) - self.unit * 0.02))
+
+    def _bubble_shape(
+        self, box: FBox, tip: tuple[float, float], spiky: list[tuple[float, float]] | None, ink: RGB
+    ) -> None:
+        """Ink the union of bubble and tail, then fill both white: one clean outline around the pair."""
+        l, t, r, b = box
+        base_x = min(max(tip[0], l + (r - l) * 0.25), r - (r - l) * 0.25)
+        half = min((r - l) * 0.1, self.unit * 0.035)
+        tail = [(base_x - half, b - self.lw * 4), tip, (base_x + half, b - self.lw * 4)]
+        radius = min((b - t) / 2, (r - l) / 2, self.unit * 0.09)
+        lw = self.lw
+        self.draw.line(tail, fill=ink, width=lw * 2, joint="curve")
+        if spiky:
+            self.draw.polygon(spiky, fill=ink, outline=ink, width=lw * 2)
+            self.draw.polygon(tail, fill=PAPER)
+            self.draw.polygon(spiky, fill=PAPER)
+        else:
+            self.draw.rounded_rectangle((l - lw, t - lw, r + lw, b + lw), radius=radius + lw, fill=ink)
+            self.draw.polygon(tail, fill=PAPER)
+            self.draw.rounded_rectangle((l, t, r, b), radius=radius, fill=PAPER)
+
+
+def _spiky_points(box: FBox, text: str) -> list[tuple[float, float]]:
+    """A burst outline around ``box`` for shouted lines (the same text gives the same burst)."""
+    l, t, r, b = box
+    cx, cy = (l + r) / 2, (t + b) / 2
+    rx, ry = (r - l) / 2 * 1.02, (b - t) / 2 * 1.05
+    rng = random.Random(_hash_int("burst:" + text))
+    n = 22
+    pts = []
+    for i in range(n * 2):
+        a = math.pi * i / n
+        k = 1.12 + rng.uniform(0, 0.06) if i % 2 == 0 else 0.97
+        pts.append((cx + math.cos(a) * rx * k, cy + math.sin(a) * ry * k))
+    return pts
+
+
+def _panel_border(canvas: Image.Image) -> None:
+    """A light gutter and an ink frame line, like a panel on a comic page."""
+    w, h = canvas.size
+    unit = min(w, h)
+    gutter, line = max(2, round(unit * 0.012)), max(2, round(unit * 0.0045))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, w - 1, h - 1), outline=GUTTER, width=gutter)
+    draw.rectangle((gutter, gutter, w - 1 - gutter, h - 1 - gutter), outline=INK, width=line)
+
+
+# --------------------------------------------------------------------------- the character sheet
+
+
+class _SheetPainter:
+    """Lays out a turnaround sheet: title band, pose cells, swatch band."""
+
+    CELLS: tuple[tuple[str, Pose, Framing], ...] = (
+        ("front", "front", "full"), ("three_quarter", "three_quarter", "full"), ("side", "side", "full"),
+        ("back", "back", "full"), ("face", "front", "bust"),
+    )
+
+    def __init__(self, canvas: Image.Image, look: CharacterLook, request: SheetRequest, fonts: _Fonts) -> None:
+        self.canvas, self.look, self.request, self.fonts = canvas, look, request, fonts
+        self.w, self.h = canvas.size
+        self.unit = min(self.w, self.h)
+        self.draw = ImageDraw.Draw(canvas)
+        self.lang = request.language if request.language in _POSE_LABELS else "en"
+
+    def paint(self) -> dict[str, Box]:
+        title_h = self._title()
+        swatch_h = self.h * 0.13
+        regions = self._cells(title_h, self.h - swatch_h)
+        self._swatches(self.h - swatch_h)
+        return regions
+
+    def _title(self) -> float:
+        name = self.request.character.name
+        size = round(self.unit * 0.075)
+        font = self.fonts.get(size)
+        while font.getlength(name) > self.w * 0.9 and size > 8:
+            size = round(size * 0.9)
+            font = self.fonts.get(size)
+        y = self.unit * 0.03
+        self.draw.text(((self.w - font.getlength(name)) / 2, y), name, font=font, fill=INK)
+        y += size * 1.25
+        appearance = self.request.character.appearance.strip()
+        if appearance:
+            small = self.fonts.get(round(self.unit * 0.028))
+            text = wrap_text(appearance, small, self.w * 0.86)[:2]
+            for i, s in enumerate(text):
+                xy = ((self.w - small.getlength(s)) / 2, y + i * self.unit * 0.036)
+                self.draw.text(xy, s, font=small, fill=(96, 90, 100))
+            y += len(text) * self.unit * 0.036
+        return y + self.unit * 0.02
+
+    def _cells(self, top: float, bottom: float) -> dict[str, Box]:
+        cols = 5 if self.w >= self.h * 1.2 else 3
+        rows = math.ceil(len(self.CELLS) / cols)
+        margin = self.unit * 0.025
+        cw = (self.w - margin * (cols + 1)) / cols
+        ch = (bottom - top - margin * rows) / rows
+        label_font = self.fonts.get(round(self.unit * 0.026))
+        regions: dict[str, Box] = {}
+        for i, (key, pose, framing) in enumerate(self.CELLS):
+            c, r = i % cols, i // cols
+            l, t = margin + c * (cw + margin), top + r * (ch + margin)
+            self.draw.rounded_rectangle((l, t, l + cw, t + ch), radius=self.unit * 0.012, fill=(251, 250, 247),
+                                        outline=(214, 210, 202), width=max(1, round(self.unit * 0.002)))
+            label_h = self.unit * 0.045
+            box = (l + cw * 0.06, t + ch * 0.04, l + cw * 0.94, t + ch - label_h)
+            if framing == "full":
+                _ground_shadow(self.canvas, box)
+            fig = draw_character(self.canvas, self.look, box, pose, "neutral", facing=1, framing=framing, supersample=1)
+            regions[key] = fig.box
+            label = _POSE_LABELS[self.lang][key]
+            xy = (l + (cw - label_font.getlength(label)) / 2, t + ch - label_h * 0.85)
+            self.draw.text(xy, label, font=label_font, fill=(110, 104, 114))
+        return regions
+
+    def _swatches(self, top: float) -> None:
+        palette = self.look.palette
+        size = self.h * 0.06
+        gap = self.unit * 0.03
+        font = self.fonts.get(round(self.unit * 0.024))
+        labels = _SWATCH_LABELS[self.lang]
+        total = len(palette) * size + (len(palette) - 1) * gap * 2.2
+        x = (self.w - total) / 2
+        for role, colour in palette:
+            self.draw.rounded_rectangle((x, top, x + size, top + size), radius=size * 0.15, fill=colour, outline=INK,
+                                        width=max(1, round(self.unit * 0.003)))
+            label = labels[role]
+            xy = (x + (size - font.getlength(label)) / 2, top + size * 1.1)
+            self.draw.text(xy, label, font=font, fill=(96, 90, 100))
+            x += size + gap * 2.2
+
+
+__all__ = ["AnimaticBackend", "SUBTITLE_BAND", "key_line", "wrap_text"]
+
