@@ -1,0 +1,1470 @@
+"""The offline, rule-based planner: a novel's chapters → cast, props, locations and storyboards.
+
+No model, no network. Chinese text is segmented with jieba (imported lazily, on first use);
+English with regular expressions. The planner works in three passes over all chapters:
+
+1. **Cast discovery** — speakers of attributed dialogue (``林小雨说：“…”``, ``“…”老渔夫笑道``,
+   ``"…," said Tobias``, ``Pip asked, "…"``), names that recur (jieba ``nr`` for Chinese,
+   capitalised words for English), descriptive speakers (老渔夫, the heron) linked to a name
+   when the text does (``村里人都叫他陈伯``, ``我叫阿银``, ``My name is Quill``), and
+   aliases (林小雨 / 小雨, Grandpa Tobias / Tobias). The user's existing cast keeps its ids.
+2. **World** — locations (place words, ``in/at/to the X``) and recurring props.
+3. **Storyboards** — per chapter: scenes (scene-break lines, strong time/place changes),
+   lines (narration sentences and attributed quotes, attribution clauses removed), shots of a
+   few lines with camera, mood, transition and an image prompt.
+
+Everything is deterministic: the same request gives the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from novelcomic.models import (
+    NARRATOR,
+    Camera,
+    Character,
+    CharactersFile,
+    Emotion,
+    Location,
+    LocationsFile,
+    Line,
+    Mood,
+    Prop,
+    PropsFile,
+    Scene,
+    Shot,
+    ShotSize,
+    Storyboard,
+    VoiceSpec,
+)
+from novelcomic.plan.base import ChapterText, PlanRequest, PlanResult
+from novelcomic.plan.text import Lang, Paragraph, Segment, sentence_spans, split_paragraphs, split_quotes, text_size
+
+Tagger = Callable[[str], list[tuple[str, str]]]
+
+# --------------------------------------------------------------------------- constants: Chinese
+
+ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            "回答道", "回答", "答道", "说道", "问道", "笑道", "喊道", "叫道", "嚷道", "吼道", "骂道", "叹道",
+            "应道", "低语", "嘟囔", "嘀咕", "大喊", "大叫", "说", "问", "道", "喊", "叫", "嚷", "答", "吼",
+        },
+        key=len,
+        reverse=True,
+    )
+)
+# A clause ending in one of these is no attribution even though it ends like one.
+ZH_NOT_SPEECH_RE = re.compile(r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫)$")
+ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,；;：:、]")
+ZH_SENTENCE_END = "。！？!?…"
+ZH_LEAD_RE = re.compile(r"^(?:这时候?|此时|于是|然后|忽然|突然|接着|只见|随后|说完|听了|见状|最后|这才|终于)[，,]?")
+ZH_MODIFIER_RE = re.compile(
+    r"(?:低声|小声|轻声|大声|高声|柔声|冷冷地?|淡淡地?|悄悄地?|轻轻地?|慢慢地?|笑着|笑眯眯地|哭着|喘着气|"
+    r"壮着胆子|开口|连忙|赶紧|急忙|忍不住|突然|忽然|回头|抬头|低头|也|又|便|就|才|还|却|正|[\u4e00-\u9fff]{1,3}地)$"
+)
+ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
+ZH_SUBJECT_STOP = frozenset(
+    {"孩子", "大家", "众人", "人们", "两人", "声音", "开口", "低声", "轻声", "小声", "大声", "胆子", "心里", "口气",
+     "时候", "东西", "自己", "对方", "有人", "别人", "大伙", "两个孩子", "一个"}
+)
+ZH_NAME_STOP = frozenset(
+    {"胡子", "天亮", "松树", "小河", "宝贝", "石阶", "天明", "天黑", "小兔子", "谢谢你们", "白云", "青山", "金色", "林子",
+     "高兴", "文章", "黄昏", "方向", "石头", "江湖", "万一", "于是", "常常", "明白", "司机", "马上", "马车"}
+)
+ZH_SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭"
+    "陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易"
+    "乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴"
+    "蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边"
+    "卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝萧"
+)
+SURNAME_FLAGS = frozenset({"nr", "ng", "nrfg", "nrt", "n"})
+ZH_SELF_INTRO_RE = re.compile(r"(?:我叫|我是|我的名字叫|我的名字是|叫我|我名叫)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)")
+ZH_CALLED_RE = re.compile(
+    r"(?:叫他|叫她|称他|称她|称呼他|称呼她|名叫|叫做|人称|唤作|喊他|喊她)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)"
+)
+ZH_PLACE_SUFFIXES = "村镇城山河江湖寺庙殿院林街桥屋店洞岸溪谷峰顶台阁楼宫府园亭巷坊港湾岛崖坡路边房厅堂"
+ZH_PLACE_STOP = frozenset(
+    {"身边", "旁边", "这边", "那边", "外边", "里边", "天边", "东西", "天黑", "天亮", "乌黑", "河水", "眼前", "心里", "一边",
+     "两边", "周边", "手边", "嘴边", "耳边", "路边", "一路", "道路", "山林", "树林", "森林", "江湖", "青山", "桃溪", "小河",
+     "尾巴", "山脚", "山风", "船头", "石台"}
+)
+ZH_PLACE_TRAILING = "里上中下内外前后"
+ZH_INTERIOR_RE = re.compile(r"[屋殿房室厅堂店庙阁楼宫府]$|屋里|殿里|房里|庙里|室内|屋内")
+ZH_PROPS: tuple[str, ...] = (
+    "灯笼", "长明灯", "剑", "刀", "信", "伞", "钥匙", "书", "船桨", "玉佩", "扇子", "镜子", "戒指", "项链", "笛子", "琴", "弓",
+    "箭", "包袱", "地图", "钱袋", "令牌", "手机", "篮子", "铃铛", "渔网", "斗笠", "蓑衣", "火种", "宝剑", "葫芦", "簪子",
+    "手帕", "纸条", "信封", "盒子", "箱子", "风筝", "拐杖", "鱼竿", "花灯",
+)
+ZH_TIME_MARKERS_RE = re.compile(
+    r"^[^，。！？]{0,6}(?:第二天|次日|翌日|清晨|早晨|早上|黄昏|傍晚|天黑以后|天黑后|天亮|深夜|半夜|夜里|当晚|那天晚上|"
+    r"那天夜里|晚上|几天后|不久|后来|与此同时|一年后|多年后|第二年)"
+)
+ZH_TRAVEL_RE = re.compile(r"(?:回到|来到|走进|走到|跑到|赶到|进了|到了|抵达|进入)")
+ZH_APPEARANCE_MARKERS = ("穿着", "扎着", "留着", "戴着", "披着", "梳着", "背着", "系着", "长着", "蓄着", "身穿", "头戴", "裹着")
+ZH_FEATURE_RE = re.compile(r"毛|头发|胡子|辫子|眼睛|尾巴|衣|袄|裙|帽|褂|鞋|脸|胡须|白发|皮肤|个子")
+
+# --------------------------------------------------------------------------- constants: English
+
+EN_SPEECH_VERBS = (
+    "said|says|asked|asks|whispered|shouted|replied|cried|called|answered|muttered|murmured|added|exclaimed|yelled|"
+    "continued|began|sighed|snapped|growled|laughed|breathed|insisted|agreed|admitted|begged|explained|warned|"
+    "announced|demanded|screamed|sobbed|giggled|chuckled|hissed|gasped|grumbled|mumbled|pleaded|promised|repeated|"
+    "suggested|wondered|roared|squeaked|chirped|stammered|declared|urged"
+)
+EN_NAME = r"[A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2}"
+EN_REF = rf"(?:{EN_NAME}|[Hh]e|[Ss]he|[Tt]he\s+(?:old\s+|young\s+|little\s+)?[a-z]+)"
+EN_AFTER_RE = re.compile(
+    rf"^\s*(?:(?P<v1>{EN_SPEECH_VERBS})\s+(?P<r1>{EN_REF})|(?P<r2>{EN_REF})\s+(?:[a-z]+ly\s+)?(?P<v2>{EN_SPEECH_VERBS}))"
+    r"(?P<adv>\s+[a-z]+ly)?\b"
+)
+EN_BEFORE_RE = re.compile(
+    rf"(?:^\s*|(?<=[.!?;]\s))(?P<r>{EN_REF})\s+(?:[a-z]+ly\s+)?(?P<v>{EN_SPEECH_VERBS})(?:\s+[a-z]+ly)?\s*[,:]?\s*$"
+)
+EN_SELF_INTRO_RE = re.compile(r"(?:[Mm]y name is|I am|I'm|[Cc]all me)\s+([A-Z][a-z]+)\b")
+EN_TITLES = frozenset(
+    {"Grandpa", "Grandma", "Granny", "Grandfather", "Grandmother", "Uncle", "Aunt", "Auntie", "Mr", "Mrs", "Miss", "Ms",
+     "Dr", "Doctor", "Captain", "Sir", "Lady", "Lord", "King", "Queen", "Prince", "Princess", "Professor", "Master",
+     "Old", "Father", "Mother", "Brother", "Sister", "Papa", "Mama"}
+)
+EN_VOCATIVE_TITLES = frozenset({"Grandpa", "Grandma", "Granny", "Uncle", "Aunt", "Auntie", "Papa", "Mama"})
+EN_STOPWORDS = frozenset(
+    {"I", "I'm", "I'll", "I've", "I'd", "The", "A", "An", "He", "She", "It", "They", "We", "You", "His", "Her", "Its",
+     "Their", "Our", "My", "Your", "This", "That", "These", "Those", "There", "Then", "And", "But", "Or", "So", "If",
+     "When", "While", "After", "Before", "Oh", "Yes", "No", "Not", "Well", "Now", "Here", "What", "Why", "How", "Who",
+     "Where", "God", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
+     "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+     "Christmas", "English", "Chinese", "OK", "Okay", "Hello", "Thank", "Thanks", "Please", "Look", "Good", "Very",
+     "Click", "Together", "Nobody", "Everyone", "Someone", "Inside", "Below", "Above", "Near", "Through", "At", "In",
+     "On", "To", "Of", "For", "With", "As", "By", "From", "One", "Two", "Three", "Every", "Just", "Let", "Come"}
+)
+EN_PLACE_NOUNS = (
+    "river|forest|woods|temple|workshop|market|street|tower|house|harbor|harbour|village|town|city|marsh|swamp|lake|"
+    "sea|shore|beach|bridge|castle|palace|cave|mountain|hill|valley|field|garden|kitchen|room|hall|library|school|"
+    "church|inn|tavern|shop|station|road|lane|square|port|island|camp|farm|barn|cottage|attic|cellar|office|"
+    "courtyard|bedroom|classroom|meadow|desert|jungle|cliff|pier|dock|shrine|monastery|mill|forge|ship|boat"
+)
+EN_PLACE_RE = re.compile(
+    r"\b(?:in|at|to|into|across|over|onto|toward|towards|from|near|beside|through|inside|reached|entered|of)\s+"
+    r"(?:the\s+|a\s+|an\s+|her\s+|his\s+|their\s+|our\s+|my\s+|its\s+|[A-Za-z]+'s\s+)?(?:[a-z-]+\s+){0,2}?"
+    rf"({EN_PLACE_NOUNS})\b"
+)
+EN_PROPER_PLACE_RE = re.compile(r"\b(?:in|at|to|into|from|near|of)\s+([A-Z][a-z]+)\b|\b([A-Z][a-z]+) was an? (?:\w+ )?(?:village|town|city)\b")
+EN_INTERIOR = frozenset(
+    {"workshop", "room", "hall", "library", "kitchen", "house", "cottage", "attic", "cellar", "office", "bedroom",
+     "classroom", "inn", "tavern", "shop", "temple", "church", "castle", "palace", "cave", "forge", "mill", "shrine"}
+)
+EN_PROPS: tuple[str, ...] = (
+    "lantern", "letter", "key", "sword", "box", "book", "map", "ring", "necklace", "lamp", "candle", "knife", "bag",
+    "basket", "hat", "umbrella", "spectacles", "raincoat", "apron", "staff", "wand", "clock", "bell", "oar", "nest",
+    "scroll", "coin", "mirror", "crown", "shield", "bow", "arrow", "flute", "cup", "bottle", "rope", "net", "kite",
+    "screwdriver", "gear", "feather", "stone", "compass", "pendant", "locket",
+)
+EN_TIME_MARKERS_RE = re.compile(
+    r"^(?:That night|That evening|That afternoon|At dawn|At dusk|At night|At sunrise|At sunset|The next morning|"
+    r"The next day|Next morning|Later|Meanwhile|Hours later|Days later|Years later|In the morning|By evening|"
+    r"When night fell|After dark|The following)\b"
+)
+EN_TRAVEL_RE = re.compile(r"\b(?:ran|walked|went|dragged|carried|came|returned|hurried|flew|climbed|rode|sailed|arrived|reached|entered|headed)\b")
+EN_APPEARANCE_RE = re.compile(
+    r"\b(?:with\s+(?:a|an|his|her|long|short|\w+-?\w*)\b[^.;!?]*|wore\s+[^.;!?,]*|wearing\s+[^.;!?,]*|dressed in\s+[^.;!?,]*"
+    r"|(?:was|is)\s+an?\s+[^.;!?]*)"
+)
+
+# --------------------------------------------------------------------------- constants: both
+
+MALE_CUES_ZH = ("男孩", "少年", "男人", "爷爷", "伯", "叔", "老翁", "渔夫", "樵夫", "老头", "哥哥", "弟弟", "父亲", "爸爸", "公子", "先生", "师父", "和尚", "大汉", "书生")
+FEMALE_CUES_ZH = ("女孩", "少女", "姑娘", "女人", "奶奶", "婆婆", "姐姐", "妹妹", "母亲", "妈妈", "阿姨", "小姐", "夫人", "姨", "娘")
+MALE_CUES_EN = ("man", "boy", "father", "grandfather", "grandpa", "king", "sir", "mr", "uncle", "brother", "son", "husband", "gentleman", "lord", "prince")
+FEMALE_CUES_EN = ("woman", "girl", "mother", "grandmother", "grandma", "granny", "queen", "lady", "mrs", "miss", "aunt", "sister", "daughter", "wife", "princess")
+CHILD_CUES = ("孩子", "男孩", "女孩", "小姑娘", "小孩", "孩童", "boy", "girl", "child", "kid")
+OLD_CUES = ("老", "爷爷", "奶奶", "伯", "婆婆", "白胡子", "雪白的胡子", "白发", "old", "grandpa", "grandfather", "grandma", "grandmother", "granny", "silver beard", "white hair", "elderly")
+YOUNG_CUES = ("少年", "少女", "姑娘", "年轻", "青年", "young", "youth", "teen")
+ADULT_CUES = ("男人", "女人", "大叔", "阿姨", "先生", "man", "woman", "lady", "gentleman")
+EN_NUMBER_WORDS = {"five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+                   "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+                   "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80}
+ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+
+EMOTION_CUES: tuple[tuple[Emotion, tuple[str, ...]], ...] = (
+    ("whisper", ("低声", "小声", "轻声", "悄悄", "耳语", "whisper", "softly", "murmur", "breathed", "quietly")),
+    ("angry", ("怒", "生气", "吼", "骂", "angry", "angrily", "snapped", "growled", "roared", "shouted angrily")),
+    ("sad", ("哭", "眼圈红", "哽咽", "伤心", "难过", "叹", "sob", "sadly", "tears", "sighed", "wept")),
+    ("afraid", ("害怕", "颤抖", "发抖", "喘着气", "afraid", "trembl", "nervously", "fear")),
+    ("happy", ("笑", "高兴", "开心", "laugh", "smil", "grin", "giggl", "chuckl", "happily", "cheerfully")),
+    ("excited", ("喊", "叫", "嚷", "拍着手", "shout", "yell", "exclaim", "cried", "called out", "scream")),
+    ("surprised", ("惊讶", "吃惊", "惊", "gasp", "surprised", "astonish")),
+)
+MOOD_CUES: tuple[tuple[Mood, tuple[str, ...]], ...] = (
+    ("tense", ("害怕", "紧张", "陡", "危险", "差点", "熄灭", "发抖", "喘", "afraid", "danger", "nervous", "storm", "tremble", "dark")),
+    ("sad", ("哭", "眼圈红", "伤心", "泪", "难过", "消失", "cry", "tears", "sad", "lonely", "lost")),
+    ("joyful", ("笑", "高兴", "开心", "漂亮", "谢谢", "朋友", "亮了", "laugh", "smile", "happy", "thank", "shone", "friend")),
+    ("mysterious", ("月", "雾", "古庙", "神秘", "狐", "铃铛", "静悄悄", "银光", "fog", "mist", "moon", "strange", "glint", "glow", "secret", "blinked")),
+    ("action", ("跑", "追", "冲", "飞", "跳", "扑", "run", "ran", "chase", "flew", "fly", "jump", "fight", "dragged", "spin")),
+)
+ACTION_WORDS = ("跑", "追", "冲", "飞", "跳", "扑", "爬", "抓", "递", "扫", "ran ", "run ", "jump", "flew", "fly ", "chase", "climb", "dragged", "turned", "spread", "lifted", "slipped")
+LANDSCAPE_WORDS = ("山", "河", "村", "天空", "月亮", "雾", "树林", "sky", "marsh", "village", "river", "forest", "mountain", "moon", "fog", "reeds")
+TIME_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("night", ("夜", "晚", "月", "天黑", "night", "moon", "dark", "evening")),
+    ("dawn", ("清晨", "黎明", "天亮", "拂晓", "发白", "dawn", "sunrise", "morning")),
+    ("dusk", ("黄昏", "傍晚", "夕阳", "dusk", "sunset", "twilight")),
+    ("day", ("白天", "中午", "正午", "阳光", "day", "noon", "afternoon", "sunny")),
+)
+TEMPERAMENT = {
+    "zh": {"happy": "开朗", "excited": "活泼", "whisper": "温柔", "sad": "忧伤", "angry": "暴躁", "afraid": "胆小", "surprised": "好奇", "old": "慈祥", "neutral": "平和"},
+    "en": {"happy": "cheerful", "excited": "lively", "whisper": "gentle", "sad": "melancholy", "angry": "fiery", "afraid": "timid", "surprised": "curious", "old": "kindly", "neutral": "calm"},
+}
+PRONOUN_RES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    "zh": (re.compile(r"(他|她|它)(?!们)"), re.compile(r"(他|她|它)(?!们)")),
+    "en": (re.compile(r"\b(he|she|his|her|him|herself|himself|its|itself)\b", re.IGNORECASE), re.compile(r"(He|She|It)\b")),
+}
+PRONOUN_GENDER = {
+    "他": "male", "她": "female", "它": "neuter", "he": "male", "his": "male", "him": "male", "himself": "male",
+    "she": "female", "her": "female", "herself": "female", "it": "neuter", "its": "neuter", "itself": "neuter",
+}
+DEFAULT_MAX_CHARS = {"zh": 60, "en": 40}
+MAX_APPEARANCE = 100
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Para:
+    """One paragraph of one chapter with its quote/narration segments."""
+
+    chapter: int
+    index: int
+    para: Paragraph
+    segments: list[Segment]
+
+
+@dataclass
+class _Attr:
+    """Who a quote's neighbouring narration says is speaking.
+
+    ``ref`` is the raw reference (a name, descriptor or pronoun) found at ``pos``;
+    ``speech`` is true for a speech-verb attribution (stripped from narration), false for an
+    action beat (kept); ``cue`` is the text emotions are read from.
+    """
+
+    ref: str
+    pos: int
+    speech: bool
+    cue: str
+    cut: int = 0  # after-quote: characters consumed; before-quote: index where the clause starts
+
+
+@dataclass
+class _Entry:
+    """A character while the cast is built."""
+
+    name: str
+    aliases: list[str] = field(default_factory=list)
+    fixed_id: str | None = None
+    existing: Character | None = None
+    descriptor: bool = False
+
+    def names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+@dataclass
+class _Unit:
+    """One line of a storyboard before shots exist: a narration sentence or one quote."""
+
+    kind: str  # "narration" | "quote"
+    text: str
+    start: int
+    end: int
+    para: int
+    speaker: str = NARRATOR
+    emotion: Emotion = "neutral"
+    mentions: list[str] = field(default_factory=list)
+    cue: str = ""
+
+
+@dataclass
+class _Cast:
+    """The resolved cast: characters, name lookup and genders."""
+
+    characters: list[Character]
+    lookup: dict[str, str]  # name or alias → id
+    genders: dict[str, str]
+    pattern: re.Pattern[str] | None
+
+    def mentions(self, text: str, offset: int = 0) -> list[tuple[int, str]]:
+        """``(position, id)`` of every name or alias in ``text``."""
+        if self.pattern is None:
+            return []
+        return [(offset + m.start(), self.lookup[m.group(0)]) for m in self.pattern.finditer(text)]
+
+    def at_start(self, text: str) -> str | None:
+        """The name or alias that ``text`` starts with (longest first), if any."""
+        if self.pattern is None:
+            return None
+        m = self.pattern.match(text)
+        return m.group(0) if m else None
+
+
+# --------------------------------------------------------------------------- planner
+
+
+class HeuristicPlanner:
+    """Rule-based planner (see the module docstring).
+
+    ``max_chars_per_shot``: spoken size of a shot, Chinese characters or English words
+    (default 60 / 40); ``max_lines_per_shot``: lines per shot (default 3);
+    ``min_name_count``: how often an unattributed name must occur to join the cast.
+    """
+
+    name = "heuristic"
+
+    def __init__(self, max_chars_per_shot: int | None = None, max_lines_per_shot: int = 3, min_name_count: int = 2) -> None:
+        if max_chars_per_shot is not None and max_chars_per_shot < 1:
+            raise ValueError("max_chars_per_shot must be positive")
+        if max_lines_per_shot < 1:
+            raise ValueError("max_lines_per_shot must be positive")
+        self.max_chars_per_shot = max_chars_per_shot
+        self.max_lines_per_shot = max_lines_per_shot
+        self.min_name_count = max(1, min_name_count)
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        """Plan every chapter of ``request``; see :class:`~novelcomic.plan.base.PlanResult`."""
+        lang: Lang = "zh" if request.config.language == "zh" else "en"
+        tagger = _zh_tagger() if lang == "zh" else _no_tagger
+        chapters = [_paragraphs(i, ch) for i, ch in enumerate(request.chapters)]
+        warnings: list[str] = []
+        cast = _build_cast(lang, request, chapters, tagger, self.min_name_count)
+        cast = _resolve_genders(lang, cast, chapters)
+        units_by_chapter = [_chapter_units(lang, cast, paras, tagger) for paras in chapters]
+        cast = _finish_cast(lang, cast, request, chapters, units_by_chapter)
+        locations, scene_locs = _build_locations(lang, request, chapters, tagger)
+        props = _build_props(lang, request, chapters, cast, tagger)
+        max_chars = self.max_chars_per_shot or DEFAULT_MAX_CHARS[lang]
+        boards: dict[str, Storyboard] = {}
+        for ci, ch in enumerate(request.chapters):
+            boards[ch.id] = _storyboard(
+                lang, ch, chapters[ci], units_by_chapter[ci], cast, props, locations, scene_locs.get(ci, {}),
+                max_chars, self.max_lines_per_shot,
+            )
+            if not boards[ch.id].scenes:
+                warnings.append(f"chapter {ch.id!r} has no text to plan")
+        return PlanResult(
+            characters=CharactersFile(narrator=request.characters.narrator, characters=cast.characters),
+            props=PropsFile(props=props),
+            locations=LocationsFile(locations=locations),
+            storyboards=boards,
+            warnings=warnings,
+        )
+
+
+# --------------------------------------------------------------------------- jieba
+
+
+def _zh_tagger() -> Tagger:
+    """jieba's part-of-speech tagger (imported here so that importing novelcomic stays cheap)."""
+    import jieba
+    import jieba.posseg as pseg
+
+    jieba.setLogLevel(logging.WARNING)
+
+    def tag(text: str) -> list[tuple[str, str]]:
+        return [(w, f) for w, f in pseg.cut(text)]
+
+    return tag
+
+
+def _no_tagger(text: str) -> list[tuple[str, str]]:
+    return []
+
+
+# --------------------------------------------------------------------------- paragraphs
+
+
+def _paragraphs(chapter_index: int, chapter: ChapterText) -> list[_Para]:
+    return [
+        _Para(chapter_index, i, p, split_quotes(p.text, p.start))
+        for i, p in enumerate(split_paragraphs(chapter.text))
+    ]
+
+
+def _seg_text(para: _Para, seg: Segment) -> str:
+    """A segment's raw text (offsets are chapter offsets; the paragraph holds the text)."""
+    a = seg.start - para.para.start
+    return para.para.text[a : a + (seg.end - seg.start)]
+
+
+# --------------------------------------------------------------------------- attribution (Chinese)
+
+
+def _zh_speech_verb(clause: str) -> str | None:
+    """The speech verb ``clause`` ends with, if any."""
+    clause = clause.rstrip()
+    if ZH_NOT_SPEECH_RE.search(clause):
+        return None
+    for verb in ZH_SPEECH_VERBS:
+        if clause.endswith(verb):
+            return verb
+    return None
+
+
+def _strip_modifiers(text: str) -> str:
+    prev = None
+    while prev != text:
+        prev, text = text, ZH_MODIFIER_RE.sub("", text)
+    return text
+
+
+def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
+    """The subject at the start of a clause: a known name, a pronoun, or a jieba noun."""
+    s = ZH_LEAD_RE.sub("", clause.strip())
+    if not s:
+        return None
+    m = ZH_PRONOUN_RE.match(s)
+    if m:
+        return m.group(1)
+    if cast is not None:
+        known = cast.at_start(s)
+        if known:
+            return known
+    return _zh_noun_subject(s, tagger)
+
+
+def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
+    toks = tagger(s[:12])
+    if not toks:
+        return None
+    w, f = toks[0]
+    nxt = toks[1] if len(toks) > 1 else ("", "")
+    if _surname_merge(w, f, nxt):
+        w, f = w + nxt[0], "nr"
+    elif w in ("老", "小", "大") and nxt[1].startswith("n"):
+        w, f = w + nxt[0], "n"
+    if not (2 <= len(w) <= 4) or w in ZH_SUBJECT_STOP or w.endswith("们"):
+        return None
+    if f.startswith("nr") or f in ("n", "nz", "nt") or (w.startswith("阿") and len(w) <= 3):
+        return w
+    return None
+
+
+def _surname_merge(word: str, flag: str, nxt: tuple[str, str]) -> bool:
+    """``林`` + ``小雨`` → one name (jieba splits some full names)."""
+    return len(word) == 1 and word in ZH_SURNAMES and flag in SURNAME_FLAGS and nxt[1].startswith("nr")
+
+
+def _zh_clause_subject_back(clauses: list[str], cast: _Cast | None, tagger: Tagger) -> str | None:
+    """Subject of the last clause, else of the clauses before it (same sentence)."""
+    for clause in reversed(clauses[-3:]):
+        subj = _zh_subject(clause, cast, tagger)
+        if subj:
+            return subj
+    return None
+
+
+def _zh_after(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr | None:
+    """Attribution in the narration right after a quote: ``老渔夫笑道，`` / beat ``阿银叹了口气，``."""
+    m = re.match(r"\s*([^，,。！？!?；;：:“”]*)([，,。！？!?；;：:]?)", text)
+    if not m or not m.group(1):
+        return None
+    clause = m.group(1)
+    verb = _zh_speech_verb(clause)
+    if verb:
+        subj = _zh_subject(_strip_modifiers(clause[: -len(verb)]), cast, tagger)
+        if subj:
+            return _Attr(subj, pos, True, clause, cut=m.end())
+        return None
+    subj = _zh_subject(clause, cast, tagger) if cast is not None else None
+    if subj and (ZH_PRONOUN_RE.match(subj) or subj in cast.lookup):  # type: ignore[union-attr]
+        return _Attr(subj, pos, False, clause)
+    return None
+
+
+def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr | None:
+    """Attribution in the narration right before a quote: ``林小雨说：`` / beat ``小雨赶紧护住灯笼。``."""
+    body = text.rstrip().rstrip("：:，,")
+    sentence_start = max(body.rfind(c, 0, len(body) - 1) for c in ZH_SENTENCE_END) + 1
+    sentence = body[sentence_start:]
+    clauses = [c for c in ZH_CLAUSE_SPLIT_RE.split(sentence) if c.strip()]
+    if not clauses:
+        return None
+    last = clauses[-1].rstrip(ZH_SENTENCE_END)
+    verb = _zh_speech_verb(last) if not sentence.endswith(tuple(ZH_SENTENCE_END)) else None
+    if verb:
+        head = _strip_modifiers(last[: -len(verb)])
+        subj = _zh_subject(head, cast, tagger) if head else None
+        if subj is None:
+            subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
+        if subj:
+            cut = body.rfind(last)
+            return _Attr(subj, pos + sentence_start, True, sentence, cut=cut)
+        return None
+    if cast is None:
+        return None
+    subj = _zh_subject(clauses[0], cast, tagger)
+    if subj and (ZH_PRONOUN_RE.match(subj) or subj in cast.lookup):
+        return _Attr(subj, pos + sentence_start, False, sentence)
+    return None
+
+
+# --------------------------------------------------------------------------- attribution (English)
+
+
+def _en_ref(ref: str) -> str:
+    """Normalise an English reference: ``The heron`` → ``heron``, ``Then Pip`` → ``Pip``."""
+    ref = ref.strip()
+    low = ref.lower()
+    if low in ("he", "she"):
+        return low
+    if low.startswith("the "):
+        return low[4:]
+    words = ref.split()
+    while len(words) > 1 and words[0] in EN_STOPWORDS:
+        words = words[1:]
+    return " ".join(words)
+
+
+def _en_after(text: str, cast: _Cast | None, pos: int) -> _Attr | None:
+    """``said Tobias`` / ``Pip asked`` / ``she whispered`` right after a quote, or a name beat."""
+    m = EN_AFTER_RE.match(text)
+    if m:
+        ref = _en_ref(m.group("r1") or m.group("r2"))
+        if ref and ref.split()[0] not in EN_STOPWORDS - {"He", "She"}:
+            return _Attr(ref, pos, True, m.group(0), cut=m.end())
+    if cast is not None:
+        stripped = text.lstrip()
+        known = cast.at_start(stripped)
+        if known:
+            return _Attr(known, pos, False, _first_sentence(stripped, "en"))
+    return None
+
+
+def _en_before(text: str, cast: _Cast | None, pos: int) -> _Attr | None:
+    """``Pip asked,`` before a quote, or an action beat ``Tobias wiped his spectacles.``."""
+    m = EN_BEFORE_RE.search(text)
+    if m:
+        ref = _en_ref(m.group("r"))
+        if ref and ref.split()[0] not in EN_STOPWORDS - {"He", "She"}:
+            return _Attr(ref, pos + m.start(), True, m.group(0), cut=m.start())
+    if cast is None:
+        return None
+    spans = sentence_spans(text, "en")
+    if not spans:
+        return None
+    a, b = spans[-1]
+    sentence = text[a:b]
+    known = cast.at_start(sentence)
+    if known:
+        return _Attr(known, pos + a, False, sentence)
+    pm = re.match(r"(He|She)\b", sentence)
+    if pm:
+        return _Attr(pm.group(1).lower(), pos + a, False, sentence)
+    return None
+
+
+def _first_sentence(text: str, lang: Lang) -> str:
+    spans = sentence_spans(text, lang)
+    return text[spans[0][0] : spans[0][1]] if spans else text
+
+
+def _attributions(lang: Lang, para: _Para, qi: int, cast: _Cast | None, tagger: Tagger) -> tuple[_Attr | None, _Attr | None]:
+    """(after, before) attributions of quote segment ``qi`` from its neighbouring narration."""
+    segs = para.segments
+    after = before = None
+    if qi + 1 < len(segs) and not segs[qi + 1].is_quote:
+        nxt = segs[qi + 1]
+        text = _seg_text(para, nxt)
+        after = _zh_after(text, cast, tagger, nxt.start) if lang == "zh" else _en_after(text, cast, nxt.start)
+    if qi > 0 and not segs[qi - 1].is_quote:
+        prv = segs[qi - 1]
+        text = _seg_text(para, prv)
+        before = _zh_before(text, cast, tagger, prv.start) if lang == "zh" else _en_before(text, cast, prv.start)
+    return after, before
+
+
+# --------------------------------------------------------------------------- cast discovery
+
+
+def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], tagger: Tagger, min_count: int) -> _Cast:
+    """Discover names, descriptors and aliases; merge them with the user's cast; assign ids."""
+    names: dict[str, int] = {}  # name → first position key (for ordering)
+    descriptors: set[str] = set()
+    links: dict[str, str] = {}  # descriptor → name
+    speech_refs = _speech_refs(lang, chapters, tagger)
+    for ref, kind, quote in speech_refs:
+        if kind == "name":
+            names.setdefault(ref, 0)
+        elif kind == "descriptor":
+            descriptors.add(ref)
+            intro = (ZH_SELF_INTRO_RE if lang == "zh" else EN_SELF_INTRO_RE).search(quote)
+            if intro and intro.group(1) not in EN_STOPWORDS:
+                links.setdefault(ref, intro.group(1))
+                names.setdefault(intro.group(1), 0)
+    for name in _frequent_names(lang, chapters, tagger, min_count):
+        names.setdefault(name, 0)
+    if lang == "zh":
+        _zh_called_links(chapters, descriptors, names, links)
+    groups = _group_names(lang, list(names), descriptors, links)
+    full = "\n".join(p.para.text for paras in chapters for p in paras)
+    if lang == "zh":
+        _given_name_aliases(groups, full)
+    entries = _merge_existing(request.characters.characters, groups)
+    return _assign_ids(lang, entries, full)
+
+
+def _speech_refs(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> list[tuple[str, str, str]]:
+    """``(ref, kind, quote)`` for every speech-verb attribution; kind: name/descriptor/pronoun."""
+    out: list[tuple[str, str, str]] = []
+    for paras in chapters:
+        for para in paras:
+            for qi, seg in enumerate(para.segments):
+                if not seg.is_quote:
+                    continue
+                spoken = " ".join(s.text for s in para.segments[qi:] if s.is_quote)
+                for attr in _attributions(lang, para, qi, None, tagger):
+                    if attr is not None and attr.speech:
+                        out.append((attr.ref, _ref_kind(lang, attr.ref, tagger), spoken))
+    return out
+
+
+def _ref_kind(lang: Lang, ref: str, tagger: Tagger) -> str:
+    if lang == "zh":
+        if ref in ("他", "她"):
+            return "pronoun"
+        toks = tagger(ref)
+        is_name = (len(toks) == 1 and toks[0][1].startswith("nr")) or (
+            len(toks) == 2 and _surname_merge(toks[0][0], toks[0][1], toks[1])
+        ) or (ref.startswith("阿") and len(ref) <= 3)
+        return "name" if is_name else "descriptor"
+    if ref in ("he", "she"):
+        return "pronoun"
+    return "name" if ref[:1].isupper() else "descriptor"
+
+
+def _frequent_names(lang: Lang, chapters: list[list[_Para]], tagger: Tagger, min_count: int) -> list[str]:
+    """Names that recur in narration although no attribution names them."""
+    narration = [_seg_text(p, s) for paras in chapters for p in paras for s in p.segments if not s.is_quote]
+    if lang == "zh":
+        counts: Counter[str] = Counter()
+        tagged: set[str] = set()
+        for text in narration:
+            toks = tagger(text)
+            for i, (w, f) in enumerate(toks):
+                if i + 1 < len(toks) and _surname_merge(w, f, toks[i + 1]):
+                    w, f = w + toks[i + 1][0], "nr"
+                counts[w] += 1
+                if f in ("nr", "nrfg", "nrt"):
+                    tagged.add(w)
+        return [
+            w for w in sorted(tagged, key=lambda x: (-counts[x], x))
+            if counts[w] >= min_count and 2 <= len(w) <= 4 and w not in ZH_NAME_STOP
+            and (w[0] in ZH_SURNAMES or w.startswith("阿"))
+        ]
+    return _en_frequent_names(narration, min_count)
+
+
+def _en_frequent_names(narration: list[str], min_count: int) -> list[str]:
+    counts: Counter[str] = Counter()
+    places: Counter[str] = Counter()
+    for text in narration:
+        for m in re.finditer(r"\b[A-Z][a-z]+\b", text):
+            before = text[: m.start()].rstrip()
+            if not before or before[-1] in ".!?\"“”‘’:":
+                continue  # sentence start
+            word = m.group(0)
+            if word in EN_STOPWORDS or word in EN_TITLES:
+                continue
+            counts[word] += 1
+            if re.search(r"\b(?:in|at|to|from|into|across|near|of|toward|towards)$", before):
+                places[word] += 1
+    return sorted((w for w, n in counts.items() if n >= min_count and places[w] * 2 < n), key=lambda w: (-counts[w], w))
+
+
+def _zh_called_links(chapters: list[list[_Para]], descriptors: set[str], names: dict[str, int], links: dict[str, str]) -> None:
+    """``一个…老渔夫…村里人都叫他陈伯`` → 老渔夫 is 陈伯."""
+    for paras in chapters:
+        for para in paras:
+            for m in ZH_CALLED_RE.finditer(para.para.text):
+                name = m.group(1)
+                before = para.para.text[: m.start()]
+                found = [(before.rfind(d), d) for d in descriptors if d in before and d not in links]
+                names.setdefault(name, 0)
+                if found:
+                    links[max(found)[1]] = name
+
+
+def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dict[str, str]) -> list[_Entry]:
+    """Merge aliases into groups: suffix/word aliases, titles, linked descriptors."""
+    entries: dict[str, _Entry] = {}
+    for name in names:
+        canon, aliases = _split_title(name) if lang == "en" else (name, [])
+        entry = entries.setdefault(canon, _Entry(canon))
+        for a in aliases:
+            if a not in entry.aliases:
+                entry.aliases.append(a)
+    for short in sorted(entries, key=len):
+        for long in sorted(entries, key=lambda x: (-len(x), x)):
+            if short == long or short not in entries or long not in entries:
+                continue
+            if _is_short_form(lang, short, long):
+                target = entries[long]
+                for a in [short, *entries.pop(short).aliases]:
+                    if a not in target.aliases and a != target.name:
+                        target.aliases.append(a)
+                break
+    for d in sorted(descriptors):
+        if d in links and links[d] in entries:
+            target = entries[links[d]]
+            extra = [d, f"the {d}"] if lang == "en" else [d]
+            target.aliases.extend(a for a in extra if a not in target.aliases)
+        elif not any(d in e.names() for e in entries.values()):
+            entries[d] = _Entry(d, descriptor=True)
+    return list(entries.values())
+
+
+def _given_name_aliases(groups: list[_Entry], full: str) -> None:
+    """王小明 → alias 小明 when the text uses the given name on its own."""
+    for e in groups:
+        if len(e.name) == 3 and e.name[0] in ZH_SURNAMES and not e.descriptor:
+            given = e.name[1:]
+            if given not in e.aliases and given in full.replace(e.name, ""):
+                e.aliases.append(given)
+
+
+def _split_title(name: str) -> tuple[str, list[str]]:
+    """``Grandpa Tobias`` → (``Tobias``, [``Grandpa Tobias``, ``Grandpa``])."""
+    words = name.split()
+    if len(words) > 1 and words[0] in EN_TITLES:
+        aliases = [name] + ([words[0]] if words[0] in EN_VOCATIVE_TITLES else [])
+        return " ".join(words[1:]), aliases
+    return name, []
+
+
+def _is_short_form(lang: Lang, short: str, long: str) -> bool:
+    if lang == "zh":
+        return len(short) >= 2 and long.endswith(short) and len(long) - len(short) <= 2
+    return short in long.split()
+
+
+def _merge_existing(existing: Sequence[Character], groups: list[_Entry]) -> list[_Entry]:
+    """The user's characters first (ids kept), discovered groups merged into them by name."""
+    entries = [_Entry(c.name, list(c.aliases), fixed_id=c.id, existing=c) for c in existing]
+    for g in groups:
+        match = next((e for e in entries if e.existing and set(e.names()) & set(g.names())), None)
+        if match is None:
+            entries.append(g)
+    return entries
+
+
+def _assign_ids(lang: Lang, entries: list[_Entry], full: str) -> _Cast:
+    """Order new characters by first appearance and give them ids; build the lookup."""
+
+    def first(e: _Entry) -> int:
+        positions = [p for p in (full.find(n) for n in e.names()) if p >= 0]
+        return min(positions) if positions else len(full)
+
+    kept = [e for e in entries if e.existing is not None]
+    new = sorted((e for e in entries if e.existing is None and first(e) < len(full)), key=lambda e: (first(e), e.name))
+    used = {e.fixed_id for e in kept if e.fixed_id}
+    n = 0
+    for e in new:
+        slug = re.sub(r"[^a-z0-9]+", "-", e.name.lower()).strip("-") if lang == "en" else ""
+        if not slug or slug in used or slug == NARRATOR:
+            n += 1
+            while f"c{n:02d}" in used:
+                n += 1
+            slug = f"c{n:02d}"
+        e.fixed_id = slug
+        used.add(slug)
+    ordered = kept + new
+    chars = [e.existing or Character(id=e.fixed_id or "", name=e.name, aliases=e.aliases) for e in ordered]
+    return _make_cast(chars, {})
+
+
+def _make_cast(chars: list[Character], genders: dict[str, str]) -> _Cast:
+    lookup: dict[str, str] = {}
+    for c in chars:
+        for n in [c.name, *c.aliases]:
+            if n and n not in lookup:
+                lookup[n] = c.id
+    if not lookup:
+        return _Cast(chars, lookup, genders, None)
+    alts = "|".join(re.escape(n) for n in sorted(lookup, key=lambda x: (-len(x), x)))
+    ascii_only = all(n.isascii() for n in lookup)
+    pattern = re.compile(rf"\b(?:{alts})\b" if ascii_only else alts)
+    return _Cast(chars, lookup, genders or _genders(chars), pattern)
+
+
+# --------------------------------------------------------------------------- gender, age, appearance
+
+
+def _genders(chars: list[Character]) -> dict[str, str]:
+    """Genders known from the user's cast (the discovered cast's come from :func:`_finish_cast`)."""
+    return {c.id: c.voice.gender for c in chars}
+
+
+def _cues_gender(lang: Lang, text: str) -> int:
+    """+1 per male cue, -1 per female cue in ``text`` (a name, descriptor or appearance)."""
+    low = text.lower()
+    if lang == "zh":
+        return sum(low.count(c) for c in MALE_CUES_ZH) - sum(low.count(c) for c in FEMALE_CUES_ZH)
+    words = re.findall(r"[a-z]+", low)
+    return sum(w in MALE_CUES_EN for w in words) - sum(w in FEMALE_CUES_EN for w in words)
+
+
+def _age(lang: Lang, text: str) -> str:
+    """child/young/adult/old/unknown from cue words and ``十岁`` / ``was eleven``."""
+    years = _years(lang, text)
+    if years is not None:
+        return "child" if years < 13 else "young" if years < 25 else "adult" if years < 60 else "old"
+    low = text.lower()
+
+    def has(cues: tuple[str, ...]) -> bool:
+        if lang == "zh":
+            return any(c in low for c in cues if not c.isascii())
+        return any(re.search(rf"\b{re.escape(c)}", low) for c in cues if c.isascii())
+
+    for age, cues in (("child", CHILD_CUES), ("old", OLD_CUES), ("young", YOUNG_CUES), ("adult", ADULT_CUES)):
+        if has(cues):
+            return age
+    return "unknown"
+
+
+def _years(lang: Lang, text: str) -> int | None:
+    if lang == "zh":
+        m = re.search(r"([一二两三四五六七八九十]{1,3}|\d{1,3})岁", text)
+        return _zh_number(m.group(1)) if m else None
+    m = re.search(r"\b(?:was|is|aged)\s+(\d{1,3}|[a-z]+)\b(?!\s+(?:minutes|hours|days|feet|inches))", text)
+    if not m:
+        return None
+    word = m.group(1)
+    return int(word) if word.isdigit() else EN_NUMBER_WORDS.get(word)
+
+
+def _zh_number(s: str) -> int | None:
+    if s.isdigit():
+        return int(s)
+    if "十" in s:
+        tens, _, ones = s.partition("十")
+        return ZH_DIGITS.get(tens, 1) * 10 + ZH_DIGITS.get(ones, 0)
+    return ZH_DIGITS.get(s)
+
+
+def _narration_sentences(lang: Lang, chapters: list[list[_Para]]) -> list[str]:
+    out: list[str] = []
+    for paras in chapters:
+        for para in paras:
+            for seg in para.segments:
+                if not seg.is_quote:
+                    text = _seg_text(para, seg)
+                    out.extend(text[a:b] for a, b in sentence_spans(text, lang))
+    return out
+
+
+def _appearance(lang: Lang, cast: _Cast, cid: str, sentences: list[str]) -> tuple[str, str]:
+    """(appearance, cue text) from the first sentences that describe ``cid``."""
+    parts: list[str] = []
+    cues: list[str] = []
+    seen = 0
+    for i, sentence in enumerate(sentences):
+        mentions = cast.mentions(sentence)
+        mine = [p for p, c in mentions if c == cid]
+        if not mine:
+            continue
+        seen += 1
+        others = {c for _, c in mentions if c != cid}
+        if lang == "en" and mentions[0][1] != cid:
+            continue
+        tail = sentence[mine[0]:]
+        found = _zh_appearance(tail, others, cast) if lang == "zh" else _en_appearance(tail)
+        head = re.split(r"[，,；;：:]", sentence[: mine[0]])[-1] if lang == "zh" else ""
+        if any(mk in head for mk in ZH_APPEARANCE_MARKERS):
+            k = min(head.find(mk) for mk in ZH_APPEARANCE_MARKERS if mk in head)
+            found.insert(0, head[k:] + _name_at(cast, sentence, mine[0]))
+        cues.append(tail.split("，")[0] if lang == "zh" else tail)
+        if i + 1 < len(sentences) and not others and re.match(r"(他|她)(?!们)|(He|She)\b", sentences[i + 1]):
+            nxt = sentences[i + 1]
+            found.extend(_zh_appearance(nxt, set(), cast) if lang == "zh" else _en_appearance(nxt))
+        for piece in found:
+            if piece and piece not in parts:
+                parts.append(piece)
+        if seen >= 3:
+            break
+    sep = "，" if lang == "zh" else "; "
+    text = sep.join(parts)
+    return text[:MAX_APPEARANCE], " ".join(cues + parts)
+
+
+def _name_at(cast: _Cast, text: str, pos: int) -> str:
+    m = cast.pattern.match(text, pos) if cast.pattern else None
+    return m.group(0) if m else ""
+
+
+def _zh_appearance(tail: str, others: set[str], cast: _Cast) -> list[str]:
+    out: list[str] = []
+    for clause in ZH_CLAUSE_SPLIT_RE.split(tail.rstrip(ZH_SENTENCE_END)):
+        clause = clause.strip()
+        if not clause or any(c in others for _, c in cast.mentions(clause)):
+            continue
+        m = re.search(r"是(?:个|一个|一位|位)(.+)$", clause)
+        if m:
+            out.append(m.group(1))
+            continue
+        marks = [clause.find(mk) for mk in ZH_APPEARANCE_MARKERS if mk in clause]
+        if marks:
+            out.append(clause[min(marks) :])
+        elif ZH_FEATURE_RE.search(clause) and not cast.mentions(clause) and not clause.startswith(("她的", "他的")):
+            out.append(clause)
+    return out
+
+
+def _en_appearance(tail: str) -> list[str]:
+    found = [m.group(0).strip().rstrip(",") for m in EN_APPEARANCE_RE.finditer(tail)][:2]
+    return [re.sub(r"^(?:was|is)\s+", "", f) for f in found]
+
+
+def _pronoun_votes(lang: Lang, cast: _Cast, sentences: list[str]) -> Counter[tuple[str, str]]:
+    """(id, gender) votes: a pronoun after a character's name in its sentence (2 points) or at the
+    start of the next sentence when that one is about one character (1 point); gender ``neuter``
+    for it/its/它."""
+    votes: Counter[tuple[str, str]] = Counter()
+    for i, sentence in enumerate(sentences):
+        mentions = cast.mentions(sentence)
+        if not mentions:
+            continue
+        first_pos, cid = mentions[0]
+        nxt = sentences[i + 1] if i + 1 < len(sentences) else ""
+        after = sentence[first_pos:]
+        other_at = next((p - first_pos for p, c in mentions if c != cid), len(after))
+        same_re, next_re = PRONOUN_RES[lang]
+        m = same_re.search(after[:other_at])
+        weight = 2
+        if m is None and len({c for _, c in mentions}) == 1:
+            m, weight = next_re.match(nxt), 1
+        if m:
+            votes[(cid, PRONOUN_GENDER[m.group(1).lower()])] += weight
+    return votes
+
+
+def _finish_cast(
+    lang: Lang, cast: _Cast, request: PlanRequest, chapters: list[list[_Para]], units: list[list[_Unit]]
+) -> _Cast:
+    """Fill in appearance and voice of new characters (genders were needed earlier, see _chapter_units)."""
+    sentences = _narration_sentences(lang, chapters)
+    emotions: dict[str, Counter[str]] = {}
+    for chapter_units in units:
+        for u in chapter_units:
+            if u.kind == "quote" and u.speaker != NARRATOR:
+                emotions.setdefault(u.speaker, Counter())[u.emotion] += 1
+    existing = {c.id for c in request.characters.characters}
+    out: list[Character] = []
+    for c in cast.characters:
+        if c.id in existing:
+            out.append(c)
+            continue
+        appearance, cue_text = _appearance(lang, cast, c.id, sentences)
+        age = _age(lang, " ".join([cue_text, *c.aliases, c.name]))
+        temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
+        gender = cast.genders.get(c.id, "unknown")
+        out.append(c.model_copy(update={
+            "appearance": appearance,
+            "voice": VoiceSpec(gender=gender, age=age, temperament=temperament),  # type: ignore[arg-type]
+        }))
+    return _Cast(out, cast.lookup, cast.genders, cast.pattern)
+
+
+def _temperament(lang: Lang, emotions: Counter[str], age: str) -> str:
+    words = TEMPERAMENT[lang]
+    top = [e for e, _ in sorted(emotions.items(), key=lambda kv: (-kv[1], kv[0])) if e != "neutral"]
+    if top:
+        return words[top[0]]
+    return words["old"] if age == "old" else words["neutral"]
+
+
+def _resolve_genders(lang: Lang, cast: _Cast, chapters: list[list[_Para]]) -> _Cast:
+    """Genders for characters the user did not give one: cue words, then pronoun votes."""
+    sentences = _narration_sentences(lang, chapters)
+    votes = _pronoun_votes(lang, cast, sentences)
+    genders = dict(cast.genders)
+    for c in cast.characters:
+        if genders.get(c.id, "unknown") != "unknown":
+            continue
+        _, cue_text = _appearance(lang, cast, c.id, sentences)
+        score = 3 * _cues_gender(lang, " ".join([c.name, *c.aliases])) + 2 * _cues_gender(lang, cue_text)
+        male, female, neuter = (votes[(c.id, g)] for g in ("male", "female", "neuter"))
+        if neuter < max(male, female):
+            score += male - female
+        genders[c.id] = "male" if score > 0 else "female" if score < 0 else "unknown"
+    return _Cast(cast.characters, cast.lookup, genders, cast.pattern)
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def _emotion(cue: str, quote: str) -> Emotion:
+    """Emotion of a line from its attribution/beat text, else from its punctuation."""
+    low = cue.lower()
+    for emotion, words in EMOTION_CUES:
+        if any(w in low for w in words):
+            return emotion
+    if quote.rstrip("”\"' ").endswith(("！", "!")):
+        return "excited"
+    return "neutral"
+
+
+def _clean_narration(text: str, lang: Lang) -> str:
+    """Trim leftover punctuation of a narration piece and end it like a sentence."""
+    text = text.strip().lstrip("，,。.;；：:、 ").rstrip("，,；;：:、 —-")
+    if not re.search(r"[\w\u4e00-\u9fff]", text):
+        return ""
+    if lang == "zh" and not text.endswith(tuple(ZH_SENTENCE_END) + ("”", "」")):
+        text += "。"
+    elif lang == "en" and not text.endswith((".", "!", "?", "…", "\"", "”")):
+        text += "."
+    return text
+
+
+def _drop_en_fragment(text: str) -> str:
+    """After ``said Tobias,`` the rest of that sentence (``lifting his spectacles.``) is dropped."""
+    stripped = text.lstrip(" ,;:")
+    if stripped[:1].islower():
+        m = re.search(r"[.!?…]+[\"”’']?(?=\s|$)", stripped)
+        return stripped[m.end() :] if m else ""
+    return text
+
+
+def _chapter_units(lang: Lang, cast: _Cast, paras: list[_Para], tagger: Tagger) -> list[_Unit]:
+    """All lines of a chapter in reading order, dialogue attributed (see the module docstring)."""
+    units: list[_Unit] = []
+    history: list[tuple[int, str, str]] = []  # (paragraph, speaker, text) of dialogue lines
+    spoke: list[tuple[int, str]] = []  # (position, speaker) for pronoun resolution
+    narr_mentions = [
+        m for p in paras for s in p.segments if not s.is_quote for m in cast.mentions(_seg_text(p, s), s.start)
+    ]
+    for para in paras:
+        units.extend(_para_units(lang, cast, para, tagger, history, spoke, narr_mentions))
+    return units
+
+
+def _para_units(
+    lang: Lang,
+    cast: _Cast,
+    para: _Para,
+    tagger: Tagger,
+    history: list[tuple[int, str, str]],
+    spoke: list[tuple[int, str]],
+    narr_mentions: list[tuple[int, str]],
+) -> list[_Unit]:
+    segs = para.segments
+    keep = {i: [0, len(_seg_text(para, s))] for i, s in enumerate(segs) if not s.is_quote}
+    quotes: dict[int, _Unit] = {}
+    last_speaker: str | None = None
+    for qi, seg in enumerate(segs):
+        if not seg.is_quote:
+            continue
+        after, before = _attributions(lang, para, qi, cast, tagger)
+        if after and after.speech:
+            keep[qi + 1][0] = max(keep[qi + 1][0], after.cut)
+        if before and before.speech and qi - 1 in keep:
+            keep[qi - 1][1] = min(keep[qi - 1][1], max(before.cut, keep[qi - 1][0]))
+        chosen = _choose(after, before, last_speaker)
+        ctx = (cast, narr_mentions, spoke)
+        speaker = _resolve_ref(chosen, ctx) if chosen and chosen.ref else None
+        if speaker is None and chosen is not None and chosen.ref == "":
+            speaker = last_speaker
+        if speaker is None:
+            speaker = _alternate(cast, para.index, history)
+        cue = chosen.cue if chosen else ""
+        unit = _Unit("quote", seg.text, seg.start, seg.end, para.index, speaker or NARRATOR, _emotion(cue, seg.text), cue=cue)
+        if speaker:
+            history.append((para.index, speaker, seg.text))
+            spoke.append((seg.start, speaker))
+            last_speaker = speaker
+        quotes[qi] = unit
+    return _assemble(lang, cast, para, keep, quotes)
+
+
+def _choose(after: _Attr | None, before: _Attr | None, last_speaker: str | None) -> _Attr | None:
+    """Priority: speech after > speech before > beat before > same speaker as the previous quote > beat after."""
+    for attr in (after if after and after.speech else None, before if before and before.speech else None, before):
+        if attr is not None:
+            return attr
+    if last_speaker:
+        return _Attr("", 0, False, after.cue if after else "")
+    return after
+
+
+def _resolve_ref(attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tuple[int, str]]]) -> str | None:
+    """A reference → character id: by name/alias, or a pronoun → the latest character of that gender."""
+    cast, narr_mentions, spoke = ctx
+    if attr.ref in cast.lookup:
+        return cast.lookup[attr.ref]
+    gender = {"他": "male", "he": "male", "她": "female", "she": "female"}.get(attr.ref)
+    if gender is None:
+        return None
+    candidates = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
+    for _, cid in reversed(candidates):
+        if cast.genders.get(cid) == gender:
+            return cid
+    for _, cid in reversed(candidates):  # nobody of that gender: someone whose gender is unknown
+        if cast.genders.get(cid, "unknown") == "unknown":
+            return cid
+    return None
+
+
+def _alternate(cast: _Cast, para_index: int, history: list[tuple[int, str, str]]) -> str | None:
+    """An unattributed quote in a two-person exchange: the one addressed, else the other participant."""
+    if not history or para_index - history[-1][0] > 3:
+        return None
+    prev_para, prev, prev_text = history[-1]
+    addressed = cast.at_start(prev_text)
+    if addressed and re.match(rf"{re.escape(addressed)}\s*[，,!！]", prev_text) and cast.lookup[addressed] != prev:
+        return cast.lookup[addressed]
+    for p, speaker, _ in reversed(history[:-1]):
+        if prev_para - p > 6:
+            break
+        if speaker != prev:
+            return speaker
+    return None
+
+
+def _assemble(lang: Lang, cast: _Cast, para: _Para, keep: dict[int, list[int]], quotes: dict[int, _Unit]) -> list[_Unit]:
+    """Narration sentences (attribution removed) and quotes of one paragraph, in order."""
+    out: list[_Unit] = []
+    for i, seg in enumerate(para.segments):
+        if i in quotes:
+            out.append(quotes[i])
+            continue
+        a, b = keep[i]
+        raw = _seg_text(para, seg)
+        piece = raw[a:b] if a < b else ""
+        base = seg.start + a
+        if lang == "en" and a > 0:
+            trimmed = _drop_en_fragment(piece)
+            base += len(piece) - len(trimmed)
+            piece = trimmed
+        for s, e in sentence_spans(piece, lang):
+            text = _clean_narration(piece[s:e], lang)
+            if text:
+                mentions = _unique(c for _, c in cast.mentions(piece[s:e]))
+                out.append(_Unit("narration", text, base + s, base + e, para.index, mentions=mentions))
+    return out
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for x in items:
+        if x not in seen:
+            seen.append(x)
+    return seen
+
+
+# --------------------------------------------------------------------------- locations & props
+
+
+def _zh_places(text: str, tagger: Tagger) -> list[str]:
+    """Place words of a Chinese text in order (jieba ``ns`` and nouns with a place suffix)."""
+    toks = tagger(text)
+    out: list[str] = []
+    i = 0
+    while i < len(toks):
+        w, f = toks[i]
+        if i + 1 < len(toks) and len(toks[i + 1][0]) == 1 and toks[i + 1][0] in ZH_PLACE_SUFFIXES and f in ("ns", "n", "nr", "nz"):
+            w, f = w + toks[i + 1][0], "ns"
+            i += 1
+        i += 1
+        if len(w) > 2 and w[-1] in ZH_PLACE_TRAILING and w[:-1][-1] in ZH_PLACE_SUFFIXES:
+            w = w[:-1]
+        if len(w) < 2 or w in ZH_PLACE_STOP:
+            continue
+        if (f == "ns" and w[-1] in ZH_PLACE_SUFFIXES) or (f[:1] in ("n", "s") and w[-1] in ZH_PLACE_SUFFIXES and f != "nr"):
+            out.append(w)
+        elif f == "nr" and w[-1] in "庙寺殿村镇城":
+            out.append(w)
+    return out
+
+
+def _en_places(text: str) -> list[str]:
+    found: list[tuple[int, str]] = [(m.start(1), m.group(1).lower()) for m in EN_PLACE_RE.finditer(text)]
+    for m in EN_PROPER_PLACE_RE.finditer(text):
+        word = m.group(1) or m.group(2)
+        if word and word not in EN_STOPWORDS and word not in EN_TITLES:
+            found.append((m.start(), word))
+    return [w for _, w in sorted(found)]
+
+
+def _places(lang: Lang, text: str, tagger: Tagger) -> list[str]:
+    return _zh_places(text, tagger) if lang == "zh" else _en_places(text)
+
+
+def _scene_ranges(lang: Lang, paras: list[_Para], tagger: Tagger) -> list[list[int]]:
+    """Paragraph indices of each scene: scene-break lines, time markers, travel to a new place."""
+    scenes: list[list[int]] = []
+    current_place: str | None = None
+    for i, p in enumerate(paras):
+        first = _first_sentence(p.para.text, lang)
+        new = not scenes or p.para.scene_break_before
+        if not new and len(scenes[-1]) >= 2:
+            time_re = ZH_TIME_MARKERS_RE if lang == "zh" else EN_TIME_MARKERS_RE
+            dest = _destination(lang, first, tagger)
+            new = bool(time_re.search(first)) or bool(dest and current_place and dest != current_place)
+        if new:
+            scenes.append([i])
+            current_place = None
+        else:
+            scenes[-1].append(i)
+        if current_place is None:
+            places = _places(lang, _narration_text(p), tagger)
+            current_place = _destination(lang, first, tagger) or (places[0] if places else None)
+    return scenes
+
+
+def _destination(lang: Lang, sentence: str, tagger: Tagger) -> str | None:
+    """The first place after a travel verb (``回到桃溪村``, ``ran back to the workshop``)."""
+    m = (ZH_TRAVEL_RE if lang == "zh" else EN_TRAVEL_RE).search(sentence)
+    if not m:
+        return None
+    tail = sentence[m.end() :]
+    if lang == "en":
+        goal = re.search(r"\b(?:to|into|toward|towards|reached|entered)\b.*", tail)
+        tail = goal.group(0) if goal else tail
+    places = _places(lang, tail, tagger)
+    return places[0] if places else None
+
+
+def _narration_text(p: _Para) -> str:
+    return "".join(_seg_text(p, s) + " " for s in p.segments if not s.is_quote)
+
+
+def _build_locations(
+    lang: Lang, request: PlanRequest, chapters: list[list[_Para]], tagger: Tagger
+) -> tuple[list[Location], dict[int, dict[int, str]]]:
+    """Locations used by scenes, and ``chapter → scene index → location id``."""
+    locations: list[Location] = list(request.locations.locations)
+    by_name = {n: loc.id for loc in locations for n in [loc.name, *loc.aliases]}
+    used_ids = {loc.id for loc in locations}
+    scene_locs: dict[int, dict[int, str]] = {}
+    for ci, paras in enumerate(chapters):
+        for si, idxs in enumerate(_scene_ranges(lang, paras, tagger)):
+            text = " ".join(_narration_text(paras[i]) for i in idxs)
+            name = _scene_place(lang, [paras[i] for i in idxs], tagger)
+            if name is None:
+                continue
+            if name not in by_name:
+                loc = _new_location(lang, name, text, used_ids)
+                locations.append(loc)
+                used_ids.add(loc.id)
+                by_name[name] = loc.id
+            scene_locs.setdefault(ci, {})[si] = by_name[name]
+    return locations, scene_locs
+
+
+def _scene_place(lang: Lang, paras: list[_Para], tagger: Tagger) -> str | None:
+    """The scene's main place: a destination in its first paragraph, else the most frequent."""
+    if paras:
+        dest = _destination(lang, _first_sentence(paras[0].para.text, lang), tagger)
+        if dest:
+            return dest
+    counts: Counter[str] = Counter()
+    order: dict[str, int] = {}
+    for k, p in enumerate(paras[:4]):
+        found = _places(lang, _narration_text(p), tagger)
+        for w in found:
+            counts[w] += 2 if k == 0 else 1
+            order.setdefault(w, len(order))
+    if not counts:
+        return None
+    return min(counts, key=lambda w: (-counts[w], order[w]))
+
+
+def _new_location(lang: Lang, name: str, text: str, used: set[str]) -> Location:
+    n = 1
+    while f"l{n:02d}" in used:
+        n += 1
+    low = text.lower()
+    time_of_day = next((t for t, cues in TIME_CUES if any(c in low for c in cues)), "unknown")
+    interior = bool(ZH_INTERIOR_RE.search(name)) if lang == "zh" else name.lower() in EN_INTERIOR
+    return Location(id=f"l{n:02d}", name=name, time_of_day=time_of_day, interior=interior)  # type: ignore[arg-type]
+
+
+def _prop_counts(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for paras in chapters:
+        for p in paras:
+            text = p.para.text
+            if lang == "zh":
+                words = [w for w, _ in tagger(text)]
+                counts.update(w for w in words if w in ZH_PROPS)
+            else:
+                for prop in EN_PROPS:
+                    counts[prop] += len(re.findall(rf"\b{prop}s?\b", text, re.IGNORECASE))
+    return counts
+
+
+def _build_props(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], cast: _Cast, tagger: Tagger) -> list[Prop]:
+    """The user's props plus recurring prop nouns (not a character's name)."""
+    props = list(request.props.props)
+    known = {n for p in props for n in [p.name, *p.aliases]}
+    used = {p.id for p in props}
+    counts = _prop_counts(lang, chapters, tagger)
+    full = "\n".join(p.para.text for paras in chapters for p in paras)
+    names = sorted(
+        (w for w, n in counts.items() if n >= 2 and w not in known and w not in cast.lookup),
+        key=lambda w: (full.lower().find(w.lower()), w),
+    )
+    n = 0
+    for w in names:
+        n += 1
+        while f"p{n:02d}" in used:
+            n += 1
+        props.append(Prop(id=f"p{n:02d}", name=w))
+        used.add(f"p{n:02d}")
+    return props
+
+
+def _shot_props(lang: Lang, text: str, props: list[Prop]) -> list[str]:
+    out: list[str] = []
+    for p in props:
+        for n in [p.name, *p.aliases]:
+            hit = n in text if lang == "zh" else re.search(rf"\b{re.escape(n)}s?\b", text, re.IGNORECASE)
+            if hit and p.id not in out:
+                out.append(p.id)
+    return out
+
+
+# --------------------------------------------------------------------------- storyboard
+
+
+def _storyboard(
+    lang: Lang,
+    chapter: ChapterText,
+    paras: list[_Para],
+    units: list[_Unit],
+    cast: _Cast,
+    props: list[Prop],
+    locations: list[Location],
+    scene_locs: dict[int, str],
+    max_chars: int,
+    max_lines: int,
+) -> Storyboard:
+    tagger = _zh_tagger() if lang == "zh" else _no_tagger
+    ranges = _scene_ranges(lang, paras, tagger)
+    loc_by_id = {loc.id: loc for loc in locations}
+    scenes: list[Scene] = []
+    for si, idxs in enumerate(ranges):
+        members = set(idxs)
+        scene_units = [u for u in units if u.para in members]
+        if not scene_units:
+            continue
+        sid = f"s{len(scenes) + 1:02d}"
+        loc = loc_by_id.get(scene_locs.get(si, ""))
+        mood = _mood(" ".join(u.text for u in scene_units)) or "calm"
+        groups = _group_shots(lang, scene_units, max_chars, max_lines)
+        shots = [
+            _shot(lang, f"{sid}-{k + 1:02d}", k, g, chapter.text, cast, props, loc, mood)
+            for k, g in enumerate(groups)
+        ]
+        summary = next((u.text for u in scene_units if u.kind == "narration"), scene_units[0].text)[:80]
+        scenes.append(Scene(id=sid, location=loc.id if loc else None, mood=mood, summary=summary, shots=shots))
+    for scene in scenes:
+        if scene.shots:
+            scene.shots[-1].transition = "fadeblack"
+    return Storyboard(chapter=chapter.id, title=chapter.title, scenes=scenes)
+
+
+def _group_shots(lang: Lang, units: list[_Unit], max_chars: int, max_lines: int) -> list[list[_Unit]]:
+    """Cut a scene's lines into shots: an establishing shot first, then a few lines each."""
+    groups: list[list[_Unit]] = []
+    i = 0
+    est: list[_Unit] = []
+    while i < len(units) and units[i].kind == "narration" and not units[i].mentions and units[i].para == units[0].para:
+        if est and (len(est) >= max_lines or _size(est + [units[i]], lang) > max_chars):
+            break
+        est.append(units[i])
+        i += 1
+    if est:
+        groups.append(est)
+    current: list[_Unit] = []
+    for u in units[i:]:
+        if current:
+            too_big = len(current) >= max_lines or _size(current + [u], lang) > max_chars
+            new_para = u.para != current[-1].para and _size(current, lang) >= max_chars * 0.4
+            if too_big or new_para:
+                groups.append(current)
+                current = []
+        current.append(u)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _size(units: list[_Unit], lang: Lang) -> int:
+    return sum(text_size(u.text, lang) for u in units)
+
+
+def _shot(
+    lang: Lang, sid: str, k: int, group: list[_Unit], text: str, cast: _Cast, props: list[Prop], loc: Location | None, mood: Mood
+) -> Shot:
+    chars = _unique([c for u in group for c in ([u.speaker] if u.kind == "quote" and u.speaker != NARRATOR else u.mentions)])
+    lines = [Line(speaker=u.speaker, text=u.text, emotion=u.emotion if u.kind == "quote" else "neutral") for u in group]
+    joined = " ".join(u.text for u in group)
+    shot_mood = _mood(joined, strong=True)
+    return Shot(
+        id=sid,
+        characters=chars,
+        props=_shot_props(lang, joined, props),
+        camera=Camera(size=_camera(lang, k, group, chars)),
+        lines=lines,
+        mood=shot_mood if shot_mood and shot_mood != mood else None,
+        transition="dissolve",
+        image_prompt=_image_prompt(lang, group, chars, cast, loc),
+        source=text[group[0].start : group[-1].end].strip(),
+    )
+
+
+def _camera(lang: Lang, k: int, group: list[_Unit], chars: list[str]) -> ShotSize:
+    joined = " ".join(u.text for u in group)
+    speakers = {u.speaker for u in group if u.kind == "quote" and u.speaker != NARRATOR}
+    emotional = any(u.emotion != "neutral" for u in group if u.kind == "quote")
+    if k == 0:
+        return "extreme_wide" if not chars and any(w in joined for w in LANDSCAPE_WORDS) else "wide"
+    if speakers:
+        return "close_up" if len(speakers) == 1 and emotional else "medium"
+    if any(w in joined for w in ACTION_WORDS):
+        return "full"
+    return "medium" if chars else "wide"
+
+
+def _mood(text: str, strong: bool = False) -> Mood | None:
+    """The mood with the most keyword hits (at least 2; 3 when ``strong``)."""
+    low = text.lower()
+    scores = [(sum(low.count(w) for w in words), -i, mood) for i, (mood, words) in enumerate(MOOD_CUES)]
+    best = max(scores)
+    return best[2] if best[0] >= (3 if strong else 2) else None
+
+
+def _image_prompt(lang: Lang, group: list[_Unit], chars: list[str], cast: _Cast, loc: Location | None) -> str:
+    """Location, characters with their look, and the shot's action sentence."""
+    by_id = {c.id: c for c in cast.characters}
+    parts: list[str] = []
+    if loc:
+        parts.append(loc.name + ("" if loc.time_of_day == "unknown" else (f"（{_zh_time(loc.time_of_day)}）" if lang == "zh" else f" ({loc.time_of_day})")))
+    for cid in chars:
+        c = by_id.get(cid)
+        if c:
+            parts.append(f"{c.name}（{c.appearance}）" if lang == "zh" and c.appearance else f"{c.name} ({c.appearance})" if c.appearance else c.name)
+    action = next((u.text for u in group if u.kind == "narration"), "")
+    if not action:
+        speaker = next((by_id[u.speaker].name for u in group if u.speaker in by_id), "")
+        action = (f"{speaker}在说话" if lang == "zh" else f"{speaker} speaking") if speaker else group[0].text
+    parts.append(action)
+    return ("，" if lang == "zh" else ", ").join(p for p in parts if p)[:300]
+
+
+def _zh_time(time_of_day: str) -> str:
+    return {"night": "夜晚", "dawn": "清晨", "dusk": "黄昏", "day": "白天"}.get(time_of_day, "")
