@@ -74,7 +74,7 @@ def test_storyboard_errors_give_file_and_line(root: Path, novel: Path) -> None:
     assert_one_line_error(r, f"{sb}:", "YAML syntax error")
 
     lines = good.splitlines()
-    idx = next(i for i, line in enumerate(lines) if line.strip().startswith("speaker:") and "narrator" not in line)
+    idx = next(i for i, line in enumerate(lines) if line.strip().lstrip("- ").startswith("speaker:") and "narrator" not in line)
     lines[idx] = lines[idx].split(":")[0] + ": nobody"
     sb.write_text("\n".join(lines) + "\n", encoding="utf-8")
     before = snapshot(root / "story")
