@@ -83,6 +83,32 @@ class SubtitleConfig(_Model):
     font_size: int | None = Field(None, description="Pixels; default scales with the video height")
 
 
+class LLMConfig(_Model):
+    """The language model used for planning, prompt polishing, shot edits and novel writing."""
+
+    backend: str = Field(description="openai | transformers | a plugin's name")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class QAConfig(_Model):
+    enabled: bool = False
+    embedder: str | None = Field(None, description="CLIP or DINOv2 model directory or hub id")
+    min_consistency: float = Field(0.75, description="Shot vs. character sheet similarity below which a shot is re-rolled")
+    min_alignment: float = Field(0.2, description="CLIPScore (cosine) below which a shot is re-rolled")
+    rerolls: int = Field(2, ge=0, le=10)
+
+
+class SafetyConfig(_Model):
+    enabled: bool = True
+    extra_terms: dict[str, list[str]] = Field(default_factory=dict, description="category → extra blocked terms")
+    classifier: str | None = Field(None, description="Optional image classifier backend name")
+
+
+class ReviewConfig(_Model):
+    characters: bool = Field(False, description="Pause after character design until each sheet is approved")
+    publish: bool = Field(False, description="Pause before a chapter video is published")
+
+
 class ProjectConfig(_Model):
     title: str
     language: Literal["zh", "en"] = "zh"
@@ -97,6 +123,12 @@ class ProjectConfig(_Model):
     music: MusicConfig = Field(default_factory=MusicConfig)
     subtitles: SubtitleConfig = Field(default_factory=SubtitleConfig)
     transition_seconds: float = Field(0.5, ge=0, le=3)
+    lettering: bool = Field(True, description="Speech bubbles and caption boxes drawn over every shot")
+    style_reference: str | None = Field(None, description="An image (relative path) every shot's look follows")
+    llm: LLMConfig | None = Field(None, description="Language model for planning/polishing/editing; none = offline heuristics")
+    qa: QAConfig = Field(default_factory=QAConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     novel: str | None = Field(None, description="The source text the chapters were split from (relative path)")
     chapters: list[ChapterRef] = Field(default_factory=list)
 
@@ -148,6 +180,8 @@ class Character(_Model):
     reference_images: list[str] = Field(
         default_factory=list, description="Images (relative to the project) that pin this character's look; default: the generated sheet"
     )
+    lora: str | None = Field(None, description="A LoRA (file or directory) trained on this character")
+    lora_scale: float = 1.0
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 
@@ -252,6 +286,8 @@ class Shot(_Model):
     image_prompt: str = ""
     negative_prompt: str = ""
     seed: int | None = None
+    adapter_scale: float | None = Field(None, ge=0, le=2, description="IP-Adapter strength for this shot")
+    effect: str | None = Field(None, description="A registered custom effect (moviepy) for this shot's segment")
     source: str = Field("", description="The passage of the chapter this shot was made from")
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))

@@ -95,7 +95,8 @@ planners = Registry("plan")
 image_backends = Registry("render")
 tts_backends = Registry("voice")
 composers = Registry("compose")
-writers = Registry("write")
+llms = Registry("llm")
+effects = Registry("effect")
 
 REGISTRIES: dict[str, Registry] = {
     "plan": planners,
@@ -103,6 +104,8 @@ REGISTRIES: dict[str, Registry] = {
     "render": image_backends,
     "voice": tts_backends,
     "compose": composers,
+    "llm": llms,
+    "effect": effects,
 }
 
 _entry_points_loaded = False

@@ -1,0 +1,588 @@
+"""The ffmpeg composer: a chapter's timeline → H.264/AAC MP4 + SRT, built from cached segments.
+
+Video is made of *segments*, each encoded once into ``<work_dir>/segments`` under a name that is
+a hash of everything that affects its pixels:
+
+- a **body** segment per clip: its still with its camera move, between the transitions;
+- a **transition** segment per non-cut boundary: the two neighbouring stills, each still
+  moving, blended with ``xfade``. Transitions sit *around* the cut (half inside each shot), so
+  the video is exactly as long as the timeline.
+
+A still's move runs linearly over all the time it is visible (its body and both transitions),
+so the motion is continuous across segment boundaries. Subtitles are burned into each segment
+from a per-segment ASS file holding the cues in its time range, shifted to start at zero: a cue
+crossing a boundary continues seamlessly, and a segment's hash depends only on what it shows.
+
+Every segment has an exact number of frames, starts with an IDR frame (closed GOP), and shares
+codec parameters and time base with the others, so they are joined by the concat demuxer with
+``-c copy``; the soundtrack (see :mod:`novelcomic.compose.audiomix`, also cached by hash) is muxed
+in and the MP4 is written with ``+faststart``, atomically. A re-run with nothing changed only
+concatenates and muxes; a changed image re-renders its clip's body and neighbouring transitions.
+Segment files no longer referenced are removed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from novelcomic.audio import write_wav
+from novelcomic.compose import audiomix
+from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
+from novelcomic.compose.motion import MOTIONS, View, motion_views
+from novelcomic.compose.subtitles import ass_document, default_font_size, layout_cues, write_srt
+from novelcomic.errors import BackendError, NovelcomicError
+from novelcomic.ffmpeg import escape_filter_value, ffmpeg_exe, probe, run_ffmpeg, stream_of
+from novelcomic.fonts import FontInfo, find_cjk_font
+from novelcomic.fsutil import atomic_path, hash_inputs, sha256_file
+
+RENDER_VERSION = "1"  # bump when the way segments are drawn changes
+SEGMENT_DIR = "segments"
+
+# Storyboard transition → xfade transition. "dissolve" is the film term for a cross-fade
+# (xfade's own "dissolve" is a pixel-noise effect that looks like an error on drawn art).
+TRANSITIONS = {"dissolve": "fade", "fade": "fade", "crossfade": "fade"}
+# Dips through a colour spend most of their time on the colour: give them twice the time.
+LONG_TRANSITIONS = {"fadeblack": 2.0, "fadewhite": 2.0}
+XFADE_NAMES = {
+    "fade", "wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown",
+    "circlecrop", "rectcrop", "distance", "fadeblack", "fadewhite", "radial", "smoothleft", "smoothright",
+    "smoothup", "smoothdown", "circleopen", "circleclose", "vertopen", "vertclose", "horzopen", "horzclose",
+    "dissolve", "pixelize", "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice",
+    "hblur", "fadegrays", "wipetl", "wipetr", "wipebl", "wipebr", "squeezeh", "squeezev", "zoomin", "fadefast",
+    "fadeslow", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown",
+    "revealleft", "revealright", "revealup", "revealdown",
+}
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class StillView:
+    """How one clip's still is drawn inside a segment."""
+
+    image: Path
+    image_hash: str
+    motion: str
+    fps: int
+    visible_frames: int  # frames the still is on screen in total (its move spans them)
+    offset: int  # index, within those, of the segment's first frame
+
+    def key(self) -> list[object]:
+        return [self.image_hash, self.motion, self.fps, self.visible_frames, self.offset]
+
+    def views(self) -> tuple[View, View]:
+        """Where the window is when the still appears and when it disappears."""
+        return motion_views(self.motion, self.visible_frames / self.fps)
+
+
+@dataclass
+class Segment:
+    """A run of frames [start, start + frames) of the chapter, encoded into one file."""
+
+    kind: str  # "body" | "xfade"
+    start: int
+    frames: int
+    a: StillView
+    b: StillView | None = None
+    transition: str = ""
+    cues: list[Cue] = field(default_factory=list)  # laid out, times relative to the segment start
+    ass: str = ""  # the per-segment ASS script ("" = nothing to burn in)
+    key: str = ""
+
+    @property
+    def filename(self) -> str:
+        return f"seg-{self.key}.mp4"
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The transition from clip i to clip i+1: ``before`` frames taken from clip i, ``after`` from i+1."""
+
+    xfade: str  # "" for a cut
+    before: int
+    after: int
+
+    @property
+    def frames(self) -> int:
+        return self.before + self.after
+
+
+def clip_frames(timeline: Timeline) -> list[int]:
+    """Each clip's length in whole frames."""
+    return [max(1, round(c.duration * timeline.fps)) for c in timeline.clips]
+
+
+def xfade_name(transition: str, shot_id: str) -> str:
+    """The xfade transition for a storyboard transition ("" for a cut)."""
+    if transition in ("cut", "", "none"):
+        return ""
+    name = TRANSITIONS.get(transition, transition)
+    if name not in XFADE_NAMES:
+        raise NovelcomicError(f"unknown transition {transition!r} after shot {shot_id}", field="transition")
+    return name
+
+
+def plan_boundaries(timeline: Timeline, frames: Sequence[int]) -> list[Boundary]:
+    """One :class:`Boundary` per cut, each transition capped at half of either neighbouring clip."""
+    out = []
+    for i, clip in enumerate(timeline.clips[:-1]):
+        name = xfade_name(clip.transition, clip.shot_id)
+        wanted = round(timeline.transition_seconds * LONG_TRANSITIONS.get(name, 1.0) * timeline.fps)
+        length = min(wanted, frames[i] // 2, frames[i + 1] // 2)
+        if not name or length < 2:
+            out.append(Boundary("", 0, 0))
+        else:
+            out.append(Boundary(name, (length + 1) // 2, length // 2))
+    return out
+
+
+def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Segment]:
+    """The ordered segments that make up the video (cues, ASS and keys are filled in later)."""
+    frames = clip_frames(timeline)
+    cut = Boundary("", 0, 0)
+    bounds = [cut, *plan_boundaries(timeline, frames), cut]  # bounds[i] leads into clip i
+    starts = [sum(frames[:i]) for i in range(len(frames))]
+    # each still is visible from the start of the transition into it to the end of the one out of it
+    shown = [(starts[i] - bounds[i].before, frames[i] + bounds[i].before + bounds[i + 1].after) for i in range(len(frames))]
+
+    def view(i: int, at: int) -> StillView:
+        clip, (first, count) = timeline.clips[i], shown[i]
+        return StillView(clip.image, image_hashes[clip.image], clip.motion, timeline.fps, count, at - first)
+
+    segments: list[Segment] = []
+    for i in range(len(frames)):
+        into, out_of = bounds[i], bounds[i + 1]
+        if into.xfade:
+            at = starts[i] - into.before
+            segments.append(Segment("xfade", at, into.frames, view(i - 1, at), view(i, at), into.xfade))
+        body_start = starts[i] + into.after
+        segments.append(Segment("body", body_start, frames[i] - into.after - out_of.before, view(i, body_start)))
+    return segments
+
+
+def segment_cues(laid_out: Sequence[Cue], start: float, end: float) -> list[Cue]:
+    """The cues showing during [start, end), shifted so the segment starts at zero and clipped to it."""
+    out = []
+    for cue in laid_out:
+        if cue.end > start and cue.start < end:
+            out.append(replace(cue, start=max(0.0, cue.start - start), end=min(cue.end, end) - start))
+    return out
+
+
+# --------------------------------------------------------------------------- drawing a segment
+
+
+def still_chain(label_in: str, view: StillView, frames: int, width: int, height: int, label_out: str) -> str:
+    """Filter chain: one still → ``frames`` frames of it, cover-scaled to the frame, with its move."""
+    chain = [
+        f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos"
+        ":out_color_matrix=bt709:out_range=tv",
+        "format=yuv420p",
+        f"crop={width}:{height}",
+        "setsar=1",
+        f"loop=loop={frames - 1}:size=1:start=0",
+        "setpts=N",
+    ]
+    move = perspective_filter(view)
+    if move:
+        chain.append(move)
+    return f"[{label_in}]" + ",".join(chain) + f"[{label_out}]"
+
+
+def perspective_filter(view: StillView) -> str:
+    """A ``perspective`` filter sliding the window linearly from the start view to the end view.
+
+    It samples with sub-pixel precision, so slow moves glide instead of stepping a pixel at a time
+    (zoompan's integer crop judders). "" for a still that does not move.
+    """
+    start, end = view.views()
+    if start == end and start.zoom == 1.0:
+        return ""
+    den = max(1, view.visible_frames - 1)
+    p = f"clip((in-1+{view.offset})/{den}\\,0\\,1)"  # perspective counts input frames from 1
+
+    def coord(a: float, b: float, size: str) -> str:
+        return f"{size}*({a:.6f}+{b - a:+.6f}*{p})"
+
+    (l0, t0, r0, b0), (l1, t1, r1, b1) = _edges(start), _edges(end)
+    corners = {
+        "x0": coord(l0, l1, "W"), "y0": coord(t0, t1, "H"),
+        "x1": coord(r0, r1, "W"), "y1": coord(t0, t1, "H"),
+        "x2": coord(l0, l1, "W"), "y2": coord(b0, b1, "H"),
+        "x3": coord(r0, r1, "W"), "y3": coord(b0, b1, "H"),
+    }
+    return "perspective=" + ":".join(f"{k}={v}" for k, v in corners.items()) + ":interpolation=linear:eval=frame"
+
+
+def _edges(v: View) -> tuple[float, float, float, float]:
+    half = 0.5 / v.zoom
+    return v.cx - half, v.cy - half, v.cx + half, v.cy + half
+
+
+def segment_graph(seg: Segment, width: int, height: int, fps: int, ass_file: str | None, fontsdir: Path | None) -> str:
+    """The whole ``-filter_complex`` for a segment; its output pad is ``[out]``."""
+    if seg.kind == "body":
+        parts = [still_chain("0:v", seg.a, seg.frames, width, height, "v")]
+    else:
+        assert seg.b is not None
+        extra = seg.frames + 1  # a spare frame so neither input ends inside the blend
+        parts = [
+            still_chain("0:v", seg.a, extra, width, height, "a"),
+            still_chain("1:v", seg.b, extra, width, height, "b"),
+            f"[a][b]xfade=transition={seg.transition}:duration={seg.frames / fps:.6f}:offset=0,setpts=N[v]",
+        ]
+    tail = []
+    if ass_file:
+        opts = f"filename={escape_filter_value(ass_file)}"
+        if fontsdir:
+            opts += f":fontsdir={escape_filter_value(str(fontsdir))}"
+        tail.append(f"ass={opts}")
+    tail += ["format=yuv420p", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"]
+    parts.append("[v]" + ",".join(tail) + "[out]")
+    return ";".join(parts)
+
+
+# --------------------------------------------------------------------------- the composer
+
+
+class FFmpegComposer:
+    """Compose chapters with ffmpeg (see the module docstring).
+
+    Options (``stages.compose.options`` in project.yaml):
+
+    - ``encoder`` (``libx264``), ``preset`` (``veryfast``), ``crf`` (23), ``threads`` (0 = ffmpeg's
+      choice, per encode), ``extra_video_args`` (appended to each segment encode);
+    - ``max_workers``: segments encoded at once (default: CPU count);
+    - ``audio_bitrate`` (``192k``), ``loudness`` (−16 LUFS), ``true_peak`` (−1.5 dBTP);
+    - ``music_cache_dir``: where generated mood loops are kept (default: ``music.cache`` beside
+      the chapter work dirs, shared by chapters).
+
+    After :meth:`compose`, ``rendered`` and ``reused`` name the segment files encoded and reused.
+    """
+
+    name = "ffmpeg"
+
+    def __init__(
+        self,
+        preset: str = "veryfast",
+        crf: int = 23,
+        encoder: str = "libx264",
+        threads: int = 0,
+        max_workers: int | None = None,
+        audio_bitrate: str = "192k",
+        loudness: float = -16.0,
+        true_peak: float = -1.5,
+        music_cache_dir: str | None = None,
+        extra_video_args: list[str] | None = None,
+    ) -> None:
+        if not 0 <= int(crf) <= 51:
+            raise NovelcomicError(f"crf must be 0..51, got {crf!r}", field="stages.compose.options.crf")
+        if max_workers is not None and int(max_workers) < 1:
+            raise NovelcomicError(
+                f"max_workers must be at least 1, got {max_workers!r}", field="stages.compose.options.max_workers"
+            )
+        if not -70 <= float(loudness) <= -5:
+            raise NovelcomicError(f"loudness must be -70..-5 LUFS, got {loudness!r}", field="stages.compose.options.loudness")
+        if not -9 <= float(true_peak) <= 0:
+            raise NovelcomicError(f"true_peak must be -9..0 dBTP, got {true_peak!r}", field="stages.compose.options.true_peak")
+        self.preset = preset
+        self.crf = int(crf)
+        self.encoder = encoder
+        self.threads = int(threads)
+        self.max_workers = int(max_workers) if max_workers else (os.cpu_count() or 1)
+        self.audio_bitrate = audio_bitrate
+        self.loudness = float(loudness)
+        self.true_peak = float(true_peak)
+        self.music_cache_dir = Path(music_cache_dir).expanduser() if music_cache_dir else None
+        self.extra_video_args = [str(a) for a in (extra_video_args or [])]
+        self.rendered: list[str] = []
+        self.reused: list[str] = []
+
+    # ------------------------------------------------------------------ public
+
+    def compose(self, request: ComposeRequest) -> ComposeResult:
+        """Render ``request.timeline`` into ``request.out_video`` and ``request.out_srt``."""
+        tl = request.timeline
+        check_request(request)
+        seg_dir = request.work_dir / SEGMENT_DIR
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        warnings: list[str] = []
+        font = _subtitle_font(request)
+
+        runs = audiomix.mood_runs(_clip_moods(tl))
+        music = self._music_sources(request, {r.mood for r in runs}, warnings) if request.music.enabled else {}
+
+        segments = self._plan(request, font)
+        self._render_all(segments, seg_dir, tl, font)
+        audio = self._soundtrack(request, runs, music, seg_dir)
+        with atomic_path(request.out_video) as tmp:
+            self._concat_and_mux(segments, audio, tmp, seg_dir)
+        write_srt(tl.cues, request.out_srt)
+        remove_stale(seg_dir, {s.filename for s in segments} | {audio.name})
+        duration = sum(clip_frames(tl)) / tl.fps
+        return ComposeResult(video=request.out_video, srt=request.out_srt, duration=duration, warnings=warnings)
+
+    def plan(self, request: ComposeRequest) -> list[Segment]:
+        """The segments :meth:`compose` would use for ``request``, with their file names (no I/O
+        besides hashing the images)."""
+        check_request(request)
+        return self._plan(request, _subtitle_font(request))
+
+    # ------------------------------------------------------------------ video
+
+    def _plan(self, request: ComposeRequest, font: FontInfo | None) -> list[Segment]:
+        tl = request.timeline
+        hashes = {img: sha256_file(img) for img in {c.image for c in tl.clips}}
+        segments = plan_segments(tl, hashes)
+        size = request.subtitles.font_size or default_font_size(tl.width, tl.height)
+        laid = layout_cues(tl.cues, tl.width, tl.height, size, request.language) if font else []
+        for seg in segments:
+            seg.cues = segment_cues(laid, seg.start / tl.fps, (seg.start + seg.frames) / tl.fps)
+            if seg.cues and font:
+                seg.ass = ass_document(seg.cues, tl.width, tl.height, font.family, size, request.language)
+            seg.key = hash_inputs(
+                RENDER_VERSION, seg.kind, seg.frames, tl.width, tl.height, tl.fps,
+                seg.a.key(), seg.b.key() if seg.b else None, seg.transition,
+                seg.ass, str(font.path) if seg.ass and font else None, self._video_args(tl.fps),
+                Path(ffmpeg_exe()).name,  # imageio-ffmpeg's binary is named by version
+            )
+        return segments
+
+    def _video_args(self, fps: int) -> list[str]:
+        """Encoder arguments shared by every segment (they must match for ``-c copy`` joins)."""
+        args = ["-c:v", self.encoder]
+        if self.encoder == "libx264":
+            args += ["-preset", self.preset, "-crf", str(self.crf), "-profile:v", "high"]
+        args += [
+            "-pix_fmt", "yuv420p", "-r", str(fps), "-video_track_timescale", str(fps * 512),
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+        ]
+        return args + self.extra_video_args
+
+    def _render_all(self, segments: list[Segment], seg_dir: Path, tl: Timeline, font: FontInfo | None) -> None:
+        todo: dict[str, Segment] = {}
+        self.rendered, self.reused = [], []
+        for seg in segments:
+            if (seg_dir / seg.filename).is_file():
+                self.reused.append(seg.filename)
+            elif seg.filename not in todo:
+                todo[seg.filename] = seg
+        if not todo:
+            return
+        workers = max(1, min(self.max_workers, len(todo)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(self._render_segment, seg, seg_dir, tl, font) for seg in todo.values()]
+            try:
+                for fut in futures:
+                    fut.result()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        self.rendered = list(todo)
+
+    def _render_segment(self, seg: Segment, seg_dir: Path, tl: Timeline, font: FontInfo | None) -> None:
+        target = seg_dir / seg.filename
+        with tempfile.TemporaryDirectory(prefix=".ass-", dir=seg_dir) as scratch, atomic_path(target) as tmp:
+            ass_file = None
+            if seg.ass:
+                (Path(scratch) / "cues.ass").write_text(seg.ass, encoding="utf-8")
+                ass_file = "cues.ass"
+            graph = segment_graph(seg, tl.width, tl.height, tl.fps, ass_file, font.path.parent if font else None)
+            inputs = ["-framerate", str(tl.fps), "-i", str(seg.a.image)]
+            if seg.b is not None:
+                inputs += ["-framerate", str(tl.fps), "-i", str(seg.b.image)]
+            args = [
+                *inputs, "-filter_complex", graph, "-map", "[out]", "-frames:v", str(seg.frames),
+                *self._video_args(tl.fps), "-threads", str(self.threads), "-an", "-f", "mp4", str(tmp.resolve()),
+            ]
+            run_ffmpeg(args, _describe(seg), cwd=scratch)
+            _check_frame_count(tmp, seg)
+
+    def _concat_and_mux(self, segments: list[Segment], audio: Path, out: Path, seg_dir: Path) -> None:
+        listing = "ffconcat version 1.0\n" + "".join(f"file '{s.filename}'\n" for s in segments)
+        with tempfile.NamedTemporaryFile("w", suffix=".ffconcat", prefix=".concat-", dir=seg_dir, delete=False) as fh:
+            fh.write(listing)
+        try:
+            run_ffmpeg(
+                ["-f", "concat", "-safe", "0", "-i", fh.name, "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
+                 "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(out)],
+                "joining the segments and muxing the soundtrack",
+            )
+        finally:
+            Path(fh.name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ audio
+
+    def _mix_settings(self, request: ComposeRequest) -> audiomix.MixSettings:
+        return audiomix.MixSettings(
+            music_db=request.music.volume_db, loudness=self.loudness, true_peak=self.true_peak, bitrate=self.audio_bitrate
+        )
+
+    def _soundtrack(
+        self, request: ComposeRequest, runs: list[audiomix.MoodRun], sources: dict[str, Path], seg_dir: Path
+    ) -> Path:
+        """The mixed AAC soundtrack, from cache when its inputs are unchanged.
+
+        ``runs`` are the chapter's mood stretches, ``sources`` each mood's music file (empty: no music).
+        """
+        tl = request.timeline
+        duration = sum(clip_frames(tl)) / tl.fps
+        placements = [(start, Path(p)) for clip in tl.clips for start, p in clip.audio]
+        settings = self._mix_settings(request)
+        key = hash_inputs(
+            "audio", RENDER_VERSION, round(duration, 6), [(round(s, 6), sha256_file(p)) for s, p in placements],
+            [(r.mood, round(r.start, 6), round(r.end, 6)) for r in runs] if sources else None,
+            {m: sha256_file(p) for m, p in sorted(sources.items())}, settings.__dict__,
+        )
+        out = seg_dir / f"audio-{key}.m4a"
+        if out.is_file():
+            return out
+        with tempfile.TemporaryDirectory(prefix=".mix-", dir=seg_dir) as tmp:
+            scratch = Path(tmp)
+            rate = audiomix.voice_rate([p for _, p in placements])
+            voice = audiomix.build_voice_track(placements, duration, rate, scratch)
+            voice = audiomix.level_speech(voice, rate, settings.speech_db)
+            write_wav(scratch / "voice.wav", voice, rate)
+            music_wav = None
+            if sources:
+                loops: dict[str, np.ndarray] = {}
+
+                def loop_for(mood: str) -> np.ndarray:
+                    if mood not in loops:
+                        raw = audiomix.load_audio(sources[mood], audiomix.MUSIC_RATE, scratch, channels=2)
+                        loops[mood] = audiomix.stereo_loop(raw)
+                    return loops[mood]
+
+                music = audiomix.build_music_track(runs, loop_for, duration, settings)
+                music_wav = write_wav(scratch / "music.wav", music, audiomix.MUSIC_RATE)
+            audiomix.mix_to_aac(scratch / "voice.wav", music_wav, out, duration, settings, scratch)
+        return out
+
+    def _music_sources(self, request: ComposeRequest, moods: set[str], warnings: list[str]) -> dict[str, Path]:
+        """mood → audio file: the project's own track when configured, else a generated loop."""
+        sources: dict[str, Path] = {}
+        missing = []
+        for mood in sorted(moods):
+            track = request.music.tracks.get(mood)
+            if track:
+                path = Path(track).expanduser()
+                if not path.is_absolute() and request.project_dir is not None:
+                    path = request.project_dir / path
+                if not path.is_file():
+                    raise NovelcomicError(
+                        f"music track {track!r} for mood {mood!r} not found ({path})", field=f"music.tracks.{mood}"
+                    )
+                sources[mood] = path
+            else:
+                missing.append(mood)
+        if missing:
+            try:
+                from novelcomic.music import ensure_loop
+            except ImportError:
+                warnings.append(f"no background music for {', '.join(missing)}: novelcomic.music is not available")
+                return sources
+            cache = self.music_cache_dir or request.work_dir.parent / "music.cache"
+            cache.mkdir(parents=True, exist_ok=True)
+            for mood in missing:
+                sources[mood] = Path(ensure_loop(mood, cache, sample_rate=audiomix.MUSIC_RATE))
+        return sources
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_frame_count(path: Path, seg: Segment) -> None:
+    """A segment must hold exactly its frames, or the joined video would drift."""
+    video = stream_of(probe(path), "video") or {}
+    count = video.get("nb_frames")
+    if count not in (None, "N/A") and int(count) != seg.frames:
+        raise BackendError(f"{_describe(seg)} produced {count} frames instead of {seg.frames}")
+
+
+def _subtitle_font(request: ComposeRequest) -> FontInfo | None:
+    """The font to burn subtitles in with, or None when nothing is burned in."""
+    if not request.subtitles.burn_in or not request.timeline.cues:
+        return None
+    return find_cjk_font(request.subtitles.font)
+
+
+def _describe(seg: Segment) -> str:
+    if seg.b is not None:
+        return f"rendering the {seg.transition} transition from {seg.a.image.name} to {seg.b.image.name} ({seg.frames} frames)"
+    return f"rendering {seg.a.image.name} with {seg.a.motion} ({seg.frames} frames)"
+
+
+def _clip_moods(tl: Timeline) -> list[tuple[str, float, float]]:
+    frames = clip_frames(tl)
+    out, start = [], 0
+    for clip, n in zip(tl.clips, frames):
+        out.append((clip.mood, start / tl.fps, (start + n) / tl.fps))
+        start += n
+    return out
+
+
+def check_request(request: ComposeRequest) -> None:
+    """Refuse bad input up front, naming the bad value."""
+    tl = request.timeline
+    if not tl.clips:
+        raise NovelcomicError("the timeline has no clips: nothing to compose")
+    if tl.width < 64 or tl.height < 64 or tl.width % 2 or tl.height % 2:
+        raise NovelcomicError(f"video size {tl.width}x{tl.height} must be even numbers of at least 64 pixels", field="resolution")
+    if not isinstance(tl.fps, int) or not 1 <= tl.fps <= 120:
+        raise NovelcomicError(f"fps must be a whole number from 1 to 120, got {tl.fps!r}", field="fps")
+    if not math.isfinite(tl.transition_seconds) or tl.transition_seconds < 0:
+        raise NovelcomicError(f"transition_seconds must be ≥ 0, got {tl.transition_seconds!r}", field="transition_seconds")
+    start = 0
+    for clip, frames in zip(tl.clips, clip_frames(tl)):
+        _check_clip(clip)
+        if abs(clip.start - start / tl.fps) > 0.5 / tl.fps:
+            raise NovelcomicError(
+                f"shot {clip.shot_id} starts at {clip.start:.3f}s but the clips before it end at {start / tl.fps:.3f}s "
+                "(clips play back to back)"
+            )
+        start += frames
+
+
+def _check_clip(clip: Clip) -> None:
+    if not Path(clip.image).is_file():
+        raise NovelcomicError(f"image {clip.image} of shot {clip.shot_id} does not exist")
+    if not math.isfinite(clip.duration) or clip.duration <= 0:
+        raise NovelcomicError(f"shot {clip.shot_id} has a bad duration {clip.duration!r}")
+    if clip.motion not in MOTIONS:
+        raise NovelcomicError(f"shot {clip.shot_id} has an unknown motion {clip.motion!r} (known: {', '.join(MOTIONS)})")
+    xfade_name(clip.transition, clip.shot_id)
+    for start, path in clip.audio:
+        if not Path(path).is_file():
+            raise NovelcomicError(f"audio {path} of shot {clip.shot_id} does not exist")
+        if not math.isfinite(start) or start < 0:
+            raise NovelcomicError(f"audio {path} of shot {clip.shot_id} has a bad start {start!r}")
+
+
+def remove_stale(seg_dir: Path, keep: set[str]) -> list[str]:
+    """Delete this chapter's segment/soundtrack files not in ``keep`` and any half-written leftovers."""
+    removed = []
+    for path in seg_dir.iterdir():
+        name = path.name
+        if path.is_dir() and name.startswith((".ass-", ".mix-")):  # scratch of a killed run
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+            continue
+        ours = (name.startswith("seg-") and name.endswith(".mp4")) or (name.startswith("audio-") and name.endswith(".m4a"))
+        leftover = name.startswith(".") and (".part" in name or name.startswith(".concat-"))
+        if path.is_file() and ((ours and name not in keep) or leftover):
+            path.unlink(missing_ok=True)
+            removed.append(name)
+    return removed
+
+
+__all__ = ["FFmpegComposer", "Segment", "StillView", "plan_segments", "segment_cues", "check_request", "remove_stale"]

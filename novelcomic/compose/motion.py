@@ -1,0 +1,82 @@
+"""Camera moves on a still: which move a shot gets, and where the view is at its start and end.
+
+A view is a window on the still given by its zoom (1 = the whole frame) and its centre in
+normalised coordinates (0..1 across the width and height). The composer interpolates linearly
+between the start and end views over the time the still is visible (transitions included), so
+the move never stops or jumps at a segment boundary.
+
+Moves are slow on purpose: their amount grows with the clip's length up to a cap, so a short
+shot drifts a little and a long one never races.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from novelcomic.errors import NovelcomicError
+
+MOTIONS = ("static", "push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down")
+
+ZOOM_RATE = 0.022  # zoom gained per second of a push/pull
+ZOOM_MAX = 0.12  # most a push/pull zooms (1.0 → 1.12)
+PAN_ZOOM = 1.12  # pans/tilts look through a window this much smaller than the frame
+PAN_RATE = 0.025  # fraction of the frame travelled per second
+FOCUS_Y = 0.46  # push-ins drift slightly up, where faces usually are
+
+
+@dataclass(frozen=True)
+class View:
+    """A window on the still: ``zoom`` ≥ 1 and its centre (``cx``, ``cy``) in 0..1."""
+
+    zoom: float
+    cx: float = 0.5
+    cy: float = 0.5
+
+    def clamped(self) -> "View":
+        """The same view with its centre moved so the window stays inside the still."""
+        half = 0.5 / self.zoom
+        return View(self.zoom, min(max(self.cx, half), 1 - half), min(max(self.cy, half), 1 - half))
+
+
+def resolve_motion(shot_size: str, motion: str, *, first_in_scene: bool, index: int) -> str:
+    """The move for a shot: an explicit ``motion`` wins; ``auto`` picks one from the shot size.
+
+    - close_up / extreme_close_up → push_in
+    - wide / extreme_wide → pull_out when it opens its scene (establishing), else pans that
+      alternate right/left with ``index``
+    - medium / full (and anything else) → alternate push_in, pan_right, push_in, pan_left
+    """
+    if motion != "auto":
+        if motion not in MOTIONS:
+            raise NovelcomicError(f"unknown camera motion {motion!r} (known: auto, {', '.join(MOTIONS)})", field="camera.motion")
+        return motion
+    if shot_size in ("close_up", "extreme_close_up"):
+        return "push_in"
+    if shot_size in ("wide", "extreme_wide"):
+        if first_in_scene:
+            return "pull_out"
+        return "pan_right" if index % 2 == 0 else "pan_left"
+    return ("push_in", "pan_right", "push_in", "pan_left")[index % 4]
+
+
+def motion_views(motion: str, seconds: float) -> tuple[View, View]:
+    """The start and end views of ``motion`` played over ``seconds``."""
+    if motion not in MOTIONS:
+        raise NovelcomicError(f"unknown camera motion {motion!r} (known: {', '.join(MOTIONS)})")
+    seconds = max(seconds, 0.0)
+    zoom = 1.0 + min(ZOOM_MAX, ZOOM_RATE * seconds)
+    margin = 1.0 - 1.0 / PAN_ZOOM  # free travel of the window's centre
+    travel = min(margin, PAN_RATE * seconds) / 2
+    if motion == "static":
+        return View(1.0), View(1.0)
+    if motion == "push_in":
+        return View(1.0), View(zoom, 0.5, FOCUS_Y).clamped()
+    if motion == "pull_out":
+        return View(zoom, 0.5, FOCUS_Y).clamped(), View(1.0)
+    if motion == "pan_left":  # the camera turns left: the window slides from right to left
+        return View(PAN_ZOOM, 0.5 + travel), View(PAN_ZOOM, 0.5 - travel)
+    if motion == "pan_right":
+        return View(PAN_ZOOM, 0.5 - travel), View(PAN_ZOOM, 0.5 + travel)
+    if motion == "tilt_up":
+        return View(PAN_ZOOM, 0.5, 0.5 + travel), View(PAN_ZOOM, 0.5, 0.5 - travel)
+    return View(PAN_ZOOM, 0.5, 0.5 - travel), View(PAN_ZOOM, 0.5, 0.5 + travel)  # tilt_down

@@ -1,0 +1,215 @@
+"""Running ffmpeg and reading media facts.
+
+The ffmpeg binary is imageio-ffmpeg's static build (it has libx264, aac and libass); the
+``NOVELCOMIC_FFMPEG`` environment variable points at another one. ``ffprobe`` is optional: when it
+is missing, :func:`probe` parses ``ffmpeg -i`` output into the same shape of dictionary.
+
+Every failure is a :class:`~novelcomic.errors.BackendError` that says what was being done and ends
+with the last lines ffmpeg wrote to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from novelcomic.errors import BackendError, NovelcomicError
+
+STDERR_TAIL_LINES = 15
+
+
+@functools.lru_cache(maxsize=4)
+def _ffmpeg_exe(override: str | None) -> str:
+    if override:
+        found = shutil.which(override) or (override if Path(override).is_file() else None)
+        if not found:
+            raise NovelcomicError(f"NOVELCOMIC_FFMPEG={override!r} is not an executable file")
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # pragma: no cover - it is a dependency
+        imageio_ffmpeg = None  # type: ignore[assignment]
+    if imageio_ffmpeg is not None:
+        try:
+            return imageio_ffmpeg.get_ffmpeg_exe()
+        except RuntimeError:  # pragma: no cover - no bundled binary for this platform
+            pass
+    system = shutil.which("ffmpeg")
+    if system:  # pragma: no cover - fallback
+        return system
+    raise NovelcomicError("ffmpeg not found: pip install imageio-ffmpeg or set NOVELCOMIC_FFMPEG")  # pragma: no cover
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: ``$NOVELCOMIC_FFMPEG`` if set, else imageio-ffmpeg's, else ``ffmpeg`` on PATH."""
+    return _ffmpeg_exe(os.environ.get("NOVELCOMIC_FFMPEG") or None)
+
+
+def ffprobe_exe() -> str | None:
+    """An ffprobe binary (``$NOVELCOMIC_FFPROBE``, one beside ffmpeg, or on PATH), or None."""
+    override = os.environ.get("NOVELCOMIC_FFPROBE")
+    if override:
+        return shutil.which(override) or (override if Path(override).is_file() else None)
+    beside = Path(ffmpeg_exe()).with_name("ffprobe")
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("ffprobe")
+
+
+def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last ``lines`` non-empty lines of ``stderr``."""
+    kept = [ln for ln in stderr.splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def run_ffmpeg(args: list[str], what: str, *, cwd: str | Path | None = None, timeout: float | None = None) -> str:
+    """Run ffmpeg with ``args`` (without the binary); return its stderr.
+
+    ``-hide_banner -nostdin -y`` are added. Raises :class:`BackendError` naming ``what`` with the
+    tail of stderr when ffmpeg fails or cannot be started.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        err = (exc.stderr or b"").decode("utf-8", "replace")
+        raise BackendError(f"ffmpeg timed out after {timeout}s while {what}\n{stderr_tail(err)}") from None
+    except OSError as exc:
+        raise BackendError(f"could not run ffmpeg ({cmd[0]}) while {what}: {exc}") from exc
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise BackendError(f"ffmpeg failed (exit {proc.returncode}) while {what}:\n{stderr_tail(err)}")
+    return err
+
+
+def probe(path: str | Path) -> dict[str, Any]:
+    """ffprobe's ``-show_format -show_streams`` JSON for ``path``.
+
+    Without ffprobe, the same keys (``format.duration``, ``streams[].codec_type/codec_name/width/
+    height/pix_fmt/r_frame_rate/sample_rate/channels``) are parsed from ``ffmpeg -i``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NovelcomicError(f"cannot probe {path}: no such file")
+    exe = ffprobe_exe()
+    if exe:
+        cmd = [exe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise BackendError(f"could not run ffprobe on {path}: {exc}") from exc
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace")
+            raise BackendError(f"ffprobe failed on {path}:\n{stderr_tail(err)}")
+        return json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+    return _probe_with_ffmpeg(path)
+
+
+def _probe_with_ffmpeg(path: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, stdin=subprocess.DEVNULL
+    )
+    text = proc.stderr.decode("utf-8", "replace")
+    if "Input #0" not in text:
+        raise BackendError(f"ffmpeg cannot read {path}:\n{stderr_tail(text)}")
+    return parse_ffmpeg_info(text)
+
+
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_BITRATE_RE = re.compile(r"bitrate:\s*(\d+)\s*kb/s")
+_STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: (Video|Audio|Subtitle|Data): (.*)")
+
+
+def parse_ffmpeg_info(text: str) -> dict[str, Any]:
+    """Turn ``ffmpeg -i`` stderr into an ffprobe-like ``{"format": …, "streams": […]}``."""
+    fmt: dict[str, Any] = {}
+    m = _DURATION_RE.search(text)
+    if m:
+        h, mi, s = m.groups()
+        fmt["duration"] = f"{int(h) * 3600 + int(mi) * 60 + float(s):.6f}"
+    m = _BITRATE_RE.search(text)
+    if m:
+        fmt["bit_rate"] = str(int(m.group(1)) * 1000)
+    streams = [_parse_stream(kind, rest) for kind, rest in _STREAM_RE.findall(text)]
+    return {"format": fmt, "streams": streams}
+
+
+def _parse_stream(kind: str, rest: str) -> dict[str, Any]:
+    parts = _split_top_level(rest)
+    stream: dict[str, Any] = {"codec_type": kind.lower(), "codec_name": parts[0].split()[0] if parts else ""}
+    if kind == "Video":
+        for p in parts[1:]:
+            size = re.search(r"\b(\d{2,5})x(\d{2,5})\b", p)
+            if size and "width" not in stream:
+                stream["width"], stream["height"] = int(size.group(1)), int(size.group(2))
+            fps = re.search(r"([\d.]+) fps", p)
+            if fps:
+                stream["r_frame_rate"] = _rate_fraction(fps.group(1))
+        if len(parts) > 1:
+            stream["pix_fmt"] = parts[1].split("(")[0].strip()
+    elif kind == "Audio":
+        for p in parts[1:]:
+            hz = re.search(r"(\d+) Hz", p)
+            if hz:
+                stream["sample_rate"] = hz.group(1)
+            elif p.strip() in ("mono", "stereo"):
+                stream["channels"] = 1 if p.strip() == "mono" else 2
+    return stream
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def _rate_fraction(value: str) -> str:
+    f = float(value)
+    return f"{int(f)}/1" if f.is_integer() else f"{round(f * 1001)}/1001"
+
+
+def media_duration(path: str | Path) -> float:
+    """Duration of a media file in seconds (the container's, else the longest stream's)."""
+    info = probe(path)
+    dur = info.get("format", {}).get("duration")
+    if dur not in (None, "N/A"):
+        return float(dur)
+    durations = [float(s["duration"]) for s in info.get("streams", []) if s.get("duration") not in (None, "N/A")]
+    if not durations:
+        raise BackendError(f"cannot tell the duration of {path}")
+    return max(durations)
+
+
+def stream_of(info: dict[str, Any], codec_type: str) -> dict[str, Any] | None:
+    """The first stream of ``codec_type`` ("video", "audio") in a :func:`probe` result."""
+    for s in info.get("streams", []):
+        if s.get("codec_type") == codec_type:
+            return s
+    return None
+
+
+def escape_filter_value(value: str) -> str:
+    """Escape ``value`` for use as a filter option inside a filtergraph string.
+
+    Two levels: the option parser (``\\ ' :``) then the graph parser (``\\ ' [ ] , ;``).
+    """
+    level1 = "".join("\\" + c if c in "\\':" else c for c in value)
+    return "".join("\\" + c if c in "\\'[],;" else c for c in level1)
