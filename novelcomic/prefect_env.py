@@ -17,6 +17,8 @@ def data_dir() -> Path:
 
 def configure_prefect() -> None:
     os.environ.setdefault("PREFECT_HOME", str(data_dir() / "prefect"))
+    # Prefect creates its home without parents and then fails to open its database.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     # Analytics on made a telemetry insert fail with "database is locked" on first runs here,
     # and there is no network to send it to anyway.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
