@@ -14,3 +14,8 @@ def register(registries: dict[str, Any]) -> None:
     registries["voice"].register("espeak", "novelcomic.voice.espeak:EspeakTTS")
     registries["voice"].register("silent", "novelcomic.voice.silent:SilentTTS")
     registries["compose"].register("ffmpeg", "novelcomic.compose.ffmpeg_composer:FFmpegComposer")
+    registries["plan"].register("llm", "novelcomic.plan.llm_planner:LLMPlanner")
+    registries["llm"].register("openai", "novelcomic.llm.openai_backend:OpenAIBackend")
+    registries["llm"].register("transformers", "novelcomic.llm.transformers_backend:TransformersBackend")
+    registries["render"].register("diffusers", "novelcomic.render.diffusers_backend:DiffusersBackend")
+    registries["voice"].register("edge", "novelcomic.voice.edge:EdgeTTS")
