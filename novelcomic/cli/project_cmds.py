@@ -12,23 +12,36 @@ from novelcomic.project import Project
 
 @click.command("new-project")
 @click.argument("name")
-@click.option("--novel", "novel", type=click.Path(dir_okay=False), required=True, help="The novel, a .txt file.")
+@click.option("--novel", "novel", type=click.Path(dir_okay=False), default=None, help="The novel, a .txt file.")
+@click.option("--theme", default=None, help="No novel? Have the configured LLM write one on this theme.")
+@click.option("--chapters", "n_chapters", type=click.IntRange(1, 200), default=3, show_default=True,
+              help="With --theme: how many chapters to write.")
 @click.option("--encoding", default=None, help="Text encoding (default: detected; utf-8, gb18030, big5, utf-16 …).")
 @click.option("--title", default=None, help="Title (default: from the text or the file name).")
-@click.option("--language", type=click.Choice(["zh", "en"]), default=None, help="Default: detected.")
+@click.option("--language", type=click.Choice(["zh", "en"]), default=None, help="Default: detected (zh with --theme).")
 @click.option("--aspect", type=click.Choice(["9:16", "16:9"]), default="9:16", show_default=True)
 @click.pass_obj
-def new_project(obj: dict, name: str, novel: str, encoding: str | None, title: str | None, language: str | None, aspect: str) -> None:
-    """Create project NAME from a novel: decode, clean, split into chapters.
+def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_chapters: int, encoding: str | None,
+                title: str | None, language: str | None, aspect: str) -> None:
+    """Create project NAME from a novel (decode, clean, split into chapters), or write the novel
+    from a theme with an LLM (--theme; configure one with NOVELCOMIC_LLM_* variables).
 
     Never overwrites an existing project.
     """
-    from novelcomic.ingest.create import create_project
+    from novelcomic.errors import NovelcomicError
 
-    project = create_project(
-        name, Path(novel), Path(obj["root"]) if obj["root"] else None,
-        encoding=encoding, title=title, language=language, aspect=aspect,
-    )
+    root = Path(obj["root"]) if obj["root"] else None
+    if (novel is None) == (theme is None):
+        raise NovelcomicError("give either --novel FILE or --theme TEXT")
+    if theme is not None:
+        from novelcomic.ingest.write import create_project_from_theme
+
+        project = create_project_from_theme(name, theme, n_chapters, root, language=language or "zh", aspect=aspect)
+    else:
+        from novelcomic.ingest.create import create_project
+
+        assert novel is not None
+        project = create_project(name, Path(novel), root, encoding=encoding, title=title, language=language, aspect=aspect)
     cfg = project.config()
     click.echo(f"created {project.dir} ({cfg.language}, {len(cfg.chapters)} chapters)")
     for ch in cfg.chapters:

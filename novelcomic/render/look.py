@@ -90,7 +90,7 @@ _NOT_COLOURS = ("朴素", "青年", "青春", "明白", "黑暗", "金属", "红
 # What a colour word can describe, and the words for it.
 Target = Literal["hair", "beard", "clothing", "lower", "accent", "hat", "skin", "eyes", "other"]
 _ZH_NOUNS: dict[str, Target] = {
-    "头发": "hair", "发": "hair", "髮": "hair", "鬓": "hair",
+    "头发": "hair", "发": "hair", "髮": "hair", "鬓": "hair", "辫": "hair", "马尾": "hair", "髻": "hair",
     "胡": "beard", "须": "beard", "髯": "beard",
     "衣": "clothing", "袍": "clothing", "衫": "clothing", "裙": "clothing", "服": "clothing",
     "装": "clothing", "褂": "clothing", "袄": "clothing", "甲": "clothing", "裳": "clothing",
