@@ -16,12 +16,14 @@ from novelcomic.project import Project
 @click.option("--theme", default=None, help="No novel? Have the configured LLM write one on this theme.")
 @click.option("--chapters", "n_chapters", type=click.IntRange(1, 200), default=3, show_default=True,
               help="With --theme: how many chapters to write.")
+@click.option("--words-per-chapter", type=click.IntRange(100, 20000), default=1500, show_default=True,
+              help="With --theme: the length of each chapter.")
 @click.option("--encoding", default=None, help="Text encoding (default: detected; utf-8, gb18030, big5, utf-16 …).")
 @click.option("--title", default=None, help="Title (default: from the text or the file name).")
 @click.option("--language", type=click.Choice(["zh", "en"]), default=None, help="Default: detected (zh with --theme).")
 @click.option("--aspect", type=click.Choice(["9:16", "16:9"]), default="9:16", show_default=True)
 @click.pass_obj
-def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_chapters: int, encoding: str | None,
+def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_chapters: int, words_per_chapter: int, encoding: str | None,
                 title: str | None, language: str | None, aspect: str) -> None:
     """Create project NAME from a novel (decode, clean, split into chapters), or write the novel
     from a theme with an LLM (--theme; configure one with NOVELCOMIC_LLM_* variables).
@@ -36,7 +38,9 @@ def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_ch
     if theme is not None:
         from novelcomic.ingest.write import create_project_from_theme
 
-        project = create_project_from_theme(name, theme, n_chapters, root, language=language or "zh", aspect=aspect)
+        project = create_project_from_theme(
+            name, theme, n_chapters, root, language=language or "zh", aspect=aspect, words_per_chapter=words_per_chapter
+        )
     else:
         from novelcomic.ingest.create import create_project
 
