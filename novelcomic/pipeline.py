@@ -158,7 +158,10 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         path = project.storyboard_path(ch)
         wr = project.write_generated(path, sb, "storyboard")
         _note_write(report, wr)
-        project.store.record("plan", ch, wr.path, inputs_hash=hashes[ch], backend=spec.backend, chapter=ch)
+        project.store.record(
+            "plan", ch, wr.path, inputs_hash=hashes[ch], backend=spec.backend, chapter=ch,
+            warnings=[w for w in result.warnings if w.startswith(f"chapter {ch}")],
+        )
     return report
 
 

@@ -40,6 +40,8 @@ def run_project(project: Project, chapters: str | None, stages: tuple[str, ...],
                 reports = pipeline.produce(project, selected, stage_list)
                 for r in reports:
                     click.echo(r.summary())
+                    for w in dict.fromkeys(r.warnings):
+                        click.echo(f"warning: {w}", err=True)
                 videos = [project.video_path(ch) for ch in selected] if "compose" in stage_list else []
         except BaseException as exc:
             project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
