@@ -17,7 +17,7 @@ from pathlib import Path
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.fsutil import atomic_path, hash_inputs
-from novelcomic.models import NARRATOR, ProjectConfig, Storyboard
+from novelcomic.models import NARRATOR, ProjectConfig, Scene, Shot, Storyboard
 from novelcomic.project import Project
 from novelcomic.registry import composers, image_backends, planners, tts_backends
 
@@ -255,9 +255,14 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
     ctx["backend"] = backend
     names = {c.id: c.name for c in chars.values()}
+    prompt = negative = None
+    family = getattr(backend, "prompt_family", None)
+    if family:
+        prompt, negative = shot_prompt(project, chapter, scene, shot, chars, location, family, ctx)
     request = ShotRequest(
         chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
         style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
+        prompt=prompt, negative_prompt=negative,
     )
     result = backend.render_shot(request)
     if result.image.size != (w, h):
@@ -268,6 +273,44 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         meta={"regions": result.regions, **result.meta},
     )
     return path, True
+
+
+def shot_prompt(
+    project: Project, chapter: str, scene: Scene, shot: Shot, chars: dict, location: object, family: str, ctx: dict
+) -> tuple[str, str]:
+    """The image prompt for a diffusion backend: the configured LLM polishes it (idioms, negation
+    → negative prompt, fixed appearance tokens, style fragments), or rules do it offline. Cached
+    in ``render/<ch>/<shot>.prompt.json`` by its inputs, so a re-run asks the LLM nothing."""
+    import json
+
+    from novelcomic.fsutil import atomic_write_text
+    from novelcomic.plan.polish import heuristic_prompt, polish_prompt
+    from novelcomic.styles import load_styles
+
+    cfg: ProjectConfig = ctx["cfg"]
+    present = {c: chars[c] for c in shot.characters if c in chars}
+    inputs = hash_inputs(shot, scene.mood, present, location, cfg.style, family, cfg.language, cfg.llm)
+    key = f"{chapter}/{shot.id}"
+    path = project.shot_image_path(chapter, shot.id).with_suffix(".prompt.json")
+    rec = project.store.fresh("prompt", key, inputs)
+    if rec is not None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data["prompt"], data["negative"]
+    if "style" not in ctx:
+        ctx["style"] = load_styles(project.dir).resolve(cfg.style)
+    args = (shot, scene, present, location, ctx["style"], family, cfg.language)
+    if cfg.llm is not None:
+        if "llm" not in ctx:
+            from novelcomic.registry import llms
+
+            ctx["llm"] = llms.create(cfg.llm.backend, cfg.llm.options)
+        polished = polish_prompt(ctx["llm"], *args)
+    else:
+        polished = heuristic_prompt(*args)
+    atomic_write_text(path, json.dumps({"prompt": polished.prompt, "negative": polished.negative, "notes": polished.notes},
+                                       ensure_ascii=False, indent=2))
+    project.store.record("prompt", key, path, inputs_hash=inputs, backend="llm" if cfg.llm else "rules", chapter=chapter)
+    return polished.prompt, polished.negative
 
 
 def _render_context(project: Project, chapter: str) -> dict:

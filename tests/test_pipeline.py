@@ -65,3 +65,49 @@ def test_sweep_partials_removes_leftovers_of_a_killed_run(root: Path, fake_backe
     leftover.write_bytes(b"\x89PNG half")
     assert pipeline.sweep_partials(project) == 1
     assert not leftover.exists()
+
+
+def test_diffusion_backends_get_a_prompt_polished_once(root: Path, fake_backends) -> None:
+    """A backend that declares a prompt family receives a finished prompt; an LLM polishes it when
+    one is configured, and the polished prompt is cached (the LLM is not asked again)."""
+    import json
+
+    from novelcomic.models import LLMConfig
+    from novelcomic.registry import image_backends, llms
+    from tests.fakes import FakeImages
+
+    seen: list[tuple[str | None, str | None]] = []
+
+    class PromptedImages(FakeImages):
+        prompt_family = "sdxl"
+
+        def render_shot(self, request):  # type: ignore[no-untyped-def]
+            seen.append((request.prompt, request.negative_prompt))
+            return super().render_shot(request)
+
+    asked: list[str] = []
+
+    class ScriptedLLM:
+        name = "scripted"
+        context_tokens = 4096
+
+        def __init__(self, **options: object) -> None:
+            pass
+
+        def complete(self, messages, **kw):  # type: ignore[no-untyped-def]
+            asked.append(messages[-1].content)
+            return json.dumps({"prompt": "a quiet river at dusk, lotus leaves", "negative": ["frog"], "notes": ""})
+
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.llm = LLMConfig(backend="scripted")
+    project.save_config(cfg)
+    with image_backends.override("fake", PromptedImages), llms.override("scripted", ScriptedLLM):
+        pipeline.plan(project)
+        pipeline.render(project, "01")
+        n = len(asked)
+        assert n == 2 and all(p and "river" in p for p, _ in seen) and all("frog" in (neg or "") for _, neg in seen)
+        assert project.shot_image_path("01", "s01-01").with_suffix(".prompt.json").is_file()
+        project.shot_image_path("01", "s01-01").unlink()
+        pipeline.render(project, "01")
+        assert len(asked) == n  # the cached prompt was reused

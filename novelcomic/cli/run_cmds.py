@@ -83,4 +83,18 @@ def demo(obj: dict, no_prefect: bool) -> None:
         click.echo(str(v))
 
 
-COMMANDS = [run, demo]
+@click.command("plan")
+@click.argument("name")
+@click.option("--chapters", default=None, help="Chapters to plan (default: all).")
+@click.pass_obj
+def plan(obj: dict, name: str, chapters: str | None) -> None:
+    """Plan project NAME (the same as `run NAME --stage plan`): characters, props, locations and
+    storyboards. Files you edited are kept; a .proposed.yaml is written beside them."""
+    project = Project.open(name, obj["root"])
+    run_project(project, chapters, ("plan",), use_prefect=False)
+    for ch in project.config().chapters:
+        if project.storyboard_path(ch.id).exists():
+            click.echo(str(project.storyboard_path(ch.id)))
+
+
+COMMANDS = [run, demo, plan]

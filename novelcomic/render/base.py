@@ -47,6 +47,10 @@ class ShotRequest:
     seed: int
     language: str = "zh"
     speaker_names: dict[str, str] = field(default_factory=dict)  # id → display name, for lettering
+    # The finished image prompt for diffusion backends (polished by the LLM or built by rules
+    # from the style library); None for backends that draw from the shot itself (animatic).
+    prompt: str | None = None
+    negative_prompt: str | None = None
 
 
 @dataclass
