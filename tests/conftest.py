@@ -6,6 +6,7 @@ import pytest
 
 from novelcomic.registry import composers, image_backends, planners
 from tests.fakes import FakeComposer, FakeImages, FakePlanner
+from tests.prefect_fixtures import prefect_harness, prefect_server  # noqa: F401  (session fixtures, started once)
 
 
 @pytest.fixture(autouse=True)

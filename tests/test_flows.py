@@ -10,17 +10,6 @@ from novelcomic.project import Project
 from tests.fakes import make_project
 
 
-@pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
-    import os
-
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def test_produce_flow_runs_every_stage_and_skips_on_rerun(root: Path, fake_backends, prefect_harness) -> None:
     from flows.produce import produce
 
@@ -42,3 +31,28 @@ def test_flow_failure_is_recorded_and_raised(root: Path, fake_backends, prefect_
     project.chapter_text_path("01").unlink()
     with pytest.raises(Exception, match="chapter text missing"):
         produce(str(project.dir))
+
+
+def test_flow_refuses_a_locked_project_or_waits_for_it(root: Path, fake_backends, prefect_harness) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from flows.produce import produce
+    from novelcomic.errors import ProjectLockedError
+
+    project = Project(make_project(root))
+    code = f"import time; from novelcomic.project import Project\nwith Project({str(project.dir)!r}).lock():\n print('held', flush=True); time.sleep(3)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ProjectLockedError, match=f"is being processed by pid {holder.pid}; wait for it to finish"):
+            produce(str(project.dir))
+        assert not project.store.runs()
+        t0 = time.monotonic()
+        videos = produce(str(project.dir), wait=True)  # waits for the holder to let go
+        assert time.monotonic() - t0 > 0.5 and Path(videos[0]).is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [r.status for r in project.store.runs()] == ["completed"]
