@@ -68,8 +68,10 @@ def main() -> None:
         copy_example(args.project, fresh, resolution=res, fps=fps)  # type: ignore[arg-type]
         env = {**os.environ, "NOVELCOMIC_PROJECTS_DIR": str(fresh), "PREFECT_HOME": str(tmp / "prefect-home")}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "novelcomic", "run", args.project], env=env, check=True,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "novelcomic", "run", args.project], env=env,
+                              capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"novelcomic run failed:\n{done.stderr[-3000:]}")
         rows.append(("full `novelcomic run` via Prefect (fresh Prefect home)", time.perf_counter() - t0, ""))
 
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "

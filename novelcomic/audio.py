@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # numpy is imported lazily: importing this module stays cheap
     import numpy as np
 
 _DTYPES = {1: "u1", 2: "<i2", 4: "<i4"}
+WRITE_BLOCK = 1 << 18  # frames converted at a time by write_wav
 
 
 def wav_duration(path: str | Path) -> float:
@@ -56,17 +57,19 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
     """
     import numpy as np
 
-    data = np.asarray(samples, dtype=np.float64)
+    data = np.asarray(samples)
     if data.ndim == 1:
         data = data[:, None]
     if data.ndim != 2 or data.shape[1] < 1:
         raise ValueError(f"samples must be 1-D or (frames, channels), not shape {data.shape}")
-    pcm = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype("<i2")
     with wave.open(str(path), "wb") as wf:
-        wf.setnchannels(pcm.shape[1])
+        wf.setnchannels(data.shape[1])
         wf.setsampwidth(2)
         wf.setframerate(int(rate))
-        wf.writeframes(pcm.tobytes())
+        # in blocks: a long soundtrack is never copied whole as float64 and int16
+        for i in range(0, max(1, len(data)), WRITE_BLOCK):
+            block = np.clip(np.asarray(data[i : i + WRITE_BLOCK], dtype=np.float64), -1.0, 1.0)
+            wf.writeframes(np.round(block * 32767.0).astype("<i2").tobytes())
     return Path(path)
 
 

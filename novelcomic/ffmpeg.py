@@ -213,3 +213,26 @@ def escape_filter_value(value: str) -> str:
     """
     level1 = "".join("\\" + c if c in "\\':" else c for c in value)
     return "".join("\\" + c if c in "\\'[],;" else c for c in level1)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder_works(exe: str, name: str) -> bool:
+    try:
+        listed = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if not re.search(rf"^\s*V\S*\s+{re.escape(name)}\s", listed.stdout.decode("utf-8", "replace"), re.M):
+        return False
+    trial = [exe, "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=256x256:r=30",
+             "-frames:v", "1", "-c:v", name, "-f", "null", "-"]
+    try:
+        proc = subprocess.run(trial, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def encoder_works(name: str) -> bool:
+    """Whether ffmpeg lists the video encoder ``name`` *and* a one-frame trial encode with it
+    succeeds (a build may list ``h264_nvenc`` on a machine without an NVIDIA GPU). Cached per binary."""
+    return _encoder_works(ffmpeg_exe(), name)

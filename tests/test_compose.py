@@ -413,6 +413,67 @@ def test_motion_rules() -> None:
                 assert view.zoom >= 1 and half - 1e-9 <= view.cx <= 1 - half + 1e-9 and half - 1e-9 <= view.cy <= 1 - half + 1e-9
 
 
+def test_action_moves_quicker_and_camera_motion_overrides(tmp_path: Path) -> None:
+    slow, fast = motion_views("push_in", 3.0), motion_views("push_in", 3.0, speed=2.0)
+    assert fast[1].zoom - 1 > 1.8 * (slow[1].zoom - 1)
+    pan_slow, pan_fast = motion_views("pan_right", 2.0), motion_views("pan_right", 2.0, speed=2.0)
+    assert pan_fast[1].cx - pan_fast[0].cx > 1.8 * (pan_slow[1].cx - pan_slow[0].cx)
+    out_start, out_end = motion_views("pull_out", 4.0)
+    assert out_start.zoom > out_end.zoom == 1.0  # establishing: a slow pull-out
+    images, audio = make_inputs(tmp_path)
+    sb = storyboard()
+    sb.scenes[1].mood = "action"
+    sb.scenes[1].shots[0].camera.motion = "tilt_up"
+    tl = build_timeline(sb, audio, images, width=W, height=H, fps=FPS)
+    assert [c.motion_speed for c in tl.clips] == [1.0, 1.0, 2.0, 2.0]
+    assert [c.motion for c in tl.clips] == ["pull_out", "push_in", "tilt_up", "pan_left"]
+    segs = plan_segments(tl, {p: p.name for p in images.values()})
+    assert {s.a.speed for s in segs if s.a.image.name == "c.png"} == {2.0}
+
+
+def test_every_storyboard_transition_renders(tmp_path: Path) -> None:
+    from typing import get_args
+
+    from novelcomic.models import Transition
+
+    names = list(get_args(Transition))
+    assert {"cut", "dissolve", "fade", "fadeblack", "wipeleft", "wiperight", "slideleft", "slideright"} <= set(names)
+    stills = [make_still(tmp_path / f"t{i}.png", COLOURS["abcd"[i % 4]], seed=i) for i in range(len(names) + 1)]
+    clips, start = [], 0
+    for i, still in enumerate(stills):
+        clips.append(Clip(f"t{i}", still, start / FPS, 12 / FPS, "push_in", names[i] if i < len(names) else "cut", "calm"))
+        start += 12
+    tl = Timeline(W, H, FPS, clips, [], transition_seconds=0.5)
+    request = request_for(tmp_path, tl, music=MusicConfig(enabled=False))
+    request.cover = request.otio = False
+    composer = FFmpegComposer(preset="ultrafast")
+    result = composer.compose(request)
+    plan = composer.plan(request)
+    drawn = {s.transition for s in plan if s.kind == "xfade"}
+    assert drawn == {"fade", "fadeblack", "wipeleft", "wiperight", "slideleft", "slideright"}
+    assert int(stream_of(probe(result.video), "video")["nb_frames"]) == 12 * len(stills)
+
+
+def test_changing_one_shot_effect_rerenders_only_its_body(tmp_path: Path) -> None:
+    images, audio = make_inputs(tmp_path)
+    sb = storyboard()
+    tl = build_timeline(sb, audio, images, width=W, height=H, fps=FPS)
+    request = request_for(tmp_path, tl, music=MusicConfig(enabled=False))
+    FFmpegComposer(preset="ultrafast").compose(request)
+    seg_dir = request.work_dir / "segments"
+    before = snapshot(seg_dir)
+    sb.scenes[1].shots[1].effect = "vignette_pulse"  # shot d
+    request.timeline = build_timeline(sb, audio, images, width=W, height=H, fps=FPS)
+    composer = FFmpegComposer(preset="ultrafast")
+    composer.compose(request)
+    assert len(composer.rendered) == 1
+    (changed,) = [s for s in composer.plan(request) if s.filename in composer.rendered]
+    assert changed.effect == "vignette_pulse" and changed.a.image.name == "d.png" and changed.kind == "body"
+    after = snapshot(seg_dir)
+    assert {k: v for k, v in after.items() if k in before} == {k: v for k, v in before.items() if k in after}
+    assert len(set(before) - set(after)) == 1
+
+
 # --------------------------------------------------------------------------- segments
 
 

@@ -37,7 +37,10 @@ def run_project(project: Project, chapters: str | None, stages: tuple[str, ...],
 
                 videos = [Path(v) for v in produce(str(project.dir), selected, stage_list)]
             else:
-                reports = pipeline.produce(project, selected, stage_list)
+                from novelcomic.review import ReviewedProject
+
+                # the same view of the characters the flows use: review notes and edits applied
+                reports = pipeline.produce(ReviewedProject(project.dir), selected, stage_list)
                 for r in reports:
                     click.echo(r.summary())
                     for w in dict.fromkeys(r.warnings):

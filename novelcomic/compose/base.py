@@ -23,6 +23,7 @@ class LineAudio:
     speaker_name: str  # display name ("" for the narrator)
     path: Path  # WAV
     duration: float  # seconds
+    words: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, word) within the WAV
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Cue:
     text: str
     speaker: str
     speaker_name: str = ""
+    words: list[tuple[float, float, str]] = field(default_factory=list)  # same clock as start/end (karaoke)
 
     @property
     def is_narration(self) -> bool:
@@ -48,6 +50,8 @@ class Clip:
     transition: str  # into the next clip: cut | dissolve | fade | fadeblack | wipeleft | ...
     mood: str
     audio: list[tuple[float, Path]] = field(default_factory=list)  # (absolute start, WAV)
+    effect: str | None = None  # a registered custom effect (novelcomic.registry.effects), drawn by moviepy
+    motion_speed: float = 1.0  # how fast the camera moves (action shots move quicker)
 
 
 @dataclass
@@ -74,6 +78,9 @@ class ComposeRequest:
     music: MusicConfig = field(default_factory=MusicConfig)
     subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)
     project_dir: Path | None = None  # for resolving user music files
+    title: str = ""  # the chapter's title, lettered on the cover (default: the video's file stem)
+    cover: bool = True  # write <video stem>.cover.jpg beside the video
+    otio: bool = True  # write the timeline as OpenTimelineIO, <video stem>.otio
 
 
 @dataclass
@@ -82,6 +89,10 @@ class ComposeResult:
     srt: Path
     duration: float
     warnings: list[str] = field(default_factory=list)
+    cover: Path | None = None
+    otio: Path | None = None
+    subtitle_track: bool = False  # the MP4 carries the subtitles as a soft (mov_text) track
+    encoder: str = ""  # the video encoder used
 
 
 class Composer(Protocol):

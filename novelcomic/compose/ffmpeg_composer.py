@@ -19,6 +19,12 @@ codec parameters and time base with the others, so they are joined by the concat
 in and the MP4 is written with ``+faststart``, atomically. A re-run with nothing changed only
 concatenates and muxes; a changed image re-renders its clip's body and neighbouring transitions.
 Segment files no longer referenced are removed.
+
+A shot with a custom ``effect`` has its body drawn by moviepy (see :mod:`novelcomic.compose.effects`)
+and then passed through the same ffmpeg encode. Subtitles are burned in, carried as a soft
+``mov_text`` track, or both (``subtitle_mode``); with ``karaoke`` and word timings, words light up
+as they are spoken. Beside the video the composer writes a cover (``<stem>.cover.jpg``: the first
+shot with the chapter title lettered on it) and the timeline as OpenTimelineIO (``<stem>.otio``).
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ from novelcomic.ffmpeg import escape_filter_value, ffmpeg_exe, probe, run_ffmpeg
 from novelcomic.fonts import FontInfo, find_cjk_font
 from novelcomic.fsutil import atomic_path, hash_inputs, sha256_file
 
-RENDER_VERSION = "1"  # bump when the way segments are drawn changes
+RENDER_VERSION = "2"  # bump when the way segments are drawn changes
 SEGMENT_DIR = "segments"
+ENCODERS = ("auto", "libx264", "h264_nvenc")
+SUBTITLE_MODES = ("burn", "track", "both")
 
 # Storyboard transition → xfade transition. "dissolve" is the film term for a cross-fade
 # (xfade's own "dissolve" is a pixel-noise effect that looks like an error on drawn art).
@@ -76,13 +84,22 @@ class StillView:
     fps: int
     visible_frames: int  # frames the still is on screen in total (its move spans them)
     offset: int  # index, within those, of the segment's first frame
+    speed: float = 1.0  # the camera's speed (see motion.motion_speed)
 
     def key(self) -> list[object]:
-        return [self.image_hash, self.motion, self.fps, self.visible_frames, self.offset]
+        return [self.image_hash, self.motion, self.fps, self.visible_frames, self.offset, round(self.speed, 4)]
 
     def views(self) -> tuple[View, View]:
         """Where the window is when the still appears and when it disappears."""
-        return motion_views(self.motion, self.visible_frames / self.fps)
+        return motion_views(self.motion, self.visible_frames / self.fps, self.speed)
+
+    def box_at(self, n: int) -> tuple[float, float, float, float]:
+        """The window (left, top, right, bottom in 0..1) at the segment's frame ``n`` — what
+        :func:`perspective_filter` draws, for renderers outside ffmpeg."""
+        start, end = self.views()
+        p = min(1.0, max(0.0, (n + self.offset) / max(1, self.visible_frames - 1)))
+        a, b = _edges(start), _edges(end)
+        return tuple(x + (y - x) * p for x, y in zip(a, b))  # type: ignore[return-value]
 
 
 @dataclass
@@ -98,6 +115,7 @@ class Segment:
     cues: list[Cue] = field(default_factory=list)  # laid out, times relative to the segment start
     ass: str = ""  # the per-segment ASS script ("" = nothing to burn in)
     key: str = ""
+    effect: str = ""  # a custom effect drawn by moviepy (body segments only)
 
     @property
     def filename(self) -> str:
@@ -157,7 +175,7 @@ def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Seg
 
     def view(i: int, at: int) -> StillView:
         clip, (first, count) = timeline.clips[i], shown[i]
-        return StillView(clip.image, image_hashes[clip.image], clip.motion, timeline.fps, count, at - first)
+        return StillView(clip.image, image_hashes[clip.image], clip.motion, timeline.fps, count, at - first, clip.motion_speed)
 
     segments: list[Segment] = []
     for i in range(len(frames)):
@@ -166,7 +184,9 @@ def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Seg
             at = starts[i] - into.before
             segments.append(Segment("xfade", at, into.frames, view(i - 1, at), view(i, at), into.xfade))
         body_start = starts[i] + into.after
-        segments.append(Segment("body", body_start, frames[i] - into.after - out_of.before, view(i, body_start)))
+        body = Segment("body", body_start, frames[i] - into.after - out_of.before, view(i, body_start))
+        body.effect = timeline.clips[i].effect or ""
+        segments.append(body)
     return segments
 
 
@@ -175,7 +195,8 @@ def segment_cues(laid_out: Sequence[Cue], start: float, end: float) -> list[Cue]
     out = []
     for cue in laid_out:
         if cue.end > start and cue.start < end:
-            out.append(replace(cue, start=max(0.0, cue.start - start), end=min(cue.end, end) - start))
+            words = [(a - start, b - start, w) for a, b, w in cue.words]
+            out.append(replace(cue, start=max(0.0, cue.start - start), end=min(cue.end, end) - start, words=words))
     return out
 
 
@@ -230,8 +251,16 @@ def _edges(v: View) -> tuple[float, float, float, float]:
 
 
 def segment_graph(seg: Segment, width: int, height: int, fps: int, ass_file: str | None, fontsdir: Path | None) -> str:
-    """The whole ``-filter_complex`` for a segment; its output pad is ``[out]``."""
-    if seg.kind == "body":
+    """The whole ``-filter_complex`` for a segment; its output pad is ``[out]``.
+
+    For a segment with an effect, input 0 is moviepy's lossless RGB rendering of its frames.
+    """
+    if seg.effect:
+        parts = [
+            f"[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,setsar=1,settb=1/{fps},setpts=N,"
+            f"tpad=stop=-1:stop_mode=clone,trim=end_frame={seg.frames},setpts=N[v]"
+        ]
+    elif seg.kind == "body":
         parts = [still_chain("0:v", seg.a, seg.frames, width, height, "v")]
     else:
         assert seg.b is not None
@@ -260,8 +289,13 @@ class FFmpegComposer:
 
     Options (``stages.compose.options`` in project.yaml):
 
-    - ``encoder`` (``libx264``), ``preset`` (``veryfast``), ``crf`` (23), ``threads`` (0 = ffmpeg's
-      choice, per encode), ``extra_video_args`` (appended to each segment encode);
+    - ``encoder``: ``auto`` (NVENC when ffmpeg has it and a trial encode works, else libx264),
+      ``libx264`` or ``h264_nvenc``; ``preset`` (``veryfast``, libx264 only), ``crf`` (23; NVENC's
+      ``-cq``), ``threads`` (0 = ffmpeg's choice, per encode), ``extra_video_args`` (appended to
+      each segment encode);
+    - ``subtitle_mode``: ``burn`` (into the picture), ``track`` (a soft mov_text track) or ``both``;
+      ``subtitles.burn_in: false`` in project.yaml turns burning off whatever the mode;
+    - ``karaoke``: light each word as it is spoken, when the voice backend gave word timings;
     - ``max_workers``: segments encoded at once (default: CPU count);
     - ``audio_bitrate`` (``192k``), ``loudness`` (−16 LUFS), ``true_peak`` (−1.5 dBTP);
     - ``music_cache_dir``: where generated mood loops are kept (default: ``music.cache`` beside
@@ -276,7 +310,7 @@ class FFmpegComposer:
         self,
         preset: str = "veryfast",
         crf: int = 23,
-        encoder: str = "libx264",
+        encoder: str = "auto",
         threads: int = 0,
         max_workers: int | None = None,
         audio_bitrate: str = "192k",
@@ -284,7 +318,18 @@ class FFmpegComposer:
         true_peak: float = -1.5,
         music_cache_dir: str | None = None,
         extra_video_args: list[str] | None = None,
+        subtitle_mode: str = "burn",
+        karaoke: bool = False,
     ) -> None:
+        if encoder not in ENCODERS:
+            raise NovelcomicError(
+                f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}", field="stages.compose.options.encoder"
+            )
+        if subtitle_mode not in SUBTITLE_MODES:
+            raise NovelcomicError(
+                f"subtitle_mode must be one of {', '.join(SUBTITLE_MODES)}, got {subtitle_mode!r}",
+                field="stages.compose.options.subtitle_mode",
+            )
         if not 0 <= int(crf) <= 51:
             raise NovelcomicError(f"crf must be 0..51, got {crf!r}", field="stages.compose.options.crf")
         if max_workers is not None and int(max_workers) < 1:
@@ -305,6 +350,8 @@ class FFmpegComposer:
         self.true_peak = float(true_peak)
         self.music_cache_dir = Path(music_cache_dir).expanduser() if music_cache_dir else None
         self.extra_video_args = [str(a) for a in (extra_video_args or [])]
+        self.subtitle_mode = subtitle_mode
+        self.karaoke = bool(karaoke)
         self.rendered: list[str] = []
         self.reused: list[str] = []
 
@@ -317,7 +364,7 @@ class FFmpegComposer:
         seg_dir = request.work_dir / SEGMENT_DIR
         seg_dir.mkdir(parents=True, exist_ok=True)
         warnings: list[str] = []
-        font = _subtitle_font(request)
+        font = self._subtitle_font(request)
 
         runs = audiomix.mood_runs(_clip_moods(tl))
         music = self._music_sources(request, {r.mood for r in runs}, warnings) if request.music.enabled else {}
@@ -325,18 +372,42 @@ class FFmpegComposer:
         segments = self._plan(request, font)
         self._render_all(segments, seg_dir, tl, font)
         audio = self._soundtrack(request, runs, music, seg_dir)
-        with atomic_path(request.out_video) as tmp:
-            self._concat_and_mux(segments, audio, tmp, seg_dir)
         write_srt(tl.cues, request.out_srt)
+        track = self.subtitle_mode in ("track", "both") and bool(tl.cues)
+        with atomic_path(request.out_video) as tmp:
+            self._concat_and_mux(segments, audio, tmp, seg_dir, request.out_srt if track else None, request.language)
         remove_stale(seg_dir, {s.filename for s in segments} | {audio.name})
         duration = sum(clip_frames(tl)) / tl.fps
-        return ComposeResult(video=request.out_video, srt=request.out_srt, duration=duration, warnings=warnings)
+        title = request.title or request.out_video.stem
+        cover = write_cover(tl, request.out_video.with_suffix(".cover.jpg"), title, request.subtitles.font) if request.cover else None
+        otio_path = None
+        if request.otio:
+            from novelcomic.compose.otio_export import export_otio
+
+            otio_path = export_otio(
+                tl, request.out_video.with_suffix(".otio"), title=title, video=request.out_video,
+                segments=[(s.start, s.frames, seg_dir / s.filename) for s in segments],
+            )
+        return ComposeResult(
+            video=request.out_video, srt=request.out_srt, duration=duration, warnings=warnings,
+            cover=cover, otio=otio_path, subtitle_track=track, encoder=self.resolved_encoder(),
+        )
+
+    def resolved_encoder(self) -> str:
+        """The encoder segments are made with (``auto`` resolved on this machine)."""
+        return pick_h264_encoder() if self.encoder == "auto" else self.encoder
 
     def plan(self, request: ComposeRequest) -> list[Segment]:
         """The segments :meth:`compose` would use for ``request``, with their file names (no I/O
         besides hashing the images)."""
         check_request(request)
-        return self._plan(request, _subtitle_font(request))
+        return self._plan(request, self._subtitle_font(request))
+
+    def _subtitle_font(self, request: ComposeRequest) -> FontInfo | None:
+        """The font to burn subtitles in with, or None when nothing is burned in."""
+        if self.subtitle_mode not in ("burn", "both"):
+            return None
+        return _subtitle_font(request)
 
     # ------------------------------------------------------------------ video
 
@@ -349,9 +420,9 @@ class FFmpegComposer:
         for seg in segments:
             seg.cues = segment_cues(laid, seg.start / tl.fps, (seg.start + seg.frames) / tl.fps)
             if seg.cues and font:
-                seg.ass = ass_document(seg.cues, tl.width, tl.height, font.family, size, request.language)
+                seg.ass = ass_document(seg.cues, tl.width, tl.height, font.family, size, request.language, self.karaoke)
             seg.key = hash_inputs(
-                RENDER_VERSION, seg.kind, seg.frames, tl.width, tl.height, tl.fps,
+                RENDER_VERSION, seg.kind, seg.frames, tl.width, tl.height, tl.fps, seg.effect,
                 seg.a.key(), seg.b.key() if seg.b else None, seg.transition,
                 seg.ass, str(font.path) if seg.ass and font else None, self._video_args(tl.fps),
                 Path(ffmpeg_exe()).name,  # imageio-ffmpeg's binary is named by version
@@ -360,9 +431,12 @@ class FFmpegComposer:
 
     def _video_args(self, fps: int) -> list[str]:
         """Encoder arguments shared by every segment (they must match for ``-c copy`` joins)."""
-        args = ["-c:v", self.encoder]
-        if self.encoder == "libx264":
+        encoder = self.resolved_encoder()
+        args = ["-c:v", encoder]
+        if encoder == "libx264":
             args += ["-preset", self.preset, "-crf", str(self.crf), "-profile:v", "high"]
+        elif encoder == "h264_nvenc":
+            args += ["-preset", "p5", "-rc", "vbr", "-cq", str(self.crf), "-b:v", "0", "-profile:v", "high"]
         args += [
             "-pix_fmt", "yuv420p", "-r", str(fps), "-video_track_timescale", str(fps * 512),
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
@@ -399,7 +473,15 @@ class FFmpegComposer:
                 ass_file = "cues.ass"
             graph = segment_graph(seg, tl.width, tl.height, tl.fps, ass_file, font.path.parent if font else None)
             inputs = ["-framerate", str(tl.fps), "-i", str(seg.a.image)]
-            if seg.b is not None:
+            if seg.effect:
+                from novelcomic.compose.effects import render_effect_frames
+
+                drawn = Path(scratch) / "effect.mkv"
+                render_effect_frames(
+                    seg.a.image, tl.width, tl.height, tl.fps, seg.frames, seg.a.box_at, seg.effect, drawn
+                )
+                inputs = ["-i", str(drawn)]
+            elif seg.b is not None:
                 inputs += ["-framerate", str(tl.fps), "-i", str(seg.b.image)]
             args = [
                 *inputs, "-filter_complex", graph, "-map", "[out]", "-frames:v", str(seg.frames),
@@ -408,14 +490,20 @@ class FFmpegComposer:
             run_ffmpeg(args, _describe(seg), cwd=scratch)
             _check_frame_count(tmp, seg)
 
-    def _concat_and_mux(self, segments: list[Segment], audio: Path, out: Path, seg_dir: Path) -> None:
+    def _concat_and_mux(
+        self, segments: list[Segment], audio: Path, out: Path, seg_dir: Path, srt: Path | None = None, language: str = "zh"
+    ) -> None:
         listing = "ffconcat version 1.0\n" + "".join(f"file '{s.filename}'\n" for s in segments)
         with tempfile.NamedTemporaryFile("w", suffix=".ffconcat", prefix=".concat-", dir=seg_dir, delete=False) as fh:
             fh.write(listing)
+        subs: list[str] = []
+        if srt is not None:
+            subs = ["-i", str(srt), "-map", "2:s:0", "-c:s", "mov_text",
+                    "-metadata:s:s:0", f"language={ISO639_2.get(language, 'und')}"]
         try:
             run_ffmpeg(
-                ["-f", "concat", "-safe", "0", "-i", fh.name, "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
-                 "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(out)],
+                ["-f", "concat", "-safe", "0", "-i", fh.name, "-i", str(audio), *subs[:2], "-map", "0:v:0", "-map", "1:a:0",
+                 *subs[2:], "-c:v", "copy", "-c:a", "copy", "-movflags", "+faststart", "-f", "mp4", str(out)],
                 "joining the segments and muxing the soundtrack",
             )
         finally:
@@ -501,6 +589,52 @@ class FFmpegComposer:
 # --------------------------------------------------------------------------- helpers
 
 
+def pick_h264_encoder() -> str:
+    """``h264_nvenc`` when ffmpeg lists it and a one-frame trial encode works, else ``libx264``."""
+    from novelcomic.ffmpeg import encoder_works
+
+    return "h264_nvenc" if encoder_works("h264_nvenc") else "libx264"
+
+
+def write_cover(tl: Timeline, path: Path, title: str, font: str | None = None) -> Path:
+    """The chapter's cover: the first shot's still, cover-scaled to the frame, with ``title``
+    lettered large in the upper third (a CJK font, wrapped, outlined). Written atomically as JPEG."""
+    from PIL import Image, ImageDraw
+
+    from novelcomic.fonts import pil_font
+
+    w, h = tl.width, tl.height
+    with Image.open(tl.clips[0].image) as im:
+        im = im.convert("RGB")
+        scale = max(w / im.width, h / im.height)
+        size = (max(w, round(im.width * scale)), max(h, round(im.height * scale)))
+        im = im.resize(size, Image.LANCZOS)
+        left, top = (size[0] - w) // 2, (size[1] - h) // 2
+        cover = im.crop((left, top, left + w, top + h))
+    shade = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(shade).rectangle([0, int(h * 0.12), w, int(h * 0.45)], fill=110)
+    cover = Image.composite(Image.new("RGB", (w, h), (0, 0, 0)), cover, shade)
+    size_px = max(16, round(min(w, h) * 0.11))
+    pil = pil_font(size_px, font)
+    draw = ImageDraw.Draw(cover)
+    from novelcomic.compose.subtitles import wrap_text
+
+    units = max(4, int(w * 0.84 / (size_px * 0.5)))
+    lines = wrap_text(title, units) or [title]
+    stroke = max(2, size_px // 12)
+    line_h = round(size_px * 1.3)
+    y = int(h * 0.285) - line_h * len(lines) // 2
+    for line in lines:
+        draw.text((w / 2, y), line, font=pil, fill=(255, 248, 230), anchor="ma", stroke_width=stroke, stroke_fill=(0, 0, 0))
+        y += line_h
+    with atomic_path(path) as tmp:
+        cover.save(tmp, "JPEG", quality=90)
+    return path
+
+
+ISO639_2 = {"zh": "chi", "en": "eng"}
+
+
 def _check_frame_count(path: Path, seg: Segment) -> None:
     """A segment must hold exactly its frames, or the joined video would drift."""
     video = stream_of(probe(path), "video") or {}
@@ -517,6 +651,8 @@ def _subtitle_font(request: ComposeRequest) -> FontInfo | None:
 
 
 def _describe(seg: Segment) -> str:
+    if seg.effect:
+        return f"rendering {seg.a.image.name} with the {seg.effect} effect ({seg.frames} frames)"
     if seg.b is not None:
         return f"rendering the {seg.transition} transition from {seg.a.image.name} to {seg.b.image.name} ({seg.frames} frames)"
     return f"rendering {seg.a.image.name} with {seg.a.motion} ({seg.frames} frames)"
@@ -561,6 +697,12 @@ def _check_clip(clip: Clip) -> None:
     if clip.motion not in MOTIONS:
         raise NovelcomicError(f"shot {clip.shot_id} has an unknown motion {clip.motion!r} (known: {', '.join(MOTIONS)})")
     xfade_name(clip.transition, clip.shot_id)
+    if clip.effect:
+        from novelcomic.compose.effects import ensure_builtin_effects
+        from novelcomic.registry import effects
+
+        ensure_builtin_effects()
+        effects.factory(clip.effect)  # an unknown name raises, listing the known ones
     for start, path in clip.audio:
         if not Path(path).is_file():
             raise NovelcomicError(f"audio {path} of shot {clip.shot_id} does not exist")
@@ -585,4 +727,4 @@ def remove_stale(seg_dir: Path, keep: set[str]) -> list[str]:
     return removed
 
 
-__all__ = ["FFmpegComposer", "Segment", "StillView", "plan_segments", "segment_cues", "check_request", "remove_stale"]
+__all__ = ["FFmpegComposer", "write_cover", "pick_h264_encoder", "Segment", "StillView", "plan_segments", "segment_cues", "check_request", "remove_stale"]

@@ -6,6 +6,9 @@ with closing punctuation nor ends with opening punctuation; English on word boun
 two lines per cue (longer cues become consecutive cues sharing the line's time in proportion to
 their length), bottom-centred in the bottom band, outlined. Narration and dialogue have their own
 styles; dialogue starts with the speaker's name in a colour of its own.
+
+With karaoke on and word timings known (edge-tts gives them), each word lights up as it is spoken
+(ASS ``\\k`` tags: words not yet spoken are grey).
 """
 
 from __future__ import annotations
@@ -371,28 +374,80 @@ def _ass_escape(text: str) -> str:
     return text.replace("\\", "＼").replace("{", "｛").replace("}", "｝").replace("\n", "\\N")
 
 
-def ass_event(cue: Cue, language: str = "zh") -> str:
-    """One ``Dialogue:`` line; a dialogue cue that starts with its speaker's name gets it coloured."""
+KARAOKE_UNSPOKEN = (150, 150, 150)
+
+
+def karaoke_body(text: str, start: float, end: float, words: Sequence[tuple[float, float, str]]) -> str | None:
+    """``text`` with ``\\k`` tags lighting each word at its time, or None when no word is found in it.
+
+    ``words`` are (start, end, word) on the same clock as ``start``/``end``; only words overlapping
+    [start, end] are matched, in order, against ``text`` (case-insensitive). Text between words
+    (punctuation, spaces, the speaker's name) lights up with the word before it.
+    """
+    pieces: list[list] = []  # [text, time it lights up]
+    cursor = 0
+    low = text.lower()
+    for ws, we, word in sorted(words):
+        word = word.strip()
+        if not word or we <= start - 0.05 or ws >= end + 0.05:
+            continue
+        idx = low.find(word.lower(), cursor)
+        if idx < 0:
+            continue
+        lead = text[cursor:idx]
+        if lead:
+            if pieces:
+                pieces[-1][0] += lead
+            else:
+                pieces.append([lead, start])
+        at = min(max(ws, start, pieces[-1][1] if pieces else start), end)
+        pieces.append([text[idx : idx + len(word)], at])
+        cursor = idx + len(word)
+    if not any(p[0].strip() for p in pieces) or cursor == 0:
+        return None
+    pieces[-1][0] += text[cursor:]
+    if pieces[0][1] > start:  # \\k counts from the event's start: wait for the first word
+        pieces.insert(0, ["", start])
+    out = []
+    for i, (piece, at) in enumerate(pieces):
+        nxt = pieces[i + 1][1] if i + 1 < len(pieces) else end
+        out.append(f"{{\\k{max(0, round((nxt - at) * 100))}}}{_ass_escape(piece)}")
+    r, g, b = KARAOKE_UNSPOKEN
+    return f"{{\\2c&H{b:02X}{g:02X}{r:02X}&}}" + "".join(out)
+
+
+def ass_event(cue: Cue, language: str = "zh", karaoke: bool = False) -> str:
+    """One ``Dialogue:`` line; a dialogue cue that starts with its speaker's name gets it coloured.
+
+    With ``karaoke`` and word timings on the cue, the words light up as they are spoken.
+    """
     style = "Narration" if cue.is_narration else "Dialogue"
     text = cue.text
     prefix = f"{cue.speaker_name}{_name_sep(language)}" if cue.speaker_name and not cue.is_narration else ""
-    if prefix and text.startswith(prefix.rstrip()):
-        head = prefix.rstrip()
-        body = _ass_escape(text[len(head) :])
+    head = prefix.rstrip() if prefix and text.startswith(prefix.rstrip()) else ""
+    body_text = text[len(head) :]
+    body = (karaoke_body(body_text, cue.start, cue.end, cue.words) if karaoke and cue.words else None) or _ass_escape(body_text)
+    if head:
         r, g, b = speaker_colour(cue.speaker)
         rendered = f"{{\\c&H{b:02X}{g:02X}{r:02X}&}}{_ass_escape(head)}{{\\r}}{body}"
     else:
-        rendered = _ass_escape(text)
+        rendered = body
     name = cue.speaker.replace(",", " ")
     return f"Dialogue: 0,{ass_time(cue.start)},{ass_time(cue.end)},{style},{name},0,0,0,,{rendered}"
 
 
 def ass_document(
-    laid_out: Iterable[Cue], width: int, height: int, font_family: str, font_size: int | None = None, language: str = "zh"
+    laid_out: Iterable[Cue],
+    width: int,
+    height: int,
+    font_family: str,
+    font_size: int | None = None,
+    language: str = "zh",
+    karaoke: bool = False,
 ) -> str:
-    """An ASS script for cues already passed through :func:`layout_cues`."""
+    """An ASS script for cues already passed through :func:`layout_cues` (``karaoke``: see :func:`ass_event`)."""
     size = font_size or default_font_size(width, height)
-    events = [ass_event(c, language) for c in sorted(laid_out, key=lambda c: c.start) if c.end > c.start]
+    events = [ass_event(c, language, karaoke) for c in sorted(laid_out, key=lambda c: c.start) if c.end > c.start]
     return ass_header(width, height, font_family, size) + "\n" + "\n".join(events) + "\n"
 
 
@@ -404,7 +459,8 @@ def write_ass(
     font_family: str,
     font_size: int | None = None,
     language: str = "zh",
+    karaoke: bool = False,
 ) -> Path:
     """Lay out ``cues`` for a ``width``×``height`` frame and write them as an ASS script, atomically."""
     laid = layout_cues(cues, width, height, font_size, language)
-    return atomic_write_text(path, ass_document(laid, width, height, font_family, font_size, language))
+    return atomic_write_text(path, ass_document(laid, width, height, font_family, font_size, language, karaoke))

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from novelcomic.compose.base import Clip, Cue, LineAudio, Timeline
-from novelcomic.compose.motion import resolve_motion
+from novelcomic.compose.motion import motion_speed, resolve_motion
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import Storyboard
 
@@ -62,6 +62,7 @@ def build_timeline(
         first_in_scene = scene is not prev_scene
         prev_scene = scene
         motion = resolve_motion(shot.camera.size, shot.camera.motion, first_in_scene=first_in_scene, index=index)
+        mood = shot.mood or scene.mood
         clips.append(
             Clip(
                 shot_id=shot.id,
@@ -70,8 +71,10 @@ def build_timeline(
                 duration=frames / fps,
                 motion=motion,
                 transition=shot.transition,
-                mood=shot.mood or scene.mood,
+                mood=mood,
                 audio=placements,
+                effect=getattr(shot, "effect", None),
+                motion_speed=motion_speed(mood),
             )
         )
         cues.extend(shot_cues)
@@ -99,7 +102,10 @@ def _place_lines(lines: list[LineAudio], first_start: float, gap: float) -> tupl
     for line in lines:
         placements.append((t, line.path))
         if line.duration > 0:
-            cues.append(Cue(start=t, end=t + line.duration, text=line.text, speaker=line.speaker, speaker_name=line.speaker_name))
+            words = [(t + a, t + b, w) for a, b, w in line.words]
+            cues.append(
+                Cue(start=t, end=t + line.duration, text=line.text, speaker=line.speaker, speaker_name=line.speaker_name, words=words)
+            )
         t += line.duration + gap
     return placements, cues
 

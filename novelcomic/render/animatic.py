@@ -4,9 +4,10 @@ Every character is drawn from its :class:`~novelcomic.render.look.CharacterLook`
 only on the character, so a character looks the same on its sheet and in every shot. A shot is a
 comic panel: a backdrop for the location (sky, horizon and silhouettes chosen from the
 location's words, or a room), a mood tint, the characters arranged left to right and framed by
-the camera size, and the shot's key line lettered at the top (a speech bubble whose tail points
-at the speaker, or a narration caption). The bottom :data:`SUBTITLE_BAND` of the frame is kept
-free of lettering because burned-in subtitles go there.
+the camera size, and the shot's lines lettered by :mod:`novelcomic.render.lettering` (speech
+bubbles whose tails point at their speakers and never cover a face, narration captions, sound
+effects). The bottom :data:`SUBTITLE_BAND` of the frame is kept free of lettering because
+burned-in subtitles go there.
 
 Frames are drawn at ``supersample`` times the requested size and reduced, which anti-aliases
 shapes and text. Everything is deterministic: the location's id decides its scenery, the seed
@@ -24,12 +25,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from novelcomic.errors import NovelcomicError
-from novelcomic.fonts import pil_font
 from novelcomic.models import Line, Location, Prop, Shot
 from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.lettering import (
+    SUBTITLE_BAND,
+    LetterFonts,
+    draw_lettering,
+    panel_border,
+    plan_lettering,
+    wrap_text,
+)
 from novelcomic.render.look import (
     INK,
     RGB,
@@ -47,18 +55,10 @@ from novelcomic.render.look import (
 
 Box = tuple[int, int, int, int]
 FBox = tuple[float, float, float, float]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
-#: Fraction of the frame height at the bottom where subtitles are burned in: no lettering there.
-SUBTITLE_BAND = 0.22
-#: Lettering stays above this fraction of the frame height.
-LETTERING_LIMIT = 0.32
 MIN_SIZE, MAX_SIZE = 64, 8192
 
-PAPER: RGB = (252, 251, 247)
-CAPTION: RGB = (255, 244, 206)
 SHEET_BG: RGB = (243, 241, 235)
-GUTTER: RGB = (248, 246, 240)
 
 _FRAMING: dict[str, Framing] = {
     "extreme_wide": "full", "wide": "full", "full": "full",
@@ -80,7 +80,7 @@ class AnimaticBackend:
 
     Options (``stages.render.options`` in project.yaml):
 
-    - ``lettering``: draw the key line as a bubble or caption (default true)
+    - ``lettering``: letter the shot's lines (bubbles, captions, sound effects; default true)
     - ``border``: draw the panel border (default true)
     - ``supersample``: draw at this multiple of the size and reduce, 1-4 (default 2)
     - ``font``: a font family or file for lettering (default: a CJK font found on the system)
@@ -126,7 +126,7 @@ class AnimaticBackend:
         ss = self.supersample
         look = look_for(request.character)
         canvas = Image.new("RGB", (request.width * ss, request.height * ss), SHEET_BG)
-        fonts = _Fonts(self.font, request.language)
+        fonts = LetterFonts(self.font, request.language)
         sheet = _SheetPainter(canvas, look, request, fonts)
         regions = sheet.paint()
         image = _reduce(canvas, ss)
@@ -157,12 +157,17 @@ class AnimaticBackend:
         prop_boxes = _draw_props(canvas, request.props, placements, w, h, ground)
         drawn = _draw_figures(canvas, placements)
         line = key_line(shot)
-        if self.lettering and line is not None:
-            head = drawn[line.speaker].head if line.speaker in drawn else None
-            name = request.speaker_names.get(line.speaker, line.speaker)
-            _Letterer(canvas, _Fonts(self.font, request.language)).letter(line, head, name)
+        plan = None
+        if self.lettering and shot.lines:
+            # lettered at the supersampled size (anti-aliased text); faces are the drawn heads
+            fonts = LetterFonts(self.font, request.language)
+            plan = plan_lettering(
+                canvas.size, shot, {cid: fig.box for cid, fig in drawn.items()}, request.speaker_names,
+                request.language, fonts=fonts, faces={cid: fig.head for cid, fig in drawn.items()},
+            )
+            draw_lettering(canvas, plan, fonts)
         if self.border:
-            _panel_border(canvas)
+            panel_border(canvas)
         image = _reduce(canvas, ss)
         return ImageResult(
             image=image,
@@ -171,6 +176,8 @@ class AnimaticBackend:
             meta={
                 "backend": self.name,
                 "key_line": line.text if line and self.lettering else None,
+                "lettered": self.lettering,
+                "lettering": [item.text for item in plan.items] if plan else [],
                 "time_of_day": scenery.time,
                 "interior": scenery.interior,
                 "scenery": list(scenery.elements),
@@ -240,25 +247,6 @@ def _words(*parts: str) -> str:
 
 def _has(words: str, keys: Sequence[str]) -> bool:
     return any((re.search(k, words) if k.startswith("\\b") else k in words) for k in keys)
-
-
-class _Fonts:
-    """Lettering fonts by pixel size, loaded once per frame (never shared between threads)."""
-
-    def __init__(self, preferred: str | None, language: str) -> None:
-        self.preferred, self.language = preferred, language
-        self._cache: dict[int, Font] = {}
-
-    def get(self, size: int) -> Font:
-        size = max(6, int(size))
-        if size not in self._cache:
-            try:
-                self._cache[size] = pil_font(size, self.preferred)
-            except (NovelcomicError, OSError):
-                if self.language != "en":
-                    raise
-                self._cache[size] = ImageFont.load_default(size)  # Latin-only fallback for English projects
-        return self._cache[size]
 
 
 # --------------------------------------------------------------------------- scenery
@@ -941,177 +929,6 @@ def _prop_icon(draw: ImageDraw.ImageDraw, kind: str, box: Box, colour: RGB | Non
         draw.polygon([(cx, t + s * 0.15), (cx + s * 0.1, cy), (cx, b - s * 0.1)], fill=mix(c, (255, 255, 255), 0.35))
 
 
-# --------------------------------------------------------------------------- lettering
-
-_NO_LINE_START = set("，。！？、；：）》」』”’…,.!?;:)]}%")
-
-
-def wrap_text(text: str, font: Font, max_width: float) -> list[str]:
-    """Break ``text`` into lines no wider than ``max_width``: at any CJK character, at spaces for
-    Latin words, never starting a line with closing punctuation."""
-    tokens = re.findall(r"[A-Za-z0-9'’\-]+|\s+|.", text.replace("\n", " "))
-    lines: list[str] = []
-    cur = ""
-    for tok in tokens:
-        if tok.isspace():
-            if cur:
-                cur += " "
-            continue
-        if font.getlength(cur + tok) <= max_width or not cur.strip() or tok in _NO_LINE_START:
-            cur += tok
-            continue
-        lines.append(cur.rstrip())
-        cur = tok
-    if cur.strip():
-        lines.append(cur.rstrip())
-    return [piece for line in lines for piece in _split_long(line, font, max_width)]
-
-
-def _split_long(line: str, font: Font, max_width: float) -> list[str]:
-    """A single word wider than the box is cut by characters."""
-    if font.getlength(line) <= max_width * 1.08:
-        return [line]
-    out, cur = [], ""
-    for ch in line:
-        if cur and font.getlength(cur + ch) > max_width:
-            out.append(cur)
-            cur = ""
-        cur += ch
-    return out + ([cur] if cur else [])
-
-
-class _Letterer:
-    """Draws the key line in the top part of the frame: a bubble for dialogue, a caption for narration."""
-
-    def __init__(self, canvas: Image.Image, fonts: _Fonts) -> None:
-        self.canvas, self.fonts = canvas, fonts
-        self.w, self.h = canvas.size
-        self.unit = min(self.w, self.h)
-        self.draw = ImageDraw.Draw(canvas)
-        self.lw = max(2, round(self.unit * 0.005))
-        self.margin = self.unit * 0.05
-
-    def letter(self, line: Line, head: Sequence[int] | None, speaker_name: str) -> None:
-        if line.is_narration or head is None:
-            prefix = "" if line.is_narration else f"{speaker_name}："
-            self._caption(prefix + line.text)
-        else:
-            self._bubble(line, head)
-
-    def _fit(self, text: str, max_w: float, max_h: float, pad: float) -> tuple[Font, list[str], float]:
-        """The largest font (down to 60% of the base) whose wrapped text fits; then cut with '…'."""
-        base = self.unit * 0.05
-        size = base
-        while True:
-            font = self.fonts.get(round(size))
-            lines = wrap_text(text, font, max_w - 2 * pad)
-            line_h = size * 1.32
-            if len(lines) * line_h + 2 * pad <= max_h or size <= base * 0.6:
-                break
-            size *= 0.9
-        max_lines = max(1, int((max_h - 2 * pad) // line_h))
-        if len(lines) > max_lines:
-            lines = lines[:max_lines]
-            last = lines[-1]
-            while last and font.getlength(last + "…") > max_w - 2 * pad:
-                last = last[:-1]
-            lines[-1] = last + "…"
-        return font, lines, line_h
-
-    def _text(self, lines: list[str], font: Font, line_h: float, left: float, top: float, width: float | None) -> None:
-        for i, text in enumerate(lines):
-            x = left if width is None else left + (width - font.getlength(text)) / 2
-            self.draw.text((x, top + i * line_h + line_h * 0.12), text, font=font, fill=(22, 20, 26))
-
-    def _caption(self, text: str) -> None:
-        max_w = self.w - 2 * self.margin
-        max_w = min(max_w, self.unit * 1.2) if self.w > self.h else max_w
-        max_h = self.h * (LETTERING_LIMIT - 0.04)
-        pad = self.unit * 0.028
-        font, lines, line_h = self._fit(text, max_w, max_h, pad)
-        width = max(font.getlength(s) for s in lines) + 2 * pad
-        height = len(lines) * line_h + 2 * pad
-        l, t = self.margin, self.margin
-        shadow = self.unit * 0.012
-        self.draw.rectangle((l + shadow, t + shadow, l + width + shadow, t + height + shadow), fill=(40, 36, 44))
-        self.draw.rectangle((l, t, l + width, t + height), fill=CAPTION, outline=INK, width=self.lw)
-        self._text(lines, font, line_h, l + pad, t + pad, None)
-
-    def _bubble(self, line: Line, head: Sequence[int]) -> None:
-        loud = line.emotion in ("angry", "excited", "surprised")
-        max_w = (self.w * 0.84 if self.h >= self.w else self.w * 0.5)
-        tail_room = self.h * 0.05
-        max_h = self.h * LETTERING_LIMIT - self.margin - tail_room
-        pad = self.unit * (0.05 if loud else 0.035)
-        font, lines, line_h = self._fit(line.text, max_w, max_h, pad)
-        width = max(font.getlength(s) for s in lines) + 2 * pad
-        height = len(lines) * line_h + 2 * pad
-        head_x = (head[0] + head[2]) / 2
-        left = min(max(head_x - width / 2, self.margin), self.w - self.margin - width)
-        top = self.margin
-        box = (left, top, left + width, top + height)
-        tip = self._tail_tip(box, head)
-        ink = (118, 114, 126) if line.emotion == "whisper" else INK
-        shape = _spiky_points(box, line.text) if loud else None
-        self._bubble_shape(box, tip, shape, ink)
-        self._text(lines, font, line_h, left + pad, top + pad, width - 2 * pad)
-
-    def _tail_tip(self, box: FBox, head: Sequence[int]) -> tuple[float, float]:
-        """The tail's tip: from the bubble toward the top of the speaker's head, stopping short of it."""
-        head_x, head_top = (head[0] + head[2]) / 2, head[1]
-        base_x = min(max(head_x, box[0] + (box[2] - box[0]) * 0.25), box[2] - (box[2] - box[0]) * 0.25)
-        dx, dy = head_x - base_x, max(1.0, head_top - box[3])
-        dist = math.hypot(dx, dy)
-        length = max(self.unit * 0.05, min(self.h * 0.15, dist - self.unit * 0.04))
-        x, y = base_x + dx / dist * length, box[3] + dy / dist * length
-        return (x, min(y, self.h * (1 - SUBTITLE_BAND) - self.unit * 0.02))
-
-    def _bubble_shape(
-        self, box: FBox, tip: tuple[float, float], spiky: list[tuple[float, float]] | None, ink: RGB
-    ) -> None:
-        """Ink the union of bubble and tail, then fill both white: one clean outline around the pair."""
-        l, t, r, b = box
-        base_x = min(max(tip[0], l + (r - l) * 0.25), r - (r - l) * 0.25)
-        half = min((r - l) * 0.1, self.unit * 0.035)
-        tail = [(base_x - half, b - self.lw * 4), tip, (base_x + half, b - self.lw * 4)]
-        radius = min((b - t) / 2, (r - l) / 2, self.unit * 0.09)
-        lw = self.lw
-        self.draw.line(tail, fill=ink, width=lw * 2, joint="curve")
-        if spiky:
-            self.draw.polygon(spiky, fill=ink, outline=ink, width=lw * 2)
-            self.draw.polygon(tail, fill=PAPER)
-            self.draw.polygon(spiky, fill=PAPER)
-        else:
-            self.draw.rounded_rectangle((l - lw, t - lw, r + lw, b + lw), radius=radius + lw, fill=ink)
-            self.draw.polygon(tail, fill=PAPER)
-            self.draw.rounded_rectangle((l, t, r, b), radius=radius, fill=PAPER)
-
-
-def _spiky_points(box: FBox, text: str) -> list[tuple[float, float]]:
-    """A burst outline around ``box`` for shouted lines (the same text gives the same burst)."""
-    l, t, r, b = box
-    cx, cy = (l + r) / 2, (t + b) / 2
-    rx, ry = (r - l) / 2 * 1.02, (b - t) / 2 * 1.05
-    rng = random.Random(_hash_int("burst:" + text))
-    n = 22
-    pts = []
-    for i in range(n * 2):
-        a = math.pi * i / n
-        k = 1.12 + rng.uniform(0, 0.06) if i % 2 == 0 else 0.97
-        pts.append((cx + math.cos(a) * rx * k, cy + math.sin(a) * ry * k))
-    return pts
-
-
-def _panel_border(canvas: Image.Image) -> None:
-    """A light gutter and an ink frame line, like a panel on a comic page."""
-    w, h = canvas.size
-    unit = min(w, h)
-    gutter, line = max(2, round(unit * 0.012)), max(2, round(unit * 0.0045))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, w - 1, h - 1), outline=GUTTER, width=gutter)
-    draw.rectangle((gutter, gutter, w - 1 - gutter, h - 1 - gutter), outline=INK, width=line)
-
-
 # --------------------------------------------------------------------------- the character sheet
 
 
@@ -1123,7 +940,7 @@ class _SheetPainter:
         ("back", "back", "full"), ("face", "front", "bust"),
     )
 
-    def __init__(self, canvas: Image.Image, look: CharacterLook, request: SheetRequest, fonts: _Fonts) -> None:
+    def __init__(self, canvas: Image.Image, look: CharacterLook, request: SheetRequest, fonts: LetterFonts) -> None:
         self.canvas, self.look, self.request, self.fonts = canvas, look, request, fonts
         self.w, self.h = canvas.size
         self.unit = min(self.w, self.h)

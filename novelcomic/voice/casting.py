@@ -7,8 +7,10 @@ and from the narrator. Casting is deterministic: it depends only on the file's c
 
 For espeak (and ``silent``, which shares its voice names) a voice is ``<language voice>+<variant>``,
 e.g. ``cmn-latn-pinyin+f2``; a user voice that starts with ``+`` (``+f3``) gets the language voice
-put in front. Other backends get the specs back with only gender guessed where unknown: they pick
-their own voices from gender/age/temperament.
+put in front. For edge-tts a voice is a neural voice name (``zh-CN-XiaoxiaoNeural``) picked from
+gender, age and temperament, distinct per character while the language has voices left, then the
+same voices again at distinct pitches (Hz offsets); ``rate`` is a percent change. Other backends get
+the specs back with only gender guessed where unknown: they pick their own voices.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from novelcomic.models import NARRATOR, Character, CharactersFile, VoiceSpec
 
 ESPEAK_BACKENDS = frozenset({"espeak", "silent"})
+EDGE_BACKENDS = frozenset({"edge"})
 LANGUAGE_VOICES: dict[str, str] = {"zh": "cmn-latn-pinyin", "en": "en-us"}
 DEFAULT_RATES: dict[str, int] = {"zh": 210, "en": 160}  # wpm: ~4 syllables/s, ~2.7 words/s
 DEFAULT_PITCH = 50
@@ -69,6 +72,8 @@ def cast_voices(characters: CharactersFile, language: str, backend: str) -> dict
     """
     speakers: list[tuple[str, VoiceSpec]] = [(NARRATOR, characters.narrator)]
     speakers += [(c.id, _with_guessed_gender(c)) for c in characters.characters]
+    if backend in EDGE_BACKENDS:
+        return _cast_edge(speakers, language)
     if backend not in ESPEAK_BACKENDS:
         return {sid: spec.model_copy() for sid, spec in speakers}
     return _cast_espeak(speakers, language)
@@ -172,6 +177,96 @@ def _free_pitch(voice: str, pitch: int, rate: int, taken: set[tuple[str, int, in
 
 def _clamp(value: int, bounds: tuple[int, int]) -> int:
     return max(bounds[0], min(bounds[1], int(value)))
+
+
+# --------------------------------------------------------------------------- edge-tts casting
+
+# (voice, gender, ages it suits, lively?) — Microsoft Edge's free neural voices, preferred first.
+_EDGE_VOICES: dict[str, tuple[tuple[str, str, tuple[str, ...], bool], ...]] = {
+    "zh": (
+        ("zh-CN-XiaoxiaoNeural", "female", ("young", "adult"), False),
+        ("zh-CN-XiaoyiNeural", "female", ("child", "young"), True),
+        ("zh-CN-YunxiNeural", "male", ("young", "adult"), True),
+        ("zh-CN-YunjianNeural", "male", ("adult", "old"), False),
+        ("zh-CN-YunxiaNeural", "male", ("child", "young"), True),
+        ("zh-CN-liaoning-XiaobeiNeural", "female", ("adult", "old"), True),
+        ("zh-CN-shaanxi-XiaoniNeural", "female", ("young", "adult"), True),
+        ("zh-TW-HsiaoChenNeural", "female", ("young", "adult"), False),
+        ("zh-TW-HsiaoYuNeural", "female", ("adult", "old"), False),
+        ("zh-TW-YunJheNeural", "male", ("adult", "old"), False),
+        ("zh-HK-HiuGaaiNeural", "female", ("adult",), False),
+        ("zh-HK-WanLungNeural", "male", ("adult", "old"), False),
+    ),
+    "en": (
+        ("en-US-JennyNeural", "female", ("young", "adult"), False),
+        ("en-US-GuyNeural", "male", ("adult",), False),
+        ("en-US-AriaNeural", "female", ("young", "adult"), True),
+        ("en-US-DavisNeural", "male", ("adult", "old"), False),
+        ("en-US-AnaNeural", "female", ("child",), True),
+        ("en-US-EricNeural", "male", ("young", "adult"), True),
+        ("en-US-MichelleNeural", "female", ("adult", "old"), False),
+        ("en-US-RogerNeural", "male", ("old", "adult"), False),
+        ("en-US-EmmaNeural", "female", ("young", "adult"), True),
+        ("en-US-SteffanNeural", "male", ("young", "adult"), False),
+        ("en-US-AvaNeural", "female", ("young",), True),
+        ("en-US-BrianNeural", "male", ("young",), True),
+    ),
+}
+EDGE_NARRATORS = {"zh": "zh-CN-YunyangNeural", "en": "en-US-ChristopherNeural"}
+EDGE_PITCH_STEP = 6  # Hz between speakers that share a voice
+_EDGE_AGE_RATE = {"child": 5, "young": 3, "adult": 0, "old": -8, "unknown": 0}
+
+
+def edge_default_voice(language: str, gender: str = "unknown") -> str:
+    """The edge voice for a speaker nothing else decides: the narrator's, or the first of ``gender``."""
+    pool = _EDGE_VOICES.get(language, _EDGE_VOICES["en"])
+    if gender in ("male", "female"):
+        return next(v for v, g, _, _ in pool if g == gender)
+    return EDGE_NARRATORS.get(language, EDGE_NARRATORS["en"])
+
+
+def _cast_edge(speakers: list[tuple[str, VoiceSpec]], language: str) -> dict[str, VoiceSpec]:
+    pool = _EDGE_VOICES.get(language, _EDGE_VOICES["en"])
+    narrator_voice = EDGE_NARRATORS.get(language, EDGE_NARRATORS["en"])
+    used: dict[str, int] = {}
+    for _, spec in speakers:
+        if spec.voice:
+            _count(used, spec.voice)
+    cast: dict[str, VoiceSpec] = {}
+    for sid, spec in speakers:
+        dp, dr = _temperament_shift(spec.temperament)
+        if spec.voice:
+            voice = spec.voice
+        elif sid == NARRATOR and spec.gender == "unknown":
+            voice = narrator_voice
+            _count(used, voice)
+        else:
+            voice = _pick_edge_voice(pool, spec, lively=dr > 0, used=used)
+            _count(used, voice)
+        rate = spec.rate if spec.rate is not None else max(-30, min(30, _EDGE_AGE_RATE[spec.age] + dr // 3))
+        if spec.pitch is not None:
+            pitch = spec.pitch
+        else:
+            # the n-th speaker on a voice gets 0, +6, -6, +12 … Hz, so shared voices still differ
+            n = used.get(voice, 1) - 1
+            pitch = max(-30, min(30, dp + (n + 1) // 2 * EDGE_PITCH_STEP * (1 if n % 2 else -1)))
+        cast[sid] = spec.model_copy(update={"voice": voice, "pitch": pitch, "rate": rate})
+    return cast
+
+
+def _pick_edge_voice(
+    pool: tuple[tuple[str, str, tuple[str, ...], bool], ...], spec: VoiceSpec, *, lively: bool, used: dict[str, int]
+) -> str:
+    """The least-used voice of the speaker's gender, preferring ones that suit its age and temperament."""
+    gender = spec.gender if spec.gender != "unknown" else "male"
+    age = spec.age if spec.age != "unknown" else "adult"
+    candidates = [entry for entry in pool if entry[1] == gender] or list(pool)
+
+    def score(item: tuple[int, tuple[str, str, tuple[str, ...], bool]]) -> tuple[int, int, int, int]:
+        i, (voice, _, ages, is_lively) = item
+        return (used.get(voice, 0), age not in ages, is_lively != lively, i)
+
+    return min(enumerate(candidates), key=score)[1][0]
 
 
 # --------------------------------------------------------------------------- gender guess
