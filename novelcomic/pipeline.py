@@ -356,7 +356,10 @@ def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | Non
         if project.store.fresh("audio", key, inputs):
             report.add(path, made=False)
             continue
-        backend = ctx.get("backend") or tts_backends.create(spec.backend, spec.options)
+        options = dict(spec.options)
+        if spec.backend == "edge":
+            options.setdefault("cache_dir", str(project.state_dir / "cache" / "tts"))
+        backend = ctx.get("backend") or tts_backends.create(spec.backend, options)
         ctx["backend"] = backend
         req = SpeechRequest(text=line.text, language=cfg.language, voice=voice, speaker=line.speaker, emotion=line.emotion)
         with atomic_path(path) as tmp:
@@ -421,7 +424,11 @@ def compose(project: Project, chapter: str) -> StageReport:
             a = project.store.asset("audio", line_key(chapter, shot.id, i))
             if a is None or not (project.dir / a.path).is_file():
                 raise NovelcomicError(f"line {i + 1} of shot {shot.id} (chapter {chapter}) has no audio: run the voice stage first")
-            lines.append(LineAudio(line.text, line.speaker, names.get(line.speaker, ""), project.dir / a.path, a.meta_dict()["duration"]))
+            meta = a.meta_dict()
+            lines.append(LineAudio(
+                line.text, line.speaker, names.get(line.speaker, ""), project.dir / a.path, meta["duration"],
+                words=[tuple(w) for w in meta.get("words", [])],
+            ))
             parts.append(a.content_hash)
         audio[shot.id] = lines
     w, h = cfg.size
@@ -438,8 +445,12 @@ def compose(project: Project, chapter: str) -> StageReport:
         ComposeRequest(
             timeline=timeline, out_video=video, out_srt=srt, work_dir=project.work_dir / chapter,
             language=cfg.language, music=cfg.music, subtitles=cfg.subtitles, project_dir=project.dir,
+            title=cfg.chapter(chapter).title or chapter,
         )
     )
+    for kind, path in (("cover", result.cover), ("otio", result.otio)):
+        if path is not None and Path(path).is_file():
+            project.store.record(kind, chapter, Path(path), inputs_hash=inputs, backend=spec.backend, chapter=chapter)
     project.store.record("subtitles", chapter, result.srt, inputs_hash=inputs, backend=spec.backend, chapter=chapter)
     project.store.record(
         "video", chapter, result.video, inputs_hash=inputs, backend=spec.backend, chapter=chapter,

@@ -1,0 +1,92 @@
+"""A chapter's timeline as OpenTimelineIO, for finishing it in an editor (DaVinci Resolve, Premiere
+via adapters, Kdenlive, OTIO's own viewer).
+
+- track "Video": one clip per shot, referencing the shot's still, lasting its whole frames, with its
+  camera move, mood, transition and effect in ``metadata["novelcomic"]``; non-cut transitions are
+  OTIO transitions centred on the cut (as the composer draws them);
+- track "Voice": the line WAVs at their positions (gaps between them);
+- markers on the video track: one per subtitle cue, named with its text;
+- the rendered segment files and the composed MP4 are listed in the timeline's metadata.
+
+Times are rational at the video's frame rate (audio positions keep their fractional frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from novelcomic.compose.base import Timeline
+from novelcomic.fsutil import atomic_write_text
+
+
+def export_otio(
+    tl: Timeline,
+    path: Path,
+    *,
+    title: str = "",
+    video: Path | None = None,
+    segments: Sequence[tuple[int, int, Path]] = (),
+) -> Path:
+    """Write ``tl`` as an ``.otio`` file at ``path`` (atomically) and return the path.
+
+    ``segments`` are (first frame, frame count, file) of the composer's segments, kept as metadata.
+    """
+    import opentimelineio as otio
+
+    from novelcomic.audio import wav_duration
+    from novelcomic.compose.ffmpeg_composer import clip_frames, plan_boundaries
+
+    fps = tl.fps
+
+    def rt(frames: float) -> otio.opentime.RationalTime:
+        return otio.opentime.RationalTime(frames, fps)
+
+    timeline = otio.schema.Timeline(name=title or path.stem)
+    timeline.metadata["novelcomic"] = {
+        "width": tl.width, "height": tl.height, "fps": fps, "transition_seconds": tl.transition_seconds,
+        "video": str(video) if video else None,
+        "segments": [{"start_frame": s, "frames": n, "file": str(f)} for s, n, f in segments],
+    }
+    frames = clip_frames(tl)
+    bounds = plan_boundaries(tl, frames)
+    vtrack = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
+    for i, (clip, n) in enumerate(zip(tl.clips, frames)):
+        ref = otio.schema.ExternalReference(target_url=Path(clip.image).resolve().as_uri())
+        item = otio.schema.Clip(name=clip.shot_id, media_reference=ref, source_range=otio.opentime.TimeRange(rt(0), rt(n)))
+        item.metadata["novelcomic"] = {
+            "motion": clip.motion, "motion_speed": clip.motion_speed, "mood": clip.mood,
+            "transition": clip.transition, "effect": clip.effect, "start": clip.start,
+        }
+        vtrack.append(item)
+        if i < len(bounds) and bounds[i].xfade:
+            b = bounds[i]
+            vtrack.append(otio.schema.Transition(
+                name=clip.transition, transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                in_offset=rt(b.before), out_offset=rt(b.after), metadata={"novelcomic": {"xfade": b.xfade}},
+            ))
+    for cue in tl.cues:
+        marker = otio.schema.Marker(
+            name=cue.text, marked_range=otio.opentime.TimeRange(rt(cue.start * fps), rt((cue.end - cue.start) * fps)),
+            color=otio.schema.MarkerColor.YELLOW if cue.is_narration else otio.schema.MarkerColor.GREEN,
+            metadata={"novelcomic": {"speaker": cue.speaker, "speaker_name": cue.speaker_name}},
+        )
+        vtrack.markers.append(marker)
+
+    atrack = otio.schema.Track(name="Voice", kind=otio.schema.TrackKind.Audio)
+    at = 0.0  # in frames
+    for start, wav in sorted((s, Path(p)) for c in tl.clips for s, p in c.audio):
+        begin = start * fps
+        if begin > at + 1e-6:
+            atrack.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0), rt(begin - at))))
+            at = begin
+        length = wav_duration(wav) * fps
+        ref = otio.schema.ExternalReference(target_url=wav.resolve().as_uri())
+        atrack.append(otio.schema.Clip(name=wav.stem, media_reference=ref, source_range=otio.opentime.TimeRange(rt(0), rt(length))))
+        at += length
+    timeline.tracks.append(vtrack)
+    timeline.tracks.append(atrack)
+    return atomic_write_text(path, otio.adapters.write_to_string(timeline, "otio_json"))
+
+
+__all__ = ["export_otio"]
