@@ -314,6 +314,9 @@ def _render(project: review.ReviewedProject, chapter: str, distributed: bool, st
     results = _per_shot(project, chapter, "render", render_shot_task, distributed, stall)
     made = sum(1 for r in results if r and r[1])
     get_run_logger().info("render %s: %d shots, %d made here", chapter, len(results), made)
+    for shot_id in sorted(pipeline.blocked_shots(project, chapter)):
+        get_run_logger().warning("shot %s of chapter %s is blocked by the safety filter and left out", shot_id, chapter)
+    pipeline.write_qa_report(project, chapter)
     artifacts.qa_report(project, chapter)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.fsutil import atomic_path, hash_inputs
-from novelcomic.models import NARRATOR, ProjectConfig, Scene, Shot, Storyboard
+from novelcomic.models import NARRATOR, Character, ProjectConfig, Scene, Shot, Storyboard
 from novelcomic.project import Project
 from novelcomic.registry import composers, image_backends, planners, tts_backends
 
@@ -212,6 +212,13 @@ def _save_image(image: object, path: Path) -> None:
         image.save(tmp, format="PNG")  # type: ignore[attr-defined]
 
 
+def _with_project_paths(project: Project, character: Character) -> Character:
+    """The character with its LoRA path resolved against the project directory."""
+    if character.lora and not Path(character.lora).is_absolute() and (project.dir / character.lora).exists():
+        return character.model_copy(update={"lora": str(project.dir / character.lora)})
+    return character
+
+
 def reference_images(project: Project, character_id: str) -> list[Path]:
     ch = project.characters().by_id()[character_id]
     if ch.reference_images:
@@ -236,7 +243,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     sb: Storyboard = ctx["storyboard"]
     scene, shot = next((s, sh) for s, sh in sb.shots() if sh.id == shot_id)
     chars = ctx["characters"]
-    refs = [CharacterRef(chars[c], reference_images(project, c)) for c in shot.characters]
+    refs = [CharacterRef(_with_project_paths(project, chars[c]), reference_images(project, c)) for c in shot.characters]
     loc_id = shot.location or scene.location
     location = ctx["locations"].get(loc_id) if loc_id else None
     props = [ctx["props"][p] for p in shot.props]
@@ -247,32 +254,124 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     inputs = hash_inputs(
         shot, scene.mood, location, props, [r.character for r in refs],
         [a.content_hash if a else "" for a in ref_hashes], cfg.style, spec, w, h, seed, cfg.language,
+        cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
     )
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id)
     if project.store.fresh("shot", key, inputs):
         return path, False
     backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
+    if cfg.style_reference and hasattr(backend, "style_reference") and not getattr(backend, "style_reference", None):
+        backend.style_reference = str(project.dir / cfg.style_reference)
     ctx["backend"] = backend
     names = {c.id: c.name for c in chars.values()}
     prompt = negative = None
     family = getattr(backend, "prompt_family", None)
     if family:
         prompt, negative = shot_prompt(project, chapter, scene, shot, chars, location, family, ctx)
+    blocked = path.with_suffix(".blocked.json")
+    if cfg.safety.enabled:
+        from novelcomic.render.safety import check_texts
+
+        verdict = check_texts([prompt or "", shot.image_prompt, *(r.character.appearance for r in refs)], cfg.safety)
+        if verdict.blocked:
+            message = (f"shot {shot.id} of chapter {chapter} was blocked by the safety filter ({verdict.category}: "
+                       f"{verdict.term!r}); it is left out of the video. Change its image_prompt or the appearance "
+                       f"it uses, or extend safety settings in project.yaml")
+            log.warning(message)
+            _write_json(blocked, {"category": verdict.category, "term": verdict.term, "message": message})
+            project.store.record("blocked", key, blocked, inputs_hash=inputs, chapter=chapter, warnings=[message])
+            return blocked, False
+    blocked.unlink(missing_ok=True)
     request = ShotRequest(
         chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
         style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
-        prompt=prompt, negative_prompt=negative,
+        prompt=prompt, negative_prompt=negative, lettering=cfg.lettering,
     )
-    result = backend.render_shot(request)
+    qa: dict = {}
+    if cfg.qa.enabled:
+        result, qa = _render_with_qa(backend, request, refs, ctx)
+    else:
+        result = backend.render_shot(request)
     if result.image.size != (w, h):
         raise NovelcomicError(f"render backend {spec.backend!r} returned {result.image.size}, expected {(w, h)}")
+    if cfg.lettering and not result.meta.get("lettered"):
+        from novelcomic.render.lettering import letter_shot
+
+        result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=cfg.subtitles.font)
+        result.meta["lettered"] = True
+    from novelcomic.render.edit import keep_version
+
+    keep_version(project, chapter, shot.id)  # an earlier (perhaps hand-edited) image stays restorable
     _save_image(result.image, path)
     project.store.record(
         "shot", key, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed, chapter=chapter,
-        meta={"regions": result.regions, **result.meta},
+        meta={"regions": result.regions, **result.meta, **qa},
     )
     return path, True
+
+
+def _render_with_qa(backend: object, request: object, refs: list, ctx: dict) -> tuple[object, dict]:
+    """Render, score (consistency with each character's sheet, alignment with the prompt) and
+    re-roll with new seeds while the shot fails, keeping the best attempt."""
+    import dataclasses
+
+    from PIL import Image
+
+    from novelcomic.render.qa import embedder_for, reroll, score_shot
+
+    cfg: ProjectConfig = ctx["cfg"]
+    if "embedder" not in ctx:
+        ctx["embedder"] = embedder_for(cfg.qa)
+    sheets = {r.character.id: Image.open(r.reference_images[0]).convert("RGB") for r in refs if r.reference_images}
+    text = request.prompt or request.shot.image_prompt  # type: ignore[attr-defined]
+
+    def scorer(res: object) -> object:
+        return score_shot(ctx["embedder"], res.image, res.regions, sheets, text, cfg.qa)  # type: ignore[attr-defined]
+
+    result, scores = reroll(backend.render_shot, request, scorer, cfg.qa.rerolls)  # type: ignore[attr-defined]
+    return result, {"qa": [dataclasses.asdict(s) for s in scores]}
+
+
+def _write_json(path: Path, data: object) -> None:
+    import json
+
+    from novelcomic.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def blocked_shots(project: Project, chapter: str) -> set[str]:
+    """Shots the safety filter blocked at their last render: they are left out of the video."""
+    return {
+        sh.id for _, sh in project.storyboard(chapter).shots()
+        if project.shot_image_path(chapter, sh.id).with_suffix(".blocked.json").is_file()
+    }
+
+
+def write_qa_report(project: Project, chapter: str) -> Path | None:
+    """``render/<ch>/qa.md`` + a contact sheet from the scores recorded with each shot (QA on)."""
+    from novelcomic.render.qa import QARow, ShotScore
+    from novelcomic.render.qa import write_qa_report as write_report
+
+    cfg = project.config()
+    if not cfg.qa.enabled:
+        return None
+    rows = []
+    blocked = blocked_shots(project, chapter)
+    for _, shot in project.storyboard(chapter).shots():
+        rec = project.store.asset("shot", f"{chapter}/{shot.id}")
+        if shot.id in blocked or rec is None:
+            rows.append(QARow(shot.id, None, None, None, "blocked by the safety filter" if shot.id in blocked else "not rendered"))
+            continue
+        scores = rec.meta_dict().get("qa") or []
+        best = ShotScore(**scores[-1]) if scores else None
+        note = f"{len(scores) - 1} re-rolls" if len(scores) > 1 else ""
+        rows.append(QARow(shot.id, rec.seed, best, project.dir / rec.path, note))
+    md, _sheet = write_report(chapter, rows, project.dir / "render" / chapter)
+    target = project.dir / "render" / chapter / "qa.md"
+    md.replace(target)
+    return target
 
 
 def shot_prompt(
@@ -329,6 +428,9 @@ def render(project: Project, chapter: str) -> StageReport:
     for _, shot in ctx["storyboard"].shots():
         path, made = render_shot(project, chapter, shot.id, _ctx=ctx)
         report.add(path, made)
+    for shot_id in sorted(blocked_shots(project, chapter)):
+        report.warnings.append(f"shot {shot_id} of chapter {chapter} is blocked by the safety filter and left out")
+    write_qa_report(project, chapter)
     return report
 
 
@@ -413,6 +515,12 @@ def compose(project: Project, chapter: str) -> StageReport:
     images: dict[str, Path] = {}
     audio: dict[str, list[LineAudio]] = {}
     parts: list[object] = []
+    blocked = blocked_shots(project, chapter)
+    if blocked:
+        sb = sb.model_copy(update={"scenes": [
+            sc.model_copy(update={"shots": [sh for sh in sc.shots if sh.id not in blocked]}) for sc in sb.scenes
+        ]})
+        sb = sb.model_copy(update={"scenes": [sc for sc in sb.scenes if sc.shots]})
     for _, shot in sb.shots():
         rec = project.store.asset("shot", f"{chapter}/{shot.id}")
         if rec is None or not (project.dir / rec.path).is_file():

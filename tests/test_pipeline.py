@@ -111,3 +111,84 @@ def test_diffusion_backends_get_a_prompt_polished_once(root: Path, fake_backends
         project.shot_image_path("01", "s01-01").unlink()
         pipeline.render(project, "01")
         assert len(asked) == n  # the cached prompt was reused
+
+
+def _set_prompt(project: Project, shot_id: str, prompt: str) -> None:
+    import yaml
+
+    path = project.storyboard_path("01")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for scene in data["scenes"]:
+        for shot in scene["shots"]:
+            if shot["id"] == shot_id:
+                shot["image_prompt"] = prompt
+    path.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def test_a_blocked_shot_is_flagged_and_left_out_of_the_video(root: Path, fake_backends) -> None:
+    from novelcomic.models import SafetyConfig
+
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.safety = SafetyConfig(extra_terms={"house_rules": ["禁词"]})
+    project.save_config(cfg)
+    pipeline.plan(project)
+    _set_prompt(project, "s01-02", "两个人站在禁词旁边")
+    reports = _run(project)
+    assert any("s01-02" in w and "blocked" in w for w in reports["render01"].warnings)
+    assert project.video_path("01").read_text().startswith("1 clips")  # composed without the blocked shot
+    assert not project.shot_image_path("01", "s01-02").exists()
+    # the user fixes the prompt: the shot is rendered and comes back into the video
+    _set_prompt(project, "s01-02", "两个人站在河边")
+    _run(project)
+    assert project.video_path("01").read_text().startswith("2 clips")
+    assert pipeline.blocked_shots(project, "01") == set()
+
+
+def test_lettering_is_applied_over_any_backend_and_can_be_turned_off(root: Path, fake_backends) -> None:
+    import numpy as np
+    from PIL import Image
+
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.resolution = (240, 426)
+    project.save_config(cfg)
+    _run(project)
+    lettered = np.asarray(Image.open(project.shot_image_path("01", "s01-02")))
+    assert len(np.unique(lettered.reshape(-1, 3), axis=0)) > 10  # bubbles/captions over the flat fake image
+    assert project.store.asset("shot", "01/s01-02").meta_dict()["lettered"] is True
+
+    cfg.lettering = False
+    project.save_config(cfg)
+    _run(project)
+    plain = np.asarray(Image.open(project.shot_image_path("01", "s01-02")))
+    assert len(np.unique(plain.reshape(-1, 3), axis=0)) == 1
+    # the lettered image was kept as a version before it was replaced
+    assert list((project.shot_image_path("01", "s01-02").parent / "versions").glob("s01-02.v*.png"))
+
+
+def test_qa_rerolls_failing_shots_and_writes_a_report(root: Path, fake_backends, monkeypatch) -> None:
+    from novelcomic.models import QAConfig
+    from novelcomic.render import qa
+
+    class ScriptedEmbedder:
+        """Scores the first attempt of every shot low, later attempts high."""
+
+        def consistency(self, image, region, sheet):  # type: ignore[no-untyped-def]
+            return 0.9
+
+        def alignment(self, image, prompt):  # type: ignore[no-untyped-def]
+            self.calls = getattr(self, "calls", 0) + 1
+            return 0.1 if self.calls % 2 == 1 else 0.5
+
+    monkeypatch.setattr(qa, "embedder_for", lambda config: ScriptedEmbedder())
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.qa = QAConfig(enabled=True, embedder="scripted", min_alignment=0.3, rerolls=2)
+    project.save_config(cfg)
+    _run(project)
+    scores = project.store.asset("shot", "01/s01-01").meta_dict()["qa"]
+    assert [s["passed"] for s in scores] == [False, True] and scores[0]["seed"] != scores[1]["seed"]
+    report = project.dir / "render" / "01" / "qa.md"
+    assert report.is_file() and "s01-02" in report.read_text(encoding="utf-8")
+    assert (project.dir / "render" / "01" / "qa-01.png").is_file()

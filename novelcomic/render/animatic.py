@@ -158,7 +158,8 @@ class AnimaticBackend:
         drawn = _draw_figures(canvas, placements)
         line = key_line(shot)
         plan = None
-        if self.lettering and shot.lines:
+        lettering = self.lettering and request.lettering
+        if lettering and shot.lines:
             # lettered at the supersampled size (anti-aliased text); faces are the drawn heads
             fonts = LetterFonts(self.font, request.language)
             plan = plan_lettering(
@@ -175,8 +176,8 @@ class AnimaticBackend:
             regions={cid: _scale_box(fig.box, ss, image.size) for cid, fig in drawn.items()},
             meta={
                 "backend": self.name,
-                "key_line": line.text if line and self.lettering else None,
-                "lettered": self.lettering,
+                "key_line": line.text if line and lettering else None,
+                "lettered": lettering,
                 "lettering": [item.text for item in plan.items] if plan else [],
                 "time_of_day": scenery.time,
                 "interior": scenery.interior,

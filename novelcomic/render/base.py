@@ -51,6 +51,7 @@ class ShotRequest:
     # from the style library); None for backends that draw from the shot itself (animatic).
     prompt: str | None = None
     negative_prompt: str | None = None
+    lettering: bool = True  # the project's switch; backends that letter themselves honour it
 
 
 @dataclass
