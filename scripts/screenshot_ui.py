@@ -1,5 +1,6 @@
 """Screenshots of the Prefect UI for the docs: docs/prefect-ui.png (deployments) and
-docs/prefect-artifacts.png (the artifacts of a finished run).
+docs/prefect-artifacts.png (the artifacts of a finished run) and docs/prefect-storyboard.png (the
+storyboard table artifact).
 
 Starts ``novelcomic serve`` on a free port (or uses ``--api http://host:port/api`` of a running
 one), runs a tiny demo-sized project once through the ``produce/novelcomic`` deployment, then
@@ -91,6 +92,11 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         screenshot(f"{ui}/deployments", out / "prefect-ui.png")
         screenshot(f"{ui}/runs/flow-run/{run.id}?tab=Artifacts", out / "prefect-artifacts.png")
+        # one artifact opened: the storyboard table of the chapter
+        found = httpx.post(f"{api}/artifacts/filter", json={
+            "artifacts": {"type": {"any_": ["table"]}}, "sort": "CREATED_DESC", "limit": 1}, timeout=10).json()
+        if found:
+            screenshot(f"{ui}/artifacts/artifact/{found[0]['id']}", out / "prefect-storyboard.png")
     finally:
         if serve is not None:
             serve.send_signal(signal.SIGINT)

@@ -14,9 +14,11 @@ Builders (each returns the directory it wrote):
 - :func:`build_sdxl`    StableDiffusionXLPipeline: two CLIP text encoders, ``text_time`` UNet.
 - :func:`build_kolors`  KolorsPipeline: ChatGLM text encoder (2 layers, 32 wide).
 - :func:`build_ip_adapter` an IP-Adapter directory (``image_encoder/`` + weights) for a UNet.
+- :func:`build_lora`    a peft LoRA for the tiny SD1.5 UNet, saved the way diffusers saves LoRAs.
 
-Kolors' real tokenizer (``ChatGLMTokenizer``) needs ``sentencepiece``, which is not installed in
-this environment. When it is missing, :func:`build_kolors` saves :class:`ByteGLMTokenizer`, a
+Kolors' real tokenizer (``ChatGLMTokenizer``) needs ``sentencepiece``: with it, :func:`build_kolors`
+trains a tiny SentencePiece model and saves the real tokenizer. Without it, it saves
+:class:`ByteGLMTokenizer`, a
 ``ChatGLMTokenizer`` whose SentencePiece model is replaced by a byte-level vocabulary; it keeps
 the real class's padding (left), ``[gMASK] sop`` prefix and ``position_ids``, so the Kolors
 pipeline code runs unchanged. Only the sub-word splitting differs.
@@ -140,7 +142,12 @@ def have_sentencepiece() -> bool:
 
 
 def _glm_tokenizer(directory: Path) -> ChatGLMTokenizer:
-    """The real ChatGLMTokenizer on a tiny trained SentencePiece model, or the byte-level stand-in."""
+    """The real ChatGLMTokenizer on a tiny trained SentencePiece model, or the byte-level stand-in.
+
+    The SentencePiece model needs room for its 256 byte pieces (``byte_fallback``) plus every
+    character of the corpus, hence ~300 pieces; ``hard_vocab_limit=False`` lets the trainer stop
+    short of that on so small a corpus.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     if have_sentencepiece():
         import sentencepiece as spm
@@ -148,8 +155,9 @@ def _glm_tokenizer(directory: Path) -> ChatGLMTokenizer:
         text = directory / "_corpus.txt"
         text.write_text("a girl in a blue robe by the river\n青衣少女站在河边\nan old man with white hair\n白发老人\n" * 20,
                         encoding="utf-8")
-        spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(directory / "_sp"), vocab_size=120,
-                                       byte_fallback=True, character_coverage=1.0)
+        spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(directory / "_sp"), vocab_size=300,
+                                       byte_fallback=True, character_coverage=1.0, hard_vocab_limit=False,
+                                       minloglevel=2)
         return ChatGLMTokenizer(vocab_file=str(directory / "_sp.model"))
     marker = directory / "_byte_vocab.model"
     marker.write_text("byte-level stand-in for a SentencePiece model\n", encoding="utf-8")
@@ -260,9 +268,11 @@ def build_kolors(directory: Path) -> Path:
     from diffusers.pipelines.kolors import KolorsPipeline  # the top-level name is a dummy without sentencepiece
     from diffusers.pipelines.kolors.text_encoder import ChatGLMConfig, ChatGLMModel
 
+    tokenizer = _glm_tokenizer(directory / "_tok")
+    vocab = -(-max(300, tokenizer.tokenizer.n_words) // 64) * 64  # every id, special tokens included, embeds
     torch.manual_seed(0)
     cfg = ChatGLMConfig(
-        num_layers=2, padded_vocab_size=300, hidden_size=32, ffn_hidden_size=48, kv_channels=8,
+        num_layers=2, padded_vocab_size=vocab, hidden_size=32, ffn_hidden_size=48, kv_channels=8,
         num_attention_heads=4, seq_length=256, multi_query_attention=True, multi_query_group_num=2,
         original_rope=True, torch_dtype="float32",
     )
@@ -275,7 +285,7 @@ def build_kolors(directory: Path) -> Path:
                 torch.nn.init.normal_(p, std=0.02)
     unet = _xl_unet(64, 32, encoder_hid_dim=32, encoder_hid_dim_type="text_proj")
     pipe = KolorsPipeline(
-        vae=_vae(), text_encoder=encoder, tokenizer=_glm_tokenizer(directory / "_tok"), unet=unet,
+        vae=_vae(), text_encoder=encoder, tokenizer=tokenizer, unet=unet,
         scheduler=_scheduler(), image_encoder=None, feature_extractor=None,
     )
     pipe.save_pretrained(directory)
@@ -320,6 +330,39 @@ def build_ip_adapter(directory: Path, unet_dir: Path, *, image_size: int = 32) -
     return directory
 
 
+def build_lora(pipe_dir: Path, out_dir: Path, rank: int = 4, *, seed: int = 2, strength: float = 20.0) -> Path:
+    """A LoRA for the UNet of the SD1.5 pipeline in ``pipe_dir``, saved as
+    ``out_dir/tiny_lora.safetensors`` by ``save_lora_weights`` (diffusers' own key layout).
+
+    peft initialises ``lora_B`` to zero (a LoRA that changes nothing) or, with ``"gaussian"``,
+    small; it is multiplied by ``strength`` so the LoRA visibly changes a 2-step image.
+    Returns ``out_dir``.
+    """
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(pipe_dir, subfolder="unet")
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights="gaussian"))
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn_like(param) * 0.01 * strength)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(out_dir, unet_lora_layers=layers, weight_name="tiny_lora.safetensors")
+    return out_dir
+
+
+def ensure_lora(directory: Path, pipe_dir: Path) -> Path:
+    if not (directory / "tiny_lora.safetensors").is_file():
+        build_lora(pipe_dir, directory)
+    return directory
+
+
 def _hidden_sizes(unet):  # type: ignore[no-untyped-def]
     channels = list(unet.config.block_out_channels)
 
@@ -332,5 +375,5 @@ def _hidden_sizes(unet):  # type: ignore[no-untyped-def]
     return hidden
 
 
-__all__ = ["ByteGLMTokenizer", "build_ip_adapter", "ensure", "ensure_ip_adapter", "build_kolors", "build_sd15", "build_sdxl", "have_sentencepiece",
-           "write_clip_tokenizer"]
+__all__ = ["ByteGLMTokenizer", "build_ip_adapter", "build_kolors", "build_lora", "build_sd15", "build_sdxl", "ensure",
+           "ensure_ip_adapter", "ensure_lora", "have_sentencepiece", "write_clip_tokenizer"]

@@ -464,7 +464,7 @@ class _LoraScope:
         loaded: list[str] = []
         try:
             for path, _, name in self.loras:
-                load_lora(self.pipe, path, None, name)
+                load_lora(self.pipe, path, None, name, field=f"characters.{name.removeprefix('character_')}.lora")
                 loaded.append(name)
         except BaseException:
             if loaded:

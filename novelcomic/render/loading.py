@@ -362,12 +362,23 @@ def require_peft(what: str) -> None:
                            field=OPTIONS + what)
 
 
-def load_lora(pipe: Any, path: str, weight_name: str | None, adapter_name: str) -> None:
+def load_lora(pipe: Any, path: str, weight_name: str | None, adapter_name: str, field: str = OPTIONS + "lora") -> None:
+    """Load the LoRA at ``path`` (a weights file, a directory holding one, or a hub id) into
+    ``pipe`` as ``adapter_name``; any failure is a BackendError naming ``path`` at ``field``.
+
+    A path that looks local but does not exist is reported as missing up front: diffusers would
+    otherwise take it for a hub id and complain about the id's format.
+    """
+    local = Path(path).expanduser()
+    if not local.exists() and (local.is_absolute() or path.startswith((".", "~")) or not _HUB_ID.match(path)
+                               or local.suffix in (".safetensors", ".bin", ".pt", ".ckpt")):
+        raise BackendError(f"LoRA {path!r} not found: give a .safetensors file, a directory holding one, or a "
+                           "Hugging Face hub id", field=field)
     kwargs = {"weight_name": weight_name} if weight_name else {}
     try:
-        pipe.load_lora_weights(path, adapter_name=adapter_name, **kwargs)
+        pipe.load_lora_weights(str(local) if local.exists() else path, adapter_name=adapter_name, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise BackendError(f"could not load LoRA {path!r}: {exc}", field=OPTIONS + "lora") from exc
+        raise BackendError(f"could not load LoRA {path!r}: {exc}", field=field) from exc
 
 
 __all__ = [
