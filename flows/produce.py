@@ -34,7 +34,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from novelcomic import artifacts, pipeline, review
 from novelcomic.errors import NovelcomicError, ProjectLockedError
 from novelcomic.fsutil import hash_inputs
-from novelcomic.models import NARRATOR
 from novelcomic.project import Project
 
 _workers = max(1, min(4, os.cpu_count() or 1))
@@ -86,33 +85,13 @@ def _chapters(project: Project, chapters: str | list[str] | None) -> list[str]:
 
 
 def _render_inputs(project: Project, chapter: str, shot_id: str) -> list[tuple[str, str, str]]:
-    """(kind, key, inputs hash) of a shot's image, hashed exactly as :func:`pipeline.render_shot`."""
-    ctx = pipeline._render_context(project, chapter)
-    cfg = ctx["cfg"]
-    scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
-    chars = [ctx["characters"][c] for c in shot.characters]
-    loc_id = shot.location or scene.location
-    location = ctx["locations"].get(loc_id) if loc_id else None
-    props = [ctx["props"][p] for p in shot.props]
-    sheets = [project.store.asset("sheet", c.id) for c in chars]
-    w, h = cfg.size
-    inputs = hash_inputs(
-        shot, scene.mood, location, props, chars, [a.content_hash if a else "" for a in sheets], cfg.style,
-        cfg.stages.render, w, h, pipeline.shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
-    )
-    return [("shot", f"{chapter}/{shot.id}", inputs)]
+    """(kind, key, inputs hash) of a shot's image, hashed by the pipeline's own recipe."""
+    return [("shot", f"{chapter}/{shot_id}", pipeline.shot_inputs_hash(project, chapter, shot_id))]
 
 
 def _voice_inputs(project: Project, chapter: str, shot_id: str) -> list[tuple[str, str, str]]:
-    """(kind, key, inputs hash) of each line of a shot, hashed exactly as :func:`pipeline.voice_shot`."""
-    ctx = pipeline._voice_context(project, chapter)
-    cfg = ctx["cfg"]
-    out = []
-    for i, line in enumerate(ctx["storyboard"].shot(shot_id).lines):
-        voice = ctx["cast"].get(line.speaker) or ctx["cast"][NARRATOR]
-        inputs = hash_inputs(line.text, line.emotion, voice, cfg.stages.voice, cfg.language)
-        out.append(("audio", pipeline.line_key(chapter, shot_id, i), inputs))
-    return out
+    """(kind, key, inputs hash) of each line of a shot, hashed by the pipeline's own recipe."""
+    return [("audio", key, inputs) for key, inputs in pipeline.line_inputs_hashes(project, chapter, shot_id)]
 
 
 def shot_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:

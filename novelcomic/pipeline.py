@@ -250,12 +250,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     seed = shot_seed(cfg, chapter, shot.id, shot.seed)
     w, h = cfg.size
     spec = cfg.stages.render
-    ref_hashes = [project.store.asset("sheet", r.character.id) for r in refs]
-    inputs = hash_inputs(
-        shot, scene.mood, location, props, [r.character for r in refs],
-        [a.content_hash if a else "" for a in ref_hashes], cfg.style, spec, w, h, seed, cfg.language,
-        cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
-    )
+    inputs = shot_inputs_hash(project, chapter, shot_id, ctx)
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id)
     if project.store.fresh("shot", key, inputs):
@@ -309,6 +304,38 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         meta={"regions": result.regions, **result.meta, **qa},
     )
     return path, True
+
+
+def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
+    """Everything a shot's image depends on, hashed: the one recipe the render stage and the
+    Prefect cache keys share."""
+    ctx = ctx or _render_context(project, chapter)
+    cfg: ProjectConfig = ctx["cfg"]
+    scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
+    chars = [ctx["characters"][c] for c in shot.characters]
+    loc_id = shot.location or scene.location
+    location = ctx["locations"].get(loc_id) if loc_id else None
+    props = [ctx["props"][p] for p in shot.props]
+    sheets = [project.store.asset("sheet", c.id) for c in chars]
+    w, h = cfg.size
+    return hash_inputs(
+        shot, scene.mood, location, props, [_with_project_paths(project, c) for c in chars],
+        [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
+        shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
+        cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
+    )
+
+
+def line_inputs_hashes(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> list[tuple[str, str]]:
+    """(key, inputs hash) of each line of a shot: the recipe the voice stage and the Prefect
+    cache keys share."""
+    ctx = ctx or _voice_context(project, chapter)
+    cfg: ProjectConfig = ctx["cfg"]
+    out = []
+    for i, line in enumerate(ctx["storyboard"].shot(shot_id).lines):
+        voice = ctx["cast"].get(line.speaker) or ctx["cast"][NARRATOR]
+        out.append((line_key(chapter, shot_id, i), hash_inputs(line.text, line.emotion, voice, cfg.stages.voice, cfg.language)))
+    return out
 
 
 def _render_with_qa(backend: object, request: object, refs: list, ctx: dict) -> tuple[object, dict]:
@@ -450,10 +477,10 @@ def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | Non
     spec = cfg.stages.voice
     shot = ctx["storyboard"].shot(shot_id)
     report = StageReport("voice", chapter)
+    hashes = line_inputs_hashes(project, chapter, shot_id, ctx)
     for i, line in enumerate(shot.lines):
         voice = ctx["cast"].get(line.speaker) or ctx["cast"][NARRATOR]
-        inputs = hash_inputs(line.text, line.emotion, voice, spec, cfg.language)
-        key = line_key(chapter, shot.id, i)
+        key, inputs = hashes[i]
         path = project.audio_dir(chapter) / f"{shot.id}-{i:02d}.wav"
         if project.store.fresh("audio", key, inputs):
             report.add(path, made=False)
