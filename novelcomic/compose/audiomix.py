@@ -150,6 +150,9 @@ def level_speech(track: np.ndarray, rate: int, target_db: float = -20.0, peak: f
     return (track * gain).astype(np.float32)
 
 
+_BLOCK = 1 << 18  # frames per block when tiling a loop over a long bed
+
+
 def build_music_track(
     runs: Sequence[MoodRun],
     loop_for: Callable[[str], np.ndarray],
@@ -174,14 +177,21 @@ def build_music_track(
         loop = loop_for(run.mood)
         if len(loop) == 0:
             continue
-        piece = np.resize(loop, (ib - ia, 2)) if loop.shape[0] < ib - ia else loop[: ib - ia]
-        env = np.ones(ib - ia, dtype=np.float32)
         n = int(round(xf * rate))
-        if i > 0 and n:
-            env[: min(n, len(env))] *= np.sin(np.linspace(0, math.pi / 2, n, dtype=np.float32))[: len(env)]
-        if i < len(runs) - 1 and n:
-            env[-min(n, len(env)) :] *= np.cos(np.linspace(0, math.pi / 2, n, dtype=np.float32))[-len(env) :]
-        track[ia:ib] += piece * env[:, None]
+        fade_in = np.sin(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i > 0 and n else None
+        fade_out = np.cos(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i < len(runs) - 1 and n else None
+        # Added block by block so memory stays at the track itself however long the chapter is.
+        for lo in range(ia, ib, _BLOCK):
+            hi = min(ib, lo + _BLOCK)
+            idx = np.arange(lo - ia, hi - ia) % loop.shape[0]
+            piece = loop[idx]
+            if fade_in is not None and lo - ia < len(fade_in):
+                k = min(hi, ia + len(fade_in)) - lo
+                piece[:k] *= fade_in[lo - ia : lo - ia + k, None][: len(fade_in)]
+            if fade_out is not None and hi > ib - len(fade_out):
+                start = max(lo, ib - len(fade_out))
+                piece[start - lo :] *= fade_out[start - (ib - len(fade_out)) : hi - (ib - len(fade_out)), None]
+            track[lo:hi] += piece
     _fade(track, settings.fade_in, settings.fade_out, rate)
     return track
 
