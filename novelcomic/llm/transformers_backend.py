@@ -182,13 +182,9 @@ def _config_context(model: str, trust_remote_code: bool) -> int:
 def _resolve_device(device: str) -> str:
     if device != "auto":
         return device
-    import torch
+    from novelcomic.devices import auto_device
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return auto_device()
 
 
 def _resolve_dtype(device: str, dtype: str) -> str:

@@ -254,17 +254,13 @@ def detect_family(model: str, family: str = "auto") -> Family:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device != "auto":
         if device.split(":")[0] not in ("cpu", "cuda", "mps", "xpu"):
             raise NovelcomicError(f"device {device!r} must be auto, cpu, cuda[:N], mps or xpu", field=OPTIONS + "device")
         return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    from novelcomic.devices import auto_device
+
+    return auto_device()
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
