@@ -250,6 +250,8 @@ def look_for(character: Character) -> CharacterLook:
     text = character.appearance or ""
     digest = hashlib.sha256(f"novelcomic-look:{character.id}".encode()).digest()
     features = _features(text)
+    # a species in the name or an alias (白狐, "the Fox") shows even when the appearance omits it
+    features |= {f for f in _features(" ".join([character.name, *character.aliases])) if f.startswith("ears:")}
     colours = _colour_assignments(text)
 
     age = _age(features, character)
