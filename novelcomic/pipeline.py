@@ -18,7 +18,7 @@ from pathlib import Path
 from novelcomic.errors import NovelcomicError
 from novelcomic.fsutil import atomic_path, hash_inputs
 from novelcomic.models import NARRATOR, Character, ProjectConfig, Scene, Shot, Storyboard
-from novelcomic.project import Project
+from novelcomic.project import Project, WriteResult
 from novelcomic.registry import composers, image_backends, planners, tts_backends
 
 log = logging.getLogger("novelcomic")
@@ -165,10 +165,7 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
     return report
 
 
-def _note_write(report: StageReport, wr: object) -> None:
-    from novelcomic.project import WriteResult
-
-    assert isinstance(wr, WriteResult)
+def _note_write(report: StageReport, wr: WriteResult) -> None:
     report.add(wr.path, made=wr.status == "written")
     if wr.proposal:
         target = wr.path.name.replace(".proposed", "")

@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from novelcomic.errors import BackendError, NovelcomicError
+from novelcomic.devices import DTYPES
 from novelcomic.llm.base import Message
 
-DTYPES = {
-    "float32": "float32", "fp32": "float32",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_CONTEXT = 4096
 MAX_CONTEXT = 32768
@@ -190,14 +186,9 @@ def _resolve_device(device: str) -> str:
 def _resolve_dtype(device: str, dtype: str) -> str:
     if dtype != "auto":
         return DTYPES[dtype]
-    resolved = _resolve_device(device)
-    if resolved.startswith("cuda"):
-        import torch
+    from novelcomic.devices import auto_dtype
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if resolved == "mps":
-        return "float16"
-    return "float32"
+    return auto_dtype(_resolve_device(device))
 
 
 def _chat_prompt(tok: Any, messages: list[Message]) -> str:

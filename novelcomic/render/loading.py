@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from novelcomic.devices import DTYPES
 from novelcomic.errors import BackendError, NovelcomicError
 
 Family = Literal["sd15", "sdxl", "kolors"]
@@ -73,8 +74,6 @@ SCHEDULERS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
     "tcd": ("TCDScheduler", ()),
 }
 
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 _LOAD_LOCK = threading.Lock()  # one load at a time, so two threads never load the same weights twice
 
@@ -264,18 +263,14 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """cuda → bfloat16 where supported, else float16; mps → float16; cpu → float32."""
-    import torch
-
+    """An explicit dtype checked, or for "auto" the device's (see :func:`novelcomic.devices.auto_dtype`)."""
     if dtype != "auto":
         if dtype not in DTYPES:
             raise NovelcomicError(f"dtype {dtype!r} must be auto, {', '.join(sorted(DTYPES))}", field=OPTIONS + "dtype")
         return DTYPES[dtype]
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device.startswith("mps"):
-        return "float16"
-    return "float32"
+    from novelcomic.devices import auto_dtype
+
+    return auto_dtype(device)
 
 
 def check_scheduler(name: str | None) -> None:
