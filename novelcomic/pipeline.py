@@ -406,7 +406,6 @@ def shot_prompt(
     in ``render/<ch>/<shot>.prompt.json`` by its inputs, so a re-run asks the LLM nothing."""
     import json
 
-    from novelcomic.fsutil import atomic_write_text
     from novelcomic.plan.polish import heuristic_prompt, polish_prompt
     from novelcomic.styles import load_styles
 
@@ -430,8 +429,7 @@ def shot_prompt(
         polished = polish_prompt(ctx["llm"], *args)
     else:
         polished = heuristic_prompt(*args)
-    atomic_write_text(path, json.dumps({"prompt": polished.prompt, "negative": polished.negative, "notes": polished.notes},
-                                       ensure_ascii=False, indent=2))
+    _write_json(path, {"prompt": polished.prompt, "negative": polished.negative, "notes": polished.notes})
     project.store.record("prompt", key, path, inputs_hash=inputs, backend="llm" if cfg.llm else "rules", chapter=chapter)
     return polished.prompt, polished.negative
 

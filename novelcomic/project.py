@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from novelcomic.errors import NovelcomicError, ProjectLockedError
 from novelcomic.fsutil import atomic_write_text, sha256_file
 from novelcomic.models import (
     NARRATOR,
-    SCHEMA_MODELS,
     CharactersFile,
     LocationsFile,
     ProjectConfig,
@@ -41,7 +39,7 @@ from novelcomic.models import (
     Storyboard,
 )
 from novelcomic.store import Store
-from novelcomic.yamlio import SCHEMA_DIR, load_model, model_to_yaml, read_yaml, line_of
+from novelcomic.yamlio import SCHEMA_DIR, line_of, load_model, model_to_yaml, read_yaml, write_schemas
 
 NAME_RE = re.compile(r"^[^/\\\x00]+$")
 
@@ -252,10 +250,7 @@ class Project:
         return os.path.relpath(self.state_dir / "schema", path.parent)
 
     def write_schemas(self) -> Path:
-        out = self.dir / SCHEMA_DIR
-        for name, model in SCHEMA_MODELS.items():
-            atomic_write_text(out / f"{name}.schema.json", json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
-        return out
+        return write_schemas(self.dir / SCHEMA_DIR)
 
     def write_generated(self, path: Path, obj: BaseModel, schema_name: str) -> WriteResult:
         """Write a generated YAML file unless the user changed the one that is there.

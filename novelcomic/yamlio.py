@@ -112,3 +112,14 @@ def model_to_yaml(obj: BaseModel, schema_name: str | None = None, schema_ref: st
 
 def save_model(path: Path, obj: BaseModel, schema_name: str | None = None, schema_ref: str | None = None) -> Path:
     return atomic_write_text(path, model_to_yaml(obj, schema_name, schema_ref))
+
+
+def write_schemas(out_dir: Path) -> Path:
+    """Write the JSON Schema of every project file as ``<name>.schema.json`` into ``out_dir``."""
+    import json
+
+    from novelcomic.models import SCHEMA_MODELS
+
+    for name, model in SCHEMA_MODELS.items():
+        atomic_write_text(Path(out_dir) / f"{name}.schema.json", json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
+    return Path(out_dir)

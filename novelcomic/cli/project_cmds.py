@@ -86,12 +86,11 @@ def validate(obj: dict, name: str) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write every schema as FILE.schema.json here.")
 def schema(which: str | None, out: str | None) -> None:
     """Print the JSON Schema of a project file (or write them all with --out)."""
-    from novelcomic.fsutil import atomic_write_text
     from novelcomic.models import SCHEMA_MODELS
+    from novelcomic.yamlio import write_schemas
 
     if out:
-        for name, model in SCHEMA_MODELS.items():
-            atomic_write_text(Path(out) / f"{name}.schema.json", json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
+        write_schemas(Path(out))
         click.echo(f"wrote {len(SCHEMA_MODELS)} schemas to {out}")
         return
     models = {which: SCHEMA_MODELS[which]} if which else SCHEMA_MODELS
