@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,44 @@ def run_ffmpeg(args: list[str], what: str, *, cwd: str | Path | None = None, tim
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise BackendError(f"ffmpeg failed (exit {proc.returncode}) while {what}:\n{stderr_tail(err)}")
+    return err
+
+
+def feed_ffmpeg(args: list[str], chunks: Iterable[bytes | memoryview], what: str, *, cwd: str | Path | None = None) -> str:
+    """Run ffmpeg with ``args`` (reading ``pipe:`` as an input), writing ``chunks`` to its stdin;
+    return its stderr.
+
+    stderr goes to a temporary file, so a chatty ffmpeg never blocks the writer. When ffmpeg stops
+    reading (it failed), writing stops and a :class:`BackendError` naming ``what`` is raised with
+    the tail of stderr; so is an exception from ``chunks``, after ffmpeg was stopped.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-y", *args]
+    with tempfile.TemporaryFile() as err_file:
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err_file)
+        except OSError as exc:
+            raise BackendError(f"could not run ffmpeg ({cmd[0]}) while {what}: {exc}") from exc
+        assert proc.stdin is not None
+        broken = False
+        try:
+            for chunk in chunks:
+                proc.stdin.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            broken = True
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                broken = True
+        code = proc.wait()
+        err_file.seek(0)
+        err = err_file.read().decode("utf-8", "replace")
+    if code != 0 or broken:
+        raise BackendError(f"ffmpeg failed (exit {code}) while {what}:\n{stderr_tail(err)}")
     return err
 
 

@@ -156,7 +156,7 @@ def test_second_run_is_refused_by_the_lock(root: Path) -> None:
 def test_importing_novelcomic_is_cheap() -> None:
     code = (
         "import sys, novelcomic, novelcomic.cli, novelcomic.pipeline, novelcomic.project, novelcomic.registry\n"
-        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'prefect', 'moviepy', 'jieba') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'prefect', 'moviepy', 'jieba', 'cv2') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

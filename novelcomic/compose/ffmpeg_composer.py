@@ -9,7 +9,10 @@ a hash of everything that affects its pixels:
   the video is exactly as long as the timeline.
 
 A still's move runs linearly over all the time it is visible (its body and both transitions),
-so the motion is continuous across segment boundaries. Subtitles are burned into each segment
+so the motion is continuous across segment boundaries. Frames are drawn by
+:mod:`novelcomic.compose.draw` and piped as raw yuv420p into one ffmpeg per segment, whose filter
+graph (built with ffmpeg-python, :func:`segment_args`) blends a transition's sides with ``xfade``,
+burns in subtitles and encodes. Subtitles are burned into each segment
 from a per-segment ASS file holding the cues in its time range, shifted to start at zero: a cue
 crossing a boundary continues seamlessly, and a segment's hash depends only on what it shows.
 
@@ -43,14 +46,15 @@ import numpy as np
 from novelcomic.audio import write_wav
 from novelcomic.compose import audiomix
 from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
+from novelcomic.compose.draw import PlaneCache, segment_frames
 from novelcomic.compose.motion import MOTIONS, View, motion_views
 from novelcomic.compose.subtitles import ass_document, default_font_size, layout_cues, write_srt
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.ffmpeg import escape_filter_value, ffmpeg_exe, probe, run_ffmpeg, stream_of
+from novelcomic.ffmpeg import feed_ffmpeg, ffmpeg_exe, probe, run_ffmpeg, stream_of
 from novelcomic.fonts import FontInfo, find_cjk_font
 from novelcomic.fsutil import atomic_path, hash_inputs, sha256_file
 
-RENDER_VERSION = "3"  # bump when the way segments are drawn changes
+RENDER_VERSION = "4"  # bump when the way segments are drawn changes
 SEGMENT_DIR = "segments"
 ENCODERS = ("auto", "libx264", "h264_nvenc")
 SUBTITLE_MODES = ("burn", "track", "both")
@@ -93,13 +97,22 @@ class StillView:
         """Where the window is when the still appears and when it disappears."""
         return motion_views(self.motion, self.visible_frames / self.fps, self.speed)
 
-    def box_at(self, n: int) -> tuple[float, float, float, float]:
-        """The window (left, top, right, bottom in 0..1) at the segment's frame ``n`` — what
-        :func:`perspective_filter` draws, for renderers outside ffmpeg."""
+    def edges(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+        """The window (left, top, right, bottom in 0..1) when the still appears and disappears."""
         start, end = self.views()
+        return _edges(start), _edges(end)
+
+    def box_at(self, n: int) -> tuple[float, float, float, float]:
+        """The window (left, top, right, bottom in 0..1) at the segment's frame ``n``: it slides
+        linearly from the first edges to the last over the frames the still is visible."""
+        a, b = self.edges()
         p = min(1.0, max(0.0, (n + self.offset) / max(1, self.visible_frames - 1)))
-        a, b = _edges(start), _edges(end)
         return tuple(x + (y - x) * p for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+def _edges(v: View) -> tuple[float, float, float, float]:
+    half = 0.5 / v.zoom
+    return v.cx - half, v.cy - half, v.cx + half, v.cy + half
 
 
 @dataclass
@@ -200,153 +213,49 @@ def segment_cues(laid_out: Sequence[Cue], start: float, end: float) -> list[Cue]
     return out
 
 
-# --------------------------------------------------------------------------- drawing a segment
+# --------------------------------------------------------------------------- a segment's ffmpeg graph
 
 
-def still_chain(label_in: str, view: StillView, frames: int, width: int, height: int, label_out: str) -> str:
-    """Filter chain: one still → ``frames`` frames of it, cover-scaled to the frame, with its move.
+def segment_args(
+    seg: Segment, width: int, height: int, fps: int, ass_file: str | None, fontsdir: Path | None,
+    out: str, video_args: Sequence[str], effect_input: Path | None = None,
+) -> list[str]:
+    """ffmpeg's arguments for one segment, its filter graph built by ffmpeg-python.
 
-    The still is decoded and Lanczos-scaled once. A pan or tilt (constant zoom) is then only a
-    per-frame ``crop`` of a pre-scaled *atlas* (see :func:`pan_chain`): no pixel is resampled per
-    frame. A push-in or pull-out changes the scale every frame and keeps the sub-pixel
-    ``perspective`` resampler (zoompan's integer crop judders by ~0.3-0.6 px; this ~0.02 px).
+    The frames come in on stdin as raw yuv420p (see :mod:`novelcomic.compose.draw`): one still,
+    or a transition's two sides stacked, which the graph splits and blends with ``xfade``. A
+    segment with an effect reads ``effect_input`` instead, moviepy's lossless RGB rendering of it.
+    Then subtitles are burned in (``ass``) and the colour tags set; ``video_args`` are the
+    encoder's, shared by every segment so they join with ``-c copy``.
     """
-    start, end = view.views()
-    if start.zoom == end.zoom and start.zoom > 1.0:
-        return f"[{label_in}]" + pan_chain(view, frames, width, height) + f"[{label_out}]"
-    chain = [
-        f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos"
-        ":out_color_matrix=bt709:out_range=tv",
-        "format=yuv420p",
-        f"crop={width}:{height}",
-        "setsar=1",
-        f"loop=loop={frames - 1}:size=1:start=0",
-        "setpts=N",
-    ]
-    move = perspective_filter(view)
-    if move:
-        chain.append(move)
-    return f"[{label_in}]" + ",".join(chain) + f"[{label_out}]"
+    import ffmpeg  # ffmpeg-python: only builds the argument list
 
-
-PAN_PHASES = 8  # sub-pixel phases of a pan's atlas: positions are exact to 2 / PAN_PHASES px (~0.07 px rms)
-
-
-def pan_chain(view: StillView, frames: int, width: int, height: int) -> str:
-    """A constant-zoom move (pan / tilt) as an integer ``crop`` of a pre-scaled atlas.
-
-    The still is scaled once to the frame times the view's zoom (``fw`` × ``fh``, even sizes).
-    ``PAN_PHASES`` copies of it, each shifted by a fraction of 2 px along the move's axis
-    (``perspective`` with cubic sampling, evaluated once per copy, before the loop), are stacked
-    across the other axis. Each frame's window position is rounded to 2/``PAN_PHASES`` px: its
-    even integer part picks the crop offset (so chroma stays aligned in yuv420p), its remainder
-    picks the copy. Per frame this is pointer arithmetic, not resampling.
-    """
-    start, end = view.views()
-    zoom = start.zoom
-    fw, fh = 2 * math.ceil(width * zoom / 2), 2 * math.ceil(height * zoom / 2)
-    (l0, t0, _, _), (l1, t1, _, _) = _edges(start), _edges(end)
-    horizontal = abs(l1 - l0) * fw >= abs(t1 - t0) * fh
-    den = max(1, view.visible_frames - 1)
-    p = f"clip((n+{view.offset})/{den},0,1)"
-    k, step = PAN_PHASES, 2.0 / PAN_PHASES
-    pre = [
-        f"scale={fw}:{fh}:force_original_aspect_ratio=increase:flags=lanczos:out_color_matrix=bt709:out_range=tv",
-        "format=yuv420p", f"crop={fw}:{fh}", "setsar=1",
-    ]
-    if horizontal:
-        pos, fixed, size, limit = f"({fw}*({l0:.6f}{l1 - l0:+.6f}*{p}))", 2 * round(t0 * fh / 2), fw, fw - width
+    if effect_input is not None:
+        v = (ffmpeg.input(str(effect_input)).video
+             .filter("scale", out_color_matrix="bt709", out_range="tv").filter("format", "yuv420p").filter("setsar", 1)
+             .filter("settb", f"1/{fps}").filter("setpts", "N")
+             .filter("tpad", stop=-1, stop_mode="clone").filter("trim", end_frame=seg.frames).filter("setpts", "N"))
     else:
-        pos, fixed, size, limit = f"({fh}*({t0:.6f}{t1 - t0:+.6f}*{p}))", 2 * round(l0 * fw / 2), fh, fh - height
-    idx = f"floor(clip({pos},0,{limit})/{step:.6f}+0.5)"
-    base = f"2*floor({idx}/{k})"
-    phase = f"mod({idx},{k})"
-    copies = []
-    for i in range(k):
-        s = i * step
-        if i == 0:
-            copies.append("null")
-            continue
-        if horizontal:
-            corners = f"x0={s}:y0=0:x1=W+{s}:y1=0:x2={s}:y2=H:x3=W+{s}:y3=H"
+        rows = 1 if seg.b is None else 2
+        raw = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="yuv420p", s=f"{width}x{height * rows}", framerate=fps).video
+        if seg.b is None:
+            v = raw.filter("setsar", 1)
         else:
-            corners = f"x0=0:y0={s}:x1=W:y1={s}:x2=0:y2=H+{s}:x3=W:y3=H+{s}"
-        copies.append(f"perspective={corners}:interpolation=cubic")
-    labels = [f"pc{id(view) % 100000}x{i}" for i in range(k)]
-    split = ",".join(pre) + f",split={k}" + "".join(f"[{a}]" for a in labels)
-    branches = ";".join(f"[{a}]{c}[{a}o]" for a, c in zip(labels, copies))
-    stack = "vstack" if horizontal else "hstack"
-    if horizontal:
-        x, y = base, f"{fixed}+{fh}*{phase}"
-    else:
-        x, y = f"{fixed}+{fw}*{phase}", base
-    tail = (
-        "".join(f"[{a}o]" for a in labels)
-        + f"{stack}=inputs={k},loop=loop={frames - 1}:size=1:start=0,setpts=N,"
-        + f"crop=w={width}:h={height}:x='{x}':y='{y}':exact=1"
-    )
-    return f"{split};{branches};{tail}"
-
-
-def perspective_filter(view: StillView) -> str:
-    """A ``perspective`` filter sliding the window linearly from the start view to the end view.
-
-    It samples with sub-pixel precision, so slow moves glide instead of stepping a pixel at a time
-    (zoompan's integer crop judders). "" for a still that does not move.
-    """
-    start, end = view.views()
-    if start == end and start.zoom == 1.0:
-        return ""
-    den = max(1, view.visible_frames - 1)
-    p = f"clip((in-1+{view.offset})/{den}\\,0\\,1)"  # perspective counts input frames from 1
-
-    def coord(a: float, b: float, size: str) -> str:
-        return f"{size}*({a:.6f}+{b - a:+.6f}*{p})"
-
-    (l0, t0, r0, b0), (l1, t1, r1, b1) = _edges(start), _edges(end)
-    corners = {
-        "x0": coord(l0, l1, "W"), "y0": coord(t0, t1, "H"),
-        "x1": coord(r0, r1, "W"), "y1": coord(t0, t1, "H"),
-        "x2": coord(l0, l1, "W"), "y2": coord(b0, b1, "H"),
-        "x3": coord(r0, r1, "W"), "y3": coord(b0, b1, "H"),
-    }
-    return "perspective=" + ":".join(f"{k}={v}" for k, v in corners.items()) + ":interpolation=linear:eval=frame"
-
-
-def _edges(v: View) -> tuple[float, float, float, float]:
-    half = 0.5 / v.zoom
-    return v.cx - half, v.cy - half, v.cx + half, v.cy + half
-
-
-def segment_graph(seg: Segment, width: int, height: int, fps: int, ass_file: str | None, fontsdir: Path | None) -> str:
-    """The whole ``-filter_complex`` for a segment; its output pad is ``[out]``.
-
-    For a segment with an effect, input 0 is moviepy's lossless RGB rendering of its frames.
-    """
-    if seg.effect:
-        parts = [
-            f"[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,setsar=1,settb=1/{fps},setpts=N,"
-            f"tpad=stop=-1:stop_mode=clone,trim=end_frame={seg.frames},setpts=N[v]"
-        ]
-    elif seg.kind == "body":
-        parts = [still_chain("0:v", seg.a, seg.frames, width, height, "v")]
-    else:
-        assert seg.b is not None
-        extra = seg.frames + 1  # a spare frame so neither input ends inside the blend
-        parts = [
-            still_chain("0:v", seg.a, extra, width, height, "a"),
-            still_chain("1:v", seg.b, extra, width, height, "b"),
-            f"[a][b]xfade=transition={seg.transition}:duration={seg.frames / fps:.6f}:offset=0,setpts=N[v]",
-        ]
-    tail = []
+            sides = raw.split()
+            a = sides[0].crop(0, 0, width, height).filter("setsar", 1)
+            b = sides[1].crop(0, height, width, height).filter("setsar", 1)
+            v = ffmpeg.filter([a, b], "xfade", transition=seg.transition, duration=f"{seg.frames / fps:.6f}", offset=0)
+            v = v.filter("setpts", "N")
     if ass_file:
-        opts = f"filename={escape_filter_value(ass_file)}"
+        opts = {"filename": ass_file}
         if fontsdir:
-            opts += f":fontsdir={escape_filter_value(str(fontsdir))}"
-        tail.append(f"ass={opts}")
-    tail += ["format=yuv420p", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"]
-    parts.append("[v]" + ",".join(tail) + "[out]")
-    return ";".join(parts)
+            opts["fontsdir"] = str(fontsdir)
+        v = v.filter("ass", **opts)
+    v = v.filter("format", "yuv420p").filter(
+        "setparams", colorspace="bt709", color_primaries="bt709", color_trc="bt709", range="tv"
+    )
+    args = ffmpeg.output(v, out, f="mp4", an=None, **{"frames:v": seg.frames}).get_args()
+    return [*args[:-1], *video_args, args[-1]]
 
 
 # --------------------------------------------------------------------------- the composer
@@ -438,8 +347,11 @@ class FFmpegComposer:
         music = self._music_sources(request, {r.mood for r in runs}, warnings) if request.music.enabled else {}
 
         segments = self._plan(request, font)
-        self._render_all(segments, seg_dir, tl, font)
-        audio = self._soundtrack(request, runs, music, seg_dir)
+        # the soundtrack is mixed (one ffmpeg, one core at most) while the segments are drawn
+        with ThreadPoolExecutor(max_workers=1) as side:
+            mixing = side.submit(self._soundtrack, request, runs, music, seg_dir)
+            self._render_all(segments, seg_dir, tl, font)  # on failure, leaving the block waits for the mix
+            audio = mixing.result()
         write_srt(tl.cues, request.out_srt)
         track = self.subtitle_mode in ("track", "both") and bool(tl.cues)
         with atomic_path(request.out_video) as tmp:
@@ -521,9 +433,10 @@ class FFmpegComposer:
                 todo[seg.filename] = seg
         if not todo:
             return
+        cache = PlaneCache()  # prepared stills, shared by the segments a still appears in
         workers = max(1, min(self.max_workers, len(todo)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._render_segment, seg, seg_dir, tl, font) for seg in todo.values()]
+            futures = [pool.submit(self._render_segment, seg, seg_dir, tl, font, cache) for seg in todo.values()]
             try:
                 for fut in futures:
                     fut.result()
@@ -532,30 +445,29 @@ class FFmpegComposer:
                 raise
         self.rendered = list(todo)
 
-    def _render_segment(self, seg: Segment, seg_dir: Path, tl: Timeline, font: FontInfo | None) -> None:
+    def _render_segment(self, seg: Segment, seg_dir: Path, tl: Timeline, font: FontInfo | None, cache: PlaneCache) -> None:
         target = seg_dir / seg.filename
         with tempfile.TemporaryDirectory(prefix=".ass-", dir=seg_dir) as scratch, atomic_path(target) as tmp:
             ass_file = None
             if seg.ass:
                 (Path(scratch) / "cues.ass").write_text(seg.ass, encoding="utf-8")
                 ass_file = "cues.ass"
-            graph = segment_graph(seg, tl.width, tl.height, tl.fps, ass_file, font.path.parent if font else None)
-            inputs = ["-framerate", str(tl.fps), "-i", str(seg.a.image)]
+            drawn = None
             if seg.effect:
                 from novelcomic.compose.effects import render_effect_frames
 
                 drawn = Path(scratch) / "effect.mkv"
-                render_effect_frames(
-                    seg.a.image, tl.width, tl.height, tl.fps, seg.frames, seg.a.box_at, seg.effect, drawn
-                )
-                inputs = ["-i", str(drawn)]
-            elif seg.b is not None:
-                inputs += ["-framerate", str(tl.fps), "-i", str(seg.b.image)]
-            args = [
-                *inputs, "-filter_complex", graph, "-map", "[out]", "-frames:v", str(seg.frames),
-                *self._video_args(tl.fps), "-threads", str(self.threads), "-an", "-f", "mp4", str(tmp.resolve()),
-            ]
-            run_ffmpeg(args, _describe(seg), cwd=scratch)
+                render_effect_frames(seg.a.image, tl.width, tl.height, tl.fps, seg.frames, seg.a.box_at, seg.effect, drawn)
+            video_args = [*self._video_args(tl.fps), "-threads", str(self.threads)]
+            args = segment_args(
+                seg, tl.width, tl.height, tl.fps, ass_file, font.path.parent if font else None,
+                str(tmp.resolve()), video_args, effect_input=drawn,
+            )
+            if drawn is not None:
+                run_ffmpeg(args, _describe(seg), cwd=scratch)
+            else:
+                frames = segment_frames(seg, tl.width, tl.height, cache, Path(scratch))
+                feed_ffmpeg(args, frames, _describe(seg), cwd=scratch)
             _check_frame_count(tmp, seg)
 
     def _concat_and_mux(
