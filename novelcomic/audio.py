@@ -8,6 +8,7 @@ asked not to (the composer and the tests only need mono).
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,21 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
         for i in range(0, max(1, len(data)), WRITE_BLOCK):
             block = np.clip(np.asarray(data[i : i + WRITE_BLOCK], dtype=np.float64), -1.0, 1.0)
             wf.writeframes(np.round(block * 32767.0).astype("<i2").tobytes())
+    return Path(path)
+
+
+def write_wav_blocks(path: str | Path, blocks: Iterable[np.ndarray], rate: int, channels: int) -> Path:
+    """Write float blocks (``[-1, 1]``, clipped; 1-D or ``(frames, channels)``) one after the other
+    as a PCM16 WAV, never holding more than one block: for tracks as long as a chapter."""
+    import numpy as np
+
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(channels)
+        wf.setsampwidth(2)
+        wf.setframerate(int(rate))
+        for blk in blocks:
+            data = np.clip(np.asarray(blk, dtype=np.float32), -1.0, 1.0)
+            wf.writeframes(np.round(data * 32767.0).astype("<i2").tobytes())
     return Path(path)
 
 

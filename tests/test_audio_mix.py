@@ -150,3 +150,36 @@ def test_music_track_crossfade_is_equal_power() -> None:
     power = calm[:, 0] ** 2 + tense[:, 0] ** 2
     assert np.allclose(power[100:3900], 1.0, atol=0.02)  # constant power through the change
     assert calm[1400, 0] > 0.99 and tense[2600, 0] > 0.99 and calm[2600, 0] < 0.01
+
+
+def test_tracks_built_block_by_block_match_the_whole(tmp_path: Path) -> None:
+    """Long chapters are mixed in blocks (memory stays flat): the blocks add up to the same track,
+    with lines and mood changes straddling block edges."""
+    from novelcomic.audio import read_wav, write_wav
+
+    rate = 1000
+    lines = []
+    for i, (start, secs) in enumerate([(0.2, 0.5), (0.9, 0.4), (1.1, 0.6), (2.95, 0.3)]):
+        t = np.arange(int(secs * rate)) / rate
+        lines.append((start, write_wav(tmp_path / f"l{i}.wav", 0.3 * np.sin(2 * np.pi * (50 + 10 * i) * t), rate)))
+    whole = np.zeros(3 * rate, dtype=np.float32)
+    for start, path in lines:
+        samples, _ = read_wav(path)
+        at = int(round(start * rate))
+        whole[at:at + len(samples)] += samples[: len(whole) - at]
+    blocks = list(audiomix.voice_blocks(lines, 3.0, rate, tmp_path, block=256))
+    assert len(blocks) == 12 and np.allclose(np.concatenate(blocks), whole, atol=1e-6)
+
+    out = audiomix.write_voice_track(lines, 3.0, rate, -20.0, tmp_path / "voice.wav", tmp_path)
+    levelled, got_rate = read_wav(out)
+    assert got_rate == rate
+    assert np.allclose(levelled, audiomix.level_speech(whole, rate, -20.0), atol=2e-4)  # PCM16 rounding
+
+    loops = {"calm": np.random.default_rng(1).uniform(-0.5, 0.5, (700, 2)).astype(np.float32),
+             "tense": np.random.default_rng(2).uniform(-0.5, 0.5, (300, 2)).astype(np.float32)}
+    runs = [audiomix.MoodRun("calm", 0.0, 1.3), audiomix.MoodRun("tense", 1.3, 2.2), audiomix.MoodRun("calm", 2.2, 3.0)]
+    settings = audiomix.MixSettings(crossfade=0.4, fade_in=0.3, fade_out=0.5)
+    small = np.concatenate(list(audiomix.music_blocks(runs, loops.__getitem__, 3.0, settings, rate, block=97)))
+    big = np.concatenate(list(audiomix.music_blocks(runs, loops.__getitem__, 3.0, settings, rate, block=10_000)))
+    assert small.shape == (3000, 2) and np.allclose(small, big, atol=1e-6)
+    assert abs(small[0]).max() < 1e-6 and abs(small[-1]).max() < 0.01  # faded in and out

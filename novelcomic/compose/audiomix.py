@@ -11,13 +11,13 @@ import json
 import math
 import wave
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from novelcomic.audio import read_wav
+from novelcomic.audio import read_wav, write_wav_blocks
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.ffmpeg import run_ffmpeg
 from novelcomic.fsutil import atomic_path, sha256_file
@@ -117,40 +117,154 @@ def voice_rate(paths: Sequence[Path]) -> int:
     return rates.most_common(1)[0][0] if rates else DEFAULT_VOICE_RATE
 
 
+def voice_blocks(
+    placements: Sequence[tuple[float, Path]], duration: float, rate: int, scratch: Path, block: int = 1 << 18
+) -> Iterator[np.ndarray]:
+    """The mono voice track of ``duration`` seconds, ``block`` samples at a time: every line's
+    samples added at its start time. Only the lines sounding in a block are held in memory."""
+    total = int(round(duration * rate))
+    pending = sorted(((int(round(start * rate)), Path(path)) for start, path in placements), key=lambda p: p[0])
+    active: list[tuple[int, np.ndarray]] = []
+    nxt = 0
+    for lo in range(0, total, block):
+        hi = min(total, lo + block)
+        while nxt < len(pending) and pending[nxt][0] < hi:
+            at, path = pending[nxt]
+            active.append((at, load_audio(path, rate, scratch)))
+            nxt += 1
+        out = np.zeros(hi - lo, dtype=np.float32)
+        for at, samples in active:
+            a, b = max(lo, at), min(hi, at + len(samples))
+            if b > a:
+                out[a - lo : b - lo] += samples[a - at : b - at]
+        active = [(at, smp) for at, smp in active if at + len(smp) > hi]
+        yield out
+
+
 def build_voice_track(placements: Sequence[tuple[float, Path]], duration: float, rate: int, scratch: Path) -> np.ndarray:
     """One mono array of ``duration`` seconds with every line's samples at its start time."""
-    track = np.zeros(int(round(duration * rate)), dtype=np.float32)
-    for start, path in placements:
-        samples = load_audio(Path(path), rate, scratch)
-        at = int(round(start * rate))
-        if at >= len(track):
-            continue
-        piece = samples[: len(track) - at]
-        track[at : at + len(piece)] += piece
-    return track
+    blocks = list(voice_blocks(placements, duration, rate, scratch))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+class SpeechMeter:
+    """Accumulates what :func:`level_speech` needs, block by block: the mean power of the 50 ms
+    windows louder than -50 dBFS, and the peak."""
+
+    def __init__(self, rate: int) -> None:
+        self.win = max(1, rate // 20)
+        self._carry = np.zeros(0, dtype=np.float32)
+        self.active_power = 0.0
+        self.active_count = 0
+        self.peak = 0.0
+
+    def add(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self.peak = max(self.peak, float(np.max(np.abs(samples))))
+        data = np.concatenate([self._carry, samples]) if self._carry.size else samples
+        usable = len(data) - len(data) % self.win
+        frames = data[:usable].reshape(-1, self.win).astype(np.float64)
+        power = np.mean(frames * frames, axis=1)
+        active = power[power > 10 ** (-50 / 10)]
+        self.active_power += float(np.sum(active))
+        self.active_count += int(active.size)
+        self._carry = np.array(data[usable:], dtype=np.float32)
+
+    def gain(self, target_db: float = -20.0, peak: float = 0.95) -> float:
+        """The gain that levels the speech to ``target_db`` RMS without a peak above ``peak``."""
+        if self.active_count == 0:
+            return 1.0
+        gain = 10 ** (target_db / 20) / math.sqrt(self.active_power / self.active_count)
+        return min(gain, peak / self.peak) if self.peak > 0 else gain
 
 
 def level_speech(track: np.ndarray, rate: int, target_db: float = -20.0, peak: float = 0.95) -> np.ndarray:
     """``track`` scaled so its speech (50 ms windows louder than -50 dBFS) has RMS ``target_db``,
     without letting a peak exceed ``peak``. TTS engines differ in level; this makes the music
     level and the amount of ducking mean the same for all of them."""
-    win = max(1, rate // 20)
-    usable = len(track) - len(track) % win
-    if usable == 0:
-        return track
-    frames = track[:usable].reshape(-1, win).astype(np.float64)
-    power = np.mean(frames * frames, axis=1)
-    active = power[power > 10 ** (-50 / 10)]
-    if active.size == 0:
-        return track
-    gain = 10 ** (target_db / 20) / math.sqrt(float(np.mean(active)))
-    top = float(np.max(np.abs(track)))
-    if top > 0:
-        gain = min(gain, peak / top)
-    return (track * gain).astype(np.float32)
+    meter = SpeechMeter(rate)
+    meter.add(np.asarray(track, dtype=np.float32))
+    return (track * meter.gain(target_db, peak)).astype(np.float32)
+
+
+def write_voice_track(
+    placements: Sequence[tuple[float, Path]], duration: float, rate: int, target_db: float, out: Path, scratch: Path
+) -> Path:
+    """The levelled voice track as a mono PCM16 WAV, built block by block: memory stays the same
+    however long the chapter is (the unlevelled track waits in a float32 file between the passes)."""
+    meter = SpeechMeter(rate)
+    raw = scratch / "voice.f32"
+    with open(raw, "wb") as fh:
+        for blk in voice_blocks(placements, duration, rate, scratch):
+            meter.add(blk)
+            fh.write(blk.tobytes())
+    gain = meter.gain(target_db)
+
+    def scaled() -> Iterator[np.ndarray]:
+        with open(raw, "rb") as fh:
+            while chunk := fh.read(4 << 20):
+                yield np.frombuffer(chunk, dtype=np.float32) * np.float32(gain)
+
+    write_wav_blocks(out, scaled(), rate, channels=1)
+    raw.unlink(missing_ok=True)
+    return out
 
 
 _BLOCK = 1 << 18  # frames per block when tiling a loop over a long bed
+
+
+def music_blocks(
+    runs: Sequence[MoodRun],
+    loop_for: Callable[[str], np.ndarray],
+    duration: float,
+    settings: MixSettings,
+    rate: int = MUSIC_RATE,
+    block: int = _BLOCK,
+) -> Iterator[np.ndarray]:
+    """The stereo bed, ``(frames, 2)`` ``block`` frames at a time: each run's loop tiled over it,
+    equal-power crossfades between runs, a short fade-in at the start and a fade-out at the end."""
+    total = int(round(duration * rate))
+    if total == 0:
+        return
+    shortest = min((r.end - r.start for r in runs), default=0.0)
+    xf = max(0.0, min(settings.crossfade, shortest / 2))
+    n = int(round(xf * rate))
+    spans = []  # (first frame, end frame, mood, fade-in curve, fade-out curve)
+    for i, run in enumerate(runs):
+        a = max(0.0, run.start - (xf / 2 if i > 0 else 0.0))
+        b = min(duration, run.end + (xf / 2 if i < len(runs) - 1 else 0.0))
+        ia, ib = int(round(a * rate)), int(round(b * rate))
+        if ib > ia:
+            fin = np.sin(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i > 0 and n else None
+            fout = np.cos(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i < len(runs) - 1 and n else None
+            spans.append((ia, ib, run.mood, fin, fout))
+    fi = min(int(settings.fade_in * rate), total // 3)
+    fo = min(int(settings.fade_out * rate), total // 3)
+    for lo in range(0, total, block):
+        hi = min(total, lo + block)
+        out = np.zeros((hi - lo, 2), dtype=np.float32)
+        for ia, ib, mood, fin, fout in spans:
+            a, b = max(lo, ia), min(hi, ib)
+            if b <= a:
+                continue
+            loop = loop_for(mood)
+            if len(loop) == 0:
+                continue
+            piece = loop[np.arange(a - ia, b - ia) % loop.shape[0]]
+            if fin is not None and a - ia < len(fin):
+                k = min(b, ia + len(fin)) - a
+                piece[:k] *= fin[a - ia : a - ia + k, None]
+            if fout is not None and b > ib - len(fout):
+                start = max(a, ib - len(fout))
+                piece[start - a :] *= fout[start - (ib - len(fout)) : b - (ib - len(fout)), None]
+            out[a - lo : b - lo] += piece
+        if fi and lo < fi:
+            k = min(hi, fi)
+            out[: k - lo] *= np.linspace(0.0, 1.0, fi, dtype=np.float32)[lo:k, None]
+        if fo and hi > total - fo:
+            start = max(lo, total - fo)
+            out[start - lo :] *= np.linspace(1.0, 0.0, fo, dtype=np.float32)[start - (total - fo) : hi - (total - fo), None]
+        yield out
 
 
 def build_music_track(
@@ -160,50 +274,18 @@ def build_music_track(
     settings: MixSettings,
     rate: int = MUSIC_RATE,
 ) -> np.ndarray:
-    """A stereo ``(frames, 2)`` bed: each run's loop tiled over it, equal-power crossfades between
-    runs, a short fade-in at the start and a fade-out at the end."""
-    total = int(round(duration * rate))
-    track = np.zeros((total, 2), dtype=np.float32)
-    if total == 0 or not runs:
-        return track
-    shortest = min(r.end - r.start for r in runs)
-    xf = max(0.0, min(settings.crossfade, shortest / 2))
-    for i, run in enumerate(runs):
-        a = max(0.0, run.start - (xf / 2 if i > 0 else 0.0))
-        b = min(duration, run.end + (xf / 2 if i < len(runs) - 1 else 0.0))
-        ia, ib = int(round(a * rate)), int(round(b * rate))
-        if ib <= ia:
-            continue
-        loop = loop_for(run.mood)
-        if len(loop) == 0:
-            continue
-        n = int(round(xf * rate))
-        fade_in = np.sin(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i > 0 and n else None
-        fade_out = np.cos(np.linspace(0, math.pi / 2, n, dtype=np.float32)) if i < len(runs) - 1 and n else None
-        # Added block by block so memory stays at the track itself however long the chapter is.
-        for lo in range(ia, ib, _BLOCK):
-            hi = min(ib, lo + _BLOCK)
-            idx = np.arange(lo - ia, hi - ia) % loop.shape[0]
-            piece = loop[idx]
-            if fade_in is not None and lo - ia < len(fade_in):
-                k = min(hi, ia + len(fade_in)) - lo
-                piece[:k] *= fade_in[lo - ia : lo - ia + k, None][: len(fade_in)]
-            if fade_out is not None and hi > ib - len(fade_out):
-                start = max(lo, ib - len(fade_out))
-                piece[start - lo :] *= fade_out[start - (ib - len(fade_out)) : hi - (ib - len(fade_out)), None]
-            track[lo:hi] += piece
-    _fade(track, settings.fade_in, settings.fade_out, rate)
-    return track
+    """The whole bed of :func:`music_blocks` as one ``(frames, 2)`` array."""
+    blocks = list(music_blocks(runs, loop_for, duration, settings, rate))
+    return np.concatenate(blocks) if blocks else np.zeros((0, 2), dtype=np.float32)
 
 
-def _fade(track: np.ndarray, fade_in: float, fade_out: float, rate: int) -> None:
-    n = len(track)
-    fi = min(int(fade_in * rate), n // 3)
-    fo = min(int(fade_out * rate), n // 3)
-    if fi:
-        track[:fi] *= np.linspace(0.0, 1.0, fi, dtype=np.float32)[:, None]
-    if fo:
-        track[-fo:] *= np.linspace(1.0, 0.0, fo, dtype=np.float32)[:, None]
+def write_music_track(
+    runs: Sequence[MoodRun], loop_for: Callable[[str], np.ndarray], duration: float, settings: MixSettings, out: Path,
+    rate: int = MUSIC_RATE,
+) -> Path:
+    """The bed of :func:`music_blocks` as a stereo PCM16 WAV, written block by block."""
+    write_wav_blocks(out, music_blocks(runs, loop_for, duration, settings, rate), rate, channels=2)
+    return out
 
 
 def stereo_loop(samples: np.ndarray) -> np.ndarray:

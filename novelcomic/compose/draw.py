@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from novelcomic.compose.ffmpeg_composer import Segment, StillView
 
 PAN_PHASES = 8  # sub-pixel phases of a pan: window positions are exact to 2 / PAN_PHASES px
-CACHE_BYTES = 256 * 2**20  # prepared stills and pan phases kept per compose
+CACHE_BYTES = 128 * 2**20  # prepared stills and pan phases kept per compose (enough for the neighbours in flight)
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # Y, U, V
 

@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 
-from novelcomic.audio import write_wav
 from novelcomic.compose import audiomix
 from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
 from novelcomic.compose.draw import PlaneCache, segment_frames
@@ -518,9 +517,7 @@ class FFmpegComposer:
         with tempfile.TemporaryDirectory(prefix=".mix-", dir=seg_dir) as tmp:
             scratch = Path(tmp)
             rate = audiomix.voice_rate([p for _, p in placements])
-            voice = audiomix.build_voice_track(placements, duration, rate, scratch)
-            voice = audiomix.level_speech(voice, rate, settings.speech_db)
-            write_wav(scratch / "voice.wav", voice, rate)
+            voice = audiomix.write_voice_track(placements, duration, rate, settings.speech_db, scratch / "voice.wav", scratch)
             music_wav = None
             if sources:
                 loops: dict[str, np.ndarray] = {}
@@ -531,9 +528,8 @@ class FFmpegComposer:
                         loops[mood] = audiomix.stereo_loop(raw)
                     return loops[mood]
 
-                music = audiomix.build_music_track(runs, loop_for, duration, settings)
-                music_wav = write_wav(scratch / "music.wav", music, audiomix.MUSIC_RATE)
-            audiomix.mix_to_aac(scratch / "voice.wav", music_wav, out, duration, settings, scratch)
+                music_wav = audiomix.write_music_track(runs, loop_for, duration, settings, scratch / "music.wav")
+            audiomix.mix_to_aac(voice, music_wav, out, duration, settings, scratch)
         return out
 
     def _music_sources(self, request: ComposeRequest, moods: set[str], warnings: list[str]) -> dict[str, Path]:
