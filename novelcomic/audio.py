@@ -63,15 +63,9 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> Path:
         data = data[:, None]
     if data.ndim != 2 or data.shape[1] < 1:
         raise ValueError(f"samples must be 1-D or (frames, channels), not shape {data.shape}")
-    with wave.open(str(path), "wb") as wf:
-        wf.setnchannels(data.shape[1])
-        wf.setsampwidth(2)
-        wf.setframerate(int(rate))
-        # in blocks: a long soundtrack is never copied whole as float64 and int16
-        for i in range(0, max(1, len(data)), WRITE_BLOCK):
-            block = np.clip(np.asarray(data[i : i + WRITE_BLOCK], dtype=np.float64), -1.0, 1.0)
-            wf.writeframes(np.round(block * 32767.0).astype("<i2").tobytes())
-    return Path(path)
+    # in blocks: a long soundtrack is never copied whole as float and int16
+    blocks = (data[i : i + WRITE_BLOCK] for i in range(0, max(1, len(data)), WRITE_BLOCK))
+    return write_wav_blocks(path, blocks, rate, channels=data.shape[1])
 
 
 def write_wav_blocks(path: str | Path, blocks: Iterable[np.ndarray], rate: int, channels: int) -> Path:

@@ -1,9 +1,9 @@
 """Drawing a segment's frames: each still with its camera move, as raw yuv420p for ffmpeg to encode.
 
-ffmpeg has no cheap sub-pixel zoom: ``zoompan`` crops at whole pixels (measured: ~0.9 px of
-frame-to-frame jitter at 1080×1920, still ~0.3 px from a 3× upscaled source) and ``perspective``
-with per-frame expressions recomputes a per-pixel table every frame (~13 ms a 1080×1920 frame on
-two cores — more than x264 spends on it). So frames are drawn here and piped into ffmpeg, which
+ffmpeg has no cheap sub-pixel zoom: ``zoompan`` crops at whole pixels (~0.95 px of frame-to-frame
+jitter at 1080×1920, still ~0.3 px from a 3× upscaled source) and ``perspective`` with per-frame
+expressions recomputes a per-pixel table every frame (~12.5 ms a 1080×1920 frame on two cores);
+see ``benchmarks/camera_moves.py`` and docs/benchmarks.md. So frames are drawn here and piped into ffmpeg, which
 blends transitions, burns in subtitles and encodes (see :mod:`novelcomic.compose.ffmpeg_composer`):
 
 - a still is *prepared* once: decoded, cover-scaled with Lanczos to the frame size times the
