@@ -17,9 +17,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from novelcomic.errors import BackendError, NovelcomicError
 
@@ -70,15 +70,21 @@ def stderr_tail(stderr: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-def run_ffmpeg(args: list[str], what: str, *, cwd: str | Path | None = None, timeout: float | None = None) -> str:
+def run_ffmpeg(
+    args: list[str], what: str, *, cwd: str | Path | None = None, timeout: float | None = None, stdout: IO[bytes] | None = None
+) -> str:
     """Run ffmpeg with ``args`` (without the binary); return its stderr.
 
-    ``-hide_banner -nostdin -y`` are added. Raises :class:`BackendError` naming ``what`` with the
-    tail of stderr when ffmpeg fails or cannot be started.
+    ``-hide_banner -nostdin -y`` are added. ``stdout``: where ffmpeg's standard output goes (a
+    ``pipe:1`` output written straight into another process; default: discarded). Raises
+    :class:`BackendError` naming ``what`` with the tail of stderr when ffmpeg fails or cannot be started.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, cwd=cwd, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=subprocess.PIPE,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         err = (exc.stderr or b"").decode("utf-8", "replace")
         raise BackendError(f"ffmpeg timed out after {timeout}s while {what}\n{stderr_tail(err)}") from None
@@ -90,9 +96,92 @@ def run_ffmpeg(args: list[str], what: str, *, cwd: str | Path | None = None, tim
     return err
 
 
-def feed_ffmpeg(args: list[str], chunks: Iterable[bytes | memoryview], what: str, *, cwd: str | Path | None = None) -> str:
+class FFmpegWriter:
+    """An ffmpeg reading ``pipe:`` (its stdin) while this process, or other processes, write into it.
+
+    Use it as a context manager: :meth:`write` sends bytes; :attr:`stdin` can be handed to another
+    process as its stdout (call :meth:`flush` first) so its output goes straight in. stderr goes to
+    a temporary file, so a chatty ffmpeg never blocks a writer. Leaving the block closes stdin and
+    waits; when ffmpeg failed, or stopped reading, a :class:`BackendError` naming ``what`` is raised
+    with the tail of stderr. If the block raises, ffmpeg is killed first and its failure, if it had
+    one, is reported instead (a broken pipe is only the symptom).
+    """
+
+    def __init__(self, args: list[str], what: str, *, cwd: str | Path | None = None) -> None:
+        self.cmd = [ffmpeg_exe(), "-hide_banner", "-y", *args]
+        self.what = what
+        self.cwd = cwd
+        self._err: IO[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> FFmpegWriter:
+        self._err = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+        except OSError as exc:
+            self._err.close()
+            raise BackendError(f"could not run ffmpeg ({self.cmd[0]}) while {self.what}: {exc}") from exc
+        return self
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self.proc is not None and self.proc.stdin is not None
+        return self.proc.stdin
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.stdin.write(chunk)
+
+    def flush(self) -> None:
+        self.stdin.flush()
+
+    def stderr(self) -> str:
+        assert self._err is not None
+        self._err.seek(0)
+        return self._err.read().decode("utf-8", "replace")
+
+    def failure(self) -> BackendError | None:
+        """ffmpeg's failure, once it has exited (None while it runs or when it succeeded)."""
+        assert self.proc is not None
+        code = self.proc.poll()
+        if code is None or code == 0:
+            return None
+        return BackendError(f"ffmpeg failed (exit {code}) while {self.what}:\n{stderr_tail(self.stderr())}")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        assert self.proc is not None and self._err is not None
+        try:
+            if exc_type is not None:
+                failed = self.proc.poll()  # it may have died first, and caused the error
+                if failed is None:
+                    self.proc.kill()
+                self._close_stdin()
+                self.proc.wait()
+                if failed and issubclass(exc_type, (OSError, BackendError)):
+                    raise BackendError(
+                        f"ffmpeg failed (exit {failed}) while {self.what}:\n{stderr_tail(self.stderr())}"
+                    ) from exc
+                return
+            broken = not self._close_stdin()
+            code = self.proc.wait()
+            if code != 0 or broken:
+                raise BackendError(f"ffmpeg failed (exit {code}) while {self.what}:\n{stderr_tail(self.stderr())}")
+        finally:
+            self._err.close()
+
+    def _close_stdin(self) -> bool:
+        try:
+            self.stdin.close()
+            return True
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+
+
+def feed_ffmpeg(
+    args: list[str], chunks: Iterable[bytes | memoryview], what: str, *, cwd: str | Path | None = None,
+    stdout: IO[bytes] | None = None,
+) -> str:
     """Run ffmpeg with ``args`` (reading ``pipe:`` as an input), writing ``chunks`` to its stdin;
-    return its stderr.
+    return its stderr. ``stdout``: where its standard output goes (default: discarded).
 
     stderr goes to a temporary file, so a chatty ffmpeg never blocks the writer. When ffmpeg stops
     reading (it failed), writing stops and a :class:`BackendError` naming ``what`` is raised with
@@ -101,7 +190,9 @@ def feed_ffmpeg(args: list[str], chunks: Iterable[bytes | memoryview], what: str
     cmd = [ffmpeg_exe(), "-hide_banner", "-y", *args]
     with tempfile.TemporaryFile() as err_file:
         try:
-            proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err_file)
+            proc = subprocess.Popen(
+                cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=err_file
+            )
         except OSError as exc:
             raise BackendError(f"could not run ffmpeg ({cmd[0]}) while {what}: {exc}") from exc
         assert proc.stdin is not None
@@ -126,6 +217,43 @@ def feed_ffmpeg(args: list[str], chunks: Iterable[bytes | memoryview], what: str
     if code != 0 or broken:
         raise BackendError(f"ffmpeg failed (exit {code}) while {what}:\n{stderr_tail(err)}")
     return err
+
+
+def mp4_video_frames(path: str | Path) -> int | None:
+    """The number of samples (frames) of the first video track of an MP4, read from its ``stsz``
+    box, without running anything; None when ``path`` is not an MP4 with a video track."""
+    import struct
+
+    data = Path(path).read_bytes()
+
+    def boxes(start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+        while start + 8 <= end:
+            size, kind = struct.unpack_from(">I4s", data, start)
+            header = 8
+            if size == 1 and start + 16 <= end:
+                size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
+            elif size == 0:
+                size = end - start
+            if size < header or start + size > end:
+                return
+            yield kind, start + header, start + size
+            start += size
+
+    def child(kind: bytes, start: int, end: int) -> tuple[int, int] | None:
+        return next(((a, b) for k, a, b in boxes(start, end) if k == kind), None)
+
+    moov = child(b"moov", 0, len(data))
+    for kind, a, b in boxes(*moov) if moov else ():
+        mdia = child(b"mdia", a, b) if kind == b"trak" else None
+        hdlr = child(b"hdlr", *mdia) if mdia else None
+        if not mdia or not hdlr or data[hdlr[0] + 8:hdlr[0] + 12] != b"vide":
+            continue
+        box: tuple[int, int] | None = mdia
+        for name in (b"minf", b"stbl", b"stsz"):
+            box = child(name, *box) if box else None
+        if box and box[1] - box[0] >= 12:
+            return int(struct.unpack_from(">I", data, box[0] + 8)[0])
+    return None
 
 
 def probe(path: str | Path) -> dict[str, Any]:

@@ -4,17 +4,20 @@ error handling."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from novelcomic.compose.base import Clip, Timeline
-from novelcomic.compose.draw import PAN_PHASES, PlaneCache, ViewDrawer, segment_frames, split_planes
+from novelcomic.compose.draw import BLENDS, PAN_PHASES, PlaneCache, ViewDrawer, segment_frames, split_planes
 from novelcomic.compose.ffmpeg_composer import Segment, StillView, plan_segments
 from novelcomic.errors import BackendError
-from novelcomic.ffmpeg import feed_ffmpeg
+from novelcomic.ffmpeg import feed_ffmpeg, ffmpeg_exe
 
 W, H, FPS = 360, 640, 30
 BARS = (40, 110, 180, 250, 320)  # left edges of dark vertical bars
@@ -111,11 +114,12 @@ def test_still_colours_are_bt709_limited_range(tmp_path: Path) -> None:
 
 
 def test_a_still_moves_continuously_across_its_segments(bars: Path, tmp_path: Path) -> None:
-    """The body and the following transition continue one move: no jump at the boundary."""
+    """The body and the following transition continue one move: no jump at the boundary. (A
+    transition xfade blends, so its two sides come stacked and can be measured apart.)"""
     other = tmp_path / "other.png"
     Image.new("RGB", (W, H), (40, 40, 40)).save(other)
     clips = [
-        Clip(shot_id="a", start=0.0, duration=2.0, image=bars, motion="push_in", transition="dissolve", mood="calm"),
+        Clip(shot_id="a", start=0.0, duration=2.0, image=bars, motion="push_in", transition="circleopen", mood="calm"),
         Clip(shot_id="b", start=2.0, duration=2.0, image=other, motion="static", transition="cut", mood="calm"),
     ]
     tl = Timeline(width=W, height=H, fps=FPS, clips=clips, cues=[], transition_seconds=0.5)
@@ -180,3 +184,61 @@ def test_feed_ffmpeg_reports_ffmpeg_failures_and_stops_on_writer_errors(tmp_path
 
     with pytest.raises(RuntimeError, match="drawing failed"):
         feed_ffmpeg([*raw, "-c:v", "libx264", "-f", "mp4", str(tmp_path / "y.mp4")], broken(), "a test encode")
+
+
+def _transition(a: Path, b: Path, name: str, frames: int = 16) -> Segment:
+    at = StillView(a, "a", "static", FPS, 100, 90)
+    to = StillView(b, "b", "static", FPS, 100, 0)
+    return Segment("xfade", 0, frames, at, to, name)
+
+
+def xfade_reference(seg: Segment, tmp_path: Path) -> list[np.ndarray]:
+    """ffmpeg's own xfade of ``seg``'s two sides: the luma of each frame."""
+    cache = PlaneCache()
+    stacked = replace(seg, transition="circleopen")  # not blended here: both sides come stacked
+    raw = b"".join(bytes(f) for f in segment_frames(stacked, W, H, cache, tmp_path))
+    graph = (f"[0:v]split[s0][s1];[s0]crop={W}:{H}:0:0,setsar=1[a];[s1]crop={W}:{H}:0:{H},setsar=1[b];"
+             f"[a][b]xfade=transition={seg.transition}:duration={seg.frames / FPS:.6f}:offset=0,format=yuv420p")
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{2 * H}", "-r", str(FPS),
+         "-i", "pipe:", "-filter_complex", graph, "-frames:v", str(seg.frames), "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:"],
+        input=raw, capture_output=True, check=True,
+    ).stdout
+    size = W * H * 3 // 2
+    return [split_planes(np.frombuffer(out[i:i + size], np.uint8), W, H)[0] for i in range(0, len(out), size)]
+
+
+@pytest.mark.parametrize("name", sorted(set(BLENDS) - {"fadeblack", "fadewhite"}))
+def test_transitions_blended_here_match_ffmpegs_xfade(name: str, bars: Path, tmp_path: Path) -> None:
+    """The same picture as xfade, frame by frame, without its trip through 4:4:4."""
+    other = tmp_path / "other.png"
+    Image.fromarray(np.tile(np.linspace(30, 230, W, dtype=np.uint8), (H, 1))[..., None].repeat(3, 2)).save(other)
+    seg = _transition(bars, other, name)
+    ours = [split_planes(np.frombuffer(f, np.uint8), W, H)[0].copy() for f in segment_frames(seg, W, H, PlaneCache(), tmp_path)]
+    ref = xfade_reference(seg, tmp_path)
+    assert len(ours) == len(ref) == seg.frames
+    for n, (mine, theirs) in enumerate(zip(ours, ref)):
+        diff = np.abs(mine.astype(int) - theirs.astype(int))
+        # a hard edge may sit one or two pixels apart (kept on even pixels here, for the chroma)
+        assert float(diff.mean()) < 1.5, (name, n, float(diff.mean()))
+
+
+@pytest.mark.parametrize("name,level", [("fadeblack", 16), ("fadewhite", 235)])
+def test_dips_go_through_limited_range_black_and_white(name: str, level: int, bars: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.png"
+    Image.new("RGB", (W, H), (120, 120, 120)).save(other)
+    seg = _transition(bars, other, name, frames=30)
+    lumas = [split_planes(np.frombuffer(f, np.uint8), W, H)[0].astype(float) for f in segment_frames(seg, W, H, PlaneCache(), tmp_path)]
+    a_first = lumas[0]
+    distance = [float(np.abs(y - level).mean()) for y in lumas]
+    deepest = int(np.argmin(distance))
+    assert distance[deepest] < 5  # (xfade's curve keeps ~3 % of b at the deepest point)
+    assert lumas[deepest].min() >= 15 and lumas[deepest].max() <= 236  # never beyond black / white
+    assert 0 < deepest < len(lumas) - 1
+    assert np.abs(a_first - lumas[0]).max() == 0 and float(np.abs(lumas[0] - level).mean()) > 50  # starts on a
+    grey = 16 + 120 * 219 / 255  # RGB 120 in limited range
+    assert abs(float(lumas[-1].mean()) - grey) < 12  # and nearly arrives at b (progress 1/30 left)
+    ref = xfade_reference(seg, tmp_path)
+    # the same timing as xfade's (which dips to code 0/255): the deepest frame is the same
+    ref_distance = [float(np.abs(y.astype(float) - (0 if level == 16 else 255)).mean()) for y in ref]
+    assert abs(int(np.argmin(ref_distance)) - deepest) <= 1

@@ -194,16 +194,113 @@ class ViewDrawer:
                            borderMode=cv2.BORDER_REPLICATE)
 
 
+# --------------------------------------------------------------------------- transitions drawn here
+
+TV_BLACK = (16, 128, 128)  # BT.709 limited range, per plane
+TV_WHITE = (235, 128, 128)
+
+
+def _smoothstep(edge0: float, edge1: float, x: float) -> float:
+    t = min(1.0, max(0.0, (x - edge0) / (edge1 - edge0)))
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _fade(a: np.ndarray, b: np.ndarray, out: np.ndarray, p: float, plane: int) -> None:
+    _cv2().addWeighted(a, p, b, 1.0 - p, 0.0, dst=out)
+
+
+def _dip(colour: tuple[int, int, int]) -> Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], None]:
+    """xfade's fadeblack/fadewhite: ``a`` dips to ``colour`` and ``b`` rises out of it."""
+
+    def blend(a: np.ndarray, b: np.ndarray, out: np.ndarray, p: float, plane: int) -> None:
+        s1, s2 = _smoothstep(0.8, 1.0, p), _smoothstep(0.2, 1.0, p)
+        wa, wb = s1 * p, (1.0 - s2) * (1.0 - p)
+        _cv2().addWeighted(a, wa, b, wb, colour[plane] * (1.0 - wa - wb), dst=out)
+
+    return blend
+
+
+def _edge(luma: int, plane: int) -> int:
+    """A position in luma pixels, in ``plane``'s pixels."""
+    return luma if plane == 0 else luma // 2
+
+
+def _wipe(axis: int, reverse: bool) -> Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], None]:
+    """A hard edge sweeping across (xfade's wipes): ``a`` before it, ``b`` after it (``reverse``: the other way round)."""
+
+    def blend(a: np.ndarray, b: np.ndarray, out: np.ndarray, p: float, plane: int) -> None:
+        first, second = (b, a) if reverse else (a, b)
+        size = out.shape[axis] * (1 if plane == 0 else 2)
+        z = _edge(int(size * (1.0 - p if reverse else p)) + 1, plane)
+        if axis == 1:
+            out[:, :z], out[:, z:] = first[:, :z], second[:, z:]
+        else:
+            out[:z], out[z:] = first[:z], second[z:]
+
+    return blend
+
+
+def _slide(axis: int, forward: bool) -> Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], None]:
+    """``b`` pushes ``a`` out (xfade's slides): towards the start of ``axis`` (left/up), or the end (``forward``)."""
+
+    def blend(a: np.ndarray, b: np.ndarray, out: np.ndarray, p: float, plane: int) -> None:
+        n = out.shape[axis]
+        s = _edge(int(n * (1 if plane == 0 else 2) * p), plane)
+        if axis == 1:
+            if forward:  # slideright: b's right part on the left, a's left part on the right
+                out[:, : n - s], out[:, n - s :] = b[:, s:], a[:, :s]
+            else:
+                out[:, :s], out[:, s:] = a[:, n - s :], b[:, : n - s]
+        elif forward:
+            out[: n - s], out[n - s :] = b[s:], a[:s]
+        else:
+            out[:s], out[s:] = a[n - s :], b[: n - s]
+
+    return blend
+
+
+# The storyboard transitions blended here, in the frames' own yuv420p: ffmpeg's xfade works in
+# 4:4:4 only, so ffmpeg would convert each frame there and back (~20 ms a 1080×1920 frame, with the
+# chroma resampled twice). The geometry and timing are xfade's (tests compare them); chroma edges
+# sit at half the luma position; the dips go to limited-range black/white (xfade uses code 0,
+# below black). Other transitions are blended by xfade.
+BLENDS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], None]] = {
+    "fade": _fade,
+    "fadeblack": _dip(TV_BLACK),
+    "fadewhite": _dip(TV_WHITE),
+    "wipeleft": _wipe(1, False), "wiperight": _wipe(1, True), "wipeup": _wipe(0, False), "wipedown": _wipe(0, True),
+    "slideleft": _slide(1, False), "slideright": _slide(1, True), "slideup": _slide(0, False), "slidedown": _slide(0, True),
+}
+
+
+def blends_here(seg: Segment) -> bool:
+    """Whether ``seg``'s frames are finished here (a body, or a transition in :data:`BLENDS`)."""
+    return seg.b is None or seg.transition in BLENDS
+
+
 def segment_frame_count(seg: Segment) -> int:
-    """Frames piped for ``seg``: a transition gets a spare one so neither side ends inside the blend."""
-    return seg.frames + 1 if seg.b is not None else seg.frames
+    """Frames piped for ``seg``: a transition blended by xfade gets a spare one so neither side ends inside the blend."""
+    return seg.frames if blends_here(seg) else seg.frames + 1
 
 
 def segment_frames(seg: Segment, width: int, height: int, cache: PlaneCache, scratch: Path) -> Iterator[memoryview]:
-    """The raw yuv420p frames of ``seg``: ``width``×``height``, or both sides stacked
-    (``width``×2·``height``) for a transition. One buffer is reused: consume each before the next."""
+    """The raw yuv420p frames of ``seg``: ``width``×``height``; for a transition not in
+    :data:`BLENDS`, both sides stacked (``width``×2·``height``) for xfade. One buffer is reused:
+    consume each frame before the next."""
     views = [seg.a] if seg.b is None else [seg.a, seg.b]
     drawers = [ViewDrawer(v, width, height, cache, scratch) for v in views]
+    if seg.b is not None and seg.transition in BLENDS:
+        blend = BLENDS[seg.transition]
+        bufs = [np.empty(width * height * 3 // 2, dtype=np.uint8) for _ in range(3)]
+        a, b, out = (split_planes(buf, width, height) for buf in bufs)
+        for n in range(seg.frames):
+            p = 1.0 - n / seg.frames  # xfade's progress: 1 = all a, falling towards b
+            drawers[0].draw(n, a)
+            drawers[1].draw(n, b)
+            for plane, (pa, pb, po) in enumerate(zip(a, b, out)):
+                blend(pa, pb, po, p, plane)
+            yield memoryview(bufs[2])
+        return
     rows = len(drawers)
     buf = np.empty(width * height * 3 // 2 * rows, dtype=np.uint8)
     y, u, v = split_planes(buf, width, height * rows)
@@ -215,4 +312,4 @@ def segment_frames(seg: Segment, width: int, height: int, cache: PlaneCache, scr
         yield memoryview(buf)
 
 
-__all__ = ["PAN_PHASES", "PlaneCache", "ViewDrawer", "prepare_still", "segment_frames", "segment_frame_count", "split_planes"]
+__all__ = ["BLENDS", "PAN_PHASES", "blends_here", "PlaneCache", "ViewDrawer", "prepare_still", "segment_frames", "segment_frame_count", "split_planes"]

@@ -5,16 +5,21 @@ a hash of everything that affects its pixels:
 
 - a **body** segment per clip: its still with its camera move, between the transitions;
 - a **transition** segment per non-cut boundary: the two neighbouring stills, each still
-  moving, blended with ``xfade``. Transitions sit *around* the cut (half inside each shot), so
-  the video is exactly as long as the timeline.
+  moving, blended. Transitions sit *around* the cut (half inside each shot), so the video is
+  exactly as long as the timeline.
 
 A still's move runs linearly over all the time it is visible (its body and both transitions),
 so the motion is continuous across segment boundaries. Frames are drawn by
-:mod:`novelcomic.compose.draw` and piped as raw yuv420p into one ffmpeg per segment, whose filter
-graph (built with ffmpeg-python, :func:`segment_args`) blends a transition's sides with ``xfade``,
-burns in subtitles and encodes. Subtitles are burned into each segment
-from a per-segment ASS file holding the cues in its time range, shifted to start at zero: a cue
-crossing a boundary continues seamlessly, and a segment's hash depends only on what it shows.
+:mod:`novelcomic.compose.draw` (which also blends fades, dips, wipes and slides) and piped as raw
+yuv420p into an encoder. The segments to render are split into one batch per worker
+(:func:`plan_batches`), and each batch has one long-lived ffmpeg (:func:`encoder_args`, built with
+ffmpeg-python): starting an H.264 encoder costs more than a short segment takes to encode. It
+burns in the batch's subtitles, forces an IDR frame where each segment starts, and the ``segment``
+muxer writes each segment to its own file, which is checked and moved into place as soon as it is
+closed (a killed run keeps the finished ones). A transition xfade must blend gets a short-lived
+ffmpeg (:func:`feeder_args`) that reads both sides stacked and writes into the encoder's pipe.
+Each segment's hash covers the cues in its time range, shifted to start at zero, so it depends
+only on what the segment shows; a cue crossing a boundary continues seamlessly.
 
 Every segment has an exact number of frames, starts with an IDR frame (closed GOP), and shares
 codec parameters and time base with the others, so they are joined by the concat demuxer with
@@ -45,15 +50,15 @@ import numpy as np
 
 from novelcomic.compose import audiomix
 from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
-from novelcomic.compose.draw import PlaneCache, segment_frames
+from novelcomic.compose.draw import PlaneCache, blends_here, segment_frames
 from novelcomic.compose.motion import MOTIONS, View, motion_views
 from novelcomic.compose.subtitles import ass_document, default_font_size, layout_cues, write_srt
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.ffmpeg import feed_ffmpeg, ffmpeg_exe, probe, run_ffmpeg, stream_of
+from novelcomic.ffmpeg import FFmpegWriter, feed_ffmpeg, ffmpeg_exe, mp4_video_frames, run_ffmpeg
 from novelcomic.fonts import FontInfo, find_cjk_font
 from novelcomic.fsutil import atomic_path, hash_inputs, sha256_file
 
-RENDER_VERSION = "4"  # bump when the way segments are drawn changes
+RENDER_VERSION = "5"  # bump when the way segments are drawn changes
 SEGMENT_DIR = "segments"
 ENCODERS = ("auto", "libx264", "h264_nvenc")
 SUBTITLE_MODES = ("burn", "track", "both")
@@ -212,39 +217,52 @@ def segment_cues(laid_out: Sequence[Cue], start: float, end: float) -> list[Cue]
     return out
 
 
-# --------------------------------------------------------------------------- a segment's ffmpeg graph
+# --------------------------------------------------------------------------- the ffmpeg graphs
 
 
-def segment_args(
-    seg: Segment, width: int, height: int, fps: int, ass_file: str | None, fontsdir: Path | None,
-    out: str, video_args: Sequence[str], effect_input: Path | None = None,
-) -> list[str]:
-    """ffmpeg's arguments for one segment, its filter graph built by ffmpeg-python.
+def feeder_args(seg: Segment, width: int, height: int, fps: int, effect_input: Path | None = None) -> list[str] | None:
+    """ffmpeg's arguments to make ``seg``'s frames (raw yuv420p on stdout), built by ffmpeg-python;
+    None when the drawn frames are the segment's frames already (a body without an effect, or a
+    transition :mod:`novelcomic.compose.draw` blends itself).
 
-    The frames come in on stdin as raw yuv420p (see :mod:`novelcomic.compose.draw`): one still,
-    or a transition's two sides stacked, which the graph splits and blends with ``xfade``. A
-    segment with an effect reads ``effect_input`` instead, moviepy's lossless RGB rendering of it.
-    Then subtitles are burned in (``ass``) and the colour tags set; ``video_args`` are the
-    encoder's, shared by every segment so they join with ``-c copy``.
+    Any other transition's input is its two sides stacked on stdin: the graph splits and blends
+    them with ``xfade``. An effect's input is ``effect_input``, moviepy's
+    lossless RGB rendering, converted to BT.709 limited-range yuv420p and padded or cut to length.
     """
     import ffmpeg  # ffmpeg-python: only builds the argument list
 
     if effect_input is not None:
         v = (ffmpeg.input(str(effect_input)).video
-             .filter("scale", out_color_matrix="bt709", out_range="tv").filter("format", "yuv420p").filter("setsar", 1)
+             .filter("scale", out_color_matrix="bt709", out_range="tv").filter("format", "yuv420p")
              .filter("settb", f"1/{fps}").filter("setpts", "N")
              .filter("tpad", stop=-1, stop_mode="clone").filter("trim", end_frame=seg.frames).filter("setpts", "N"))
+    elif not blends_here(seg):
+        raw = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="yuv420p", s=f"{width}x{height * 2}", framerate=fps).video
+        sides = raw.split()
+        a = sides[0].crop(0, 0, width, height).filter("setsar", 1)
+        b = sides[1].crop(0, height, width, height).filter("setsar", 1)
+        v = ffmpeg.filter([a, b], "xfade", transition=seg.transition, duration=f"{seg.frames / fps:.6f}", offset=0)
+        v = v.filter("setpts", "N").filter("format", "yuv420p")
     else:
-        rows = 1 if seg.b is None else 2
-        raw = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="yuv420p", s=f"{width}x{height * rows}", framerate=fps).video
-        if seg.b is None:
-            v = raw.filter("setsar", 1)
-        else:
-            sides = raw.split()
-            a = sides[0].crop(0, 0, width, height).filter("setsar", 1)
-            b = sides[1].crop(0, height, width, height).filter("setsar", 1)
-            v = ffmpeg.filter([a, b], "xfade", transition=seg.transition, duration=f"{seg.frames / fps:.6f}", offset=0)
-            v = v.filter("setpts", "N")
+        return None
+    return ffmpeg.output(v, "pipe:", f="rawvideo", pix_fmt="yuv420p", **{"frames:v": seg.frames}).get_args()
+
+
+def encoder_args(
+    width: int, height: int, fps: int, frames: Sequence[int], ass_file: str | None, fontsdir: Path | None,
+    pattern: str, segment_list: str, video_args: Sequence[str],
+) -> list[str]:
+    """ffmpeg's arguments for one encoder that turns a batch of segments into segment files, built by ffmpeg-python.
+
+    The frames of the segments come in one after another on stdin as raw yuv420p; subtitles are
+    burned in (``ass``, the batch's cues) and the colour tags set; each segment starts with a
+    forced IDR frame and the ``segment`` muxer writes it to its own MP4 (``pattern``, numbered from
+    0), listing each file in ``segment_list`` (CSV) once it is closed. ``video_args`` are the
+    encoder's, shared by every segment so they join with ``-c copy``.
+    """
+    import ffmpeg  # ffmpeg-python: only builds the argument list
+
+    v = ffmpeg.input("pipe:", f="rawvideo", pix_fmt="yuv420p", s=f"{width}x{height}", framerate=fps).video.filter("setsar", 1)
     if ass_file:
         opts = {"filename": ass_file}
         if fontsdir:
@@ -253,8 +271,41 @@ def segment_args(
     v = v.filter("format", "yuv420p").filter(
         "setparams", colorspace="bt709", color_primaries="bt709", color_trc="bt709", range="tv"
     )
-    args = ffmpeg.output(v, out, f="mp4", an=None, **{"frames:v": seg.frames}).get_args()
+    starts = [sum(frames[:i]) for i in range(1, len(frames))]
+    options: dict[str, object] = {
+        "f": "segment", "segment_format": "mp4", "segment_format_options": f"video_track_timescale={fps * 512}",
+        "reset_timestamps": 1, "segment_list": segment_list, "segment_list_type": "csv", "an": None,
+        "frames:v": sum(frames),
+    }
+    if starts:
+        options["segment_frames"] = ",".join(map(str, starts))
+        options["force_key_frames"] = "expr:" + "+".join(f"eq(n,{n})" for n in starts)
+    args = ffmpeg.output(v, pattern, **options).get_args()
     return [*args[:-1], *video_args, args[-1]]
+
+
+def plan_batches(todo: Sequence[Segment], workers: int) -> list[list[Segment]]:
+    """Split the segments to render (in timeline order) into at most ``workers`` runs of about equal
+    work, each encoded by one long-lived encoder (starting an H.264 encoder per segment costs more
+    than its short segments take to encode). A transition counts double: two stills are drawn."""
+    if not todo:
+        return []
+    n = max(1, min(workers, len(todo)))
+    cost = [s.frames * (2 if s.b is not None else 1) for s in todo]
+    total = sum(cost)
+    batches: list[list[Segment]] = [[]]
+    done = 0
+    for seg, c in zip(todo, cost):
+        if batches[-1] and len(batches) < n and done >= total * len(batches) / n:
+            batches.append([])
+        batches[-1].append(seg)
+        done += c
+    return batches
+
+
+def shift_cues(cues: Sequence[Cue], by: float) -> list[Cue]:
+    """``cues`` moved ``by`` seconds later (with their word timings)."""
+    return [replace(c, start=c.start + by, end=c.end + by, words=[(a + by, b + by, w) for a, b, w in c.words]) for c in cues]
 
 
 # --------------------------------------------------------------------------- the composer
@@ -349,7 +400,7 @@ class FFmpegComposer:
         # the soundtrack is mixed (one ffmpeg, one core at most) while the segments are drawn
         with ThreadPoolExecutor(max_workers=1) as side:
             mixing = side.submit(self._soundtrack, request, runs, music, seg_dir)
-            self._render_all(segments, seg_dir, tl, font)  # on failure, leaving the block waits for the mix
+            self._render_all(segments, seg_dir, request, font)  # on failure, leaving the block waits for the mix
             audio = mixing.result()
         write_srt(tl.cues, request.out_srt)
         track = self.subtitle_mode in ("track", "both") and bool(tl.cues)
@@ -394,12 +445,11 @@ class FFmpegComposer:
         tl = request.timeline
         hashes = {img: sha256_file(img) for img in {c.image for c in tl.clips}}
         segments = plan_segments(tl, hashes)
-        size = request.subtitles.font_size or default_font_size(tl.width, tl.height)
-        laid = layout_cues(tl.cues, tl.width, tl.height, size, request.language) if font else []
+        laid = layout_cues(tl.cues, tl.width, tl.height, self._font_size(request), request.language) if font else []
         for seg in segments:
             seg.cues = segment_cues(laid, seg.start / tl.fps, (seg.start + seg.frames) / tl.fps)
             if seg.cues and font:
-                seg.ass = ass_document(seg.cues, tl.width, tl.height, font.family, size, request.language, self.karaoke)
+                seg.ass = self._ass(request, font, seg.cues)
             seg.key = hash_inputs(
                 RENDER_VERSION, seg.kind, seg.frames, tl.width, tl.height, tl.fps, seg.effect,
                 seg.a.key(), seg.b.key() if seg.b else None, seg.transition,
@@ -417,12 +467,22 @@ class FFmpegComposer:
         elif encoder == "h264_nvenc":
             args += ["-preset", "p5", "-rc", "vbr", "-cq", str(self.crf), "-b:v", "0", "-profile:v", "high"]
         args += [
-            "-pix_fmt", "yuv420p", "-r", str(fps), "-video_track_timescale", str(fps * 512),
+            "-pix_fmt", "yuv420p", "-r", str(fps), "-forced-idr", "1",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         ]
         return args + self.extra_video_args
 
-    def _render_all(self, segments: list[Segment], seg_dir: Path, tl: Timeline, font: FontInfo | None) -> None:
+    def _font_size(self, request: ComposeRequest) -> int:
+        tl = request.timeline
+        return request.subtitles.font_size or default_font_size(tl.width, tl.height)
+
+    def _ass(self, request: ComposeRequest, font: FontInfo, cues: Sequence[Cue]) -> str:
+        """The ASS script burning in ``cues`` (laid out, times relative to where the script starts)."""
+        tl = request.timeline
+        return ass_document(cues, tl.width, tl.height, font.family, self._font_size(request), request.language, self.karaoke)
+
+    def _render_all(self, segments: list[Segment], seg_dir: Path, request: ComposeRequest, font: FontInfo | None) -> None:
+        """Render the segments whose files are missing: in batches, one per worker, in parallel."""
         todo: dict[str, Segment] = {}
         self.rendered, self.reused = [], []
         for seg in segments:
@@ -432,10 +492,12 @@ class FFmpegComposer:
                 todo[seg.filename] = seg
         if not todo:
             return
+        batches = plan_batches(list(todo.values()), self.max_workers)
+        # x264 is most efficient single-threaded; parallelism comes from the batches
+        threads = self.threads or max(1, (os.cpu_count() or 1) // len(batches))
         cache = PlaneCache()  # prepared stills, shared by the segments a still appears in
-        workers = max(1, min(self.max_workers, len(todo)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._render_segment, seg, seg_dir, tl, font, cache) for seg in todo.values()]
+        with ThreadPoolExecutor(max_workers=len(batches)) as pool:
+            futures = [pool.submit(self._render_batch, batch, seg_dir, request, font, cache, threads) for batch in batches]
             try:
                 for fut in futures:
                     fut.result()
@@ -444,30 +506,73 @@ class FFmpegComposer:
                 raise
         self.rendered = list(todo)
 
-    def _render_segment(self, seg: Segment, seg_dir: Path, tl: Timeline, font: FontInfo | None, cache: PlaneCache) -> None:
-        target = seg_dir / seg.filename
-        with tempfile.TemporaryDirectory(prefix=".ass-", dir=seg_dir) as scratch, atomic_path(target) as tmp:
+    def _render_batch(
+        self, batch: list[Segment], seg_dir: Path, request: ComposeRequest, font: FontInfo | None, cache: PlaneCache,
+        threads: int,
+    ) -> None:
+        """Encode ``batch`` with one encoder; each segment file is moved into ``seg_dir`` as soon as
+        the encoder has closed it, so a killed run keeps what was finished."""
+        tl = request.timeline
+        with tempfile.TemporaryDirectory(prefix=".batch-", dir=seg_dir) as tmp:
+            scratch = Path(tmp)
+            offsets = [sum(s.frames for s in batch[:i]) for i in range(len(batch))]
+            cues = [c for seg, at in zip(batch, offsets) for c in shift_cues(seg.cues, at / tl.fps)] if font else []
             ass_file = None
-            if seg.ass:
-                (Path(scratch) / "cues.ass").write_text(seg.ass, encoding="utf-8")
+            if cues and font:
+                (scratch / "cues.ass").write_text(self._ass(request, font, cues), encoding="utf-8")
                 ass_file = "cues.ass"
-            drawn = None
-            if seg.effect:
-                from novelcomic.compose.effects import render_effect_frames
-
-                drawn = Path(scratch) / "effect.mkv"
-                render_effect_frames(seg.a.image, tl.width, tl.height, tl.fps, seg.frames, seg.a.box_at, seg.effect, drawn)
-            video_args = [*self._video_args(tl.fps), "-threads", str(self.threads)]
-            args = segment_args(
-                seg, tl.width, tl.height, tl.fps, ass_file, font.path.parent if font else None,
-                str(tmp.resolve()), video_args, effect_input=drawn,
+            args = encoder_args(
+                tl.width, tl.height, tl.fps, [s.frames for s in batch], ass_file, font.path.parent if font else None,
+                "part%05d.mp4", "parts.csv", [*self._video_args(tl.fps), "-threads", str(threads)],
             )
-            if drawn is not None:
-                run_ffmpeg(args, _describe(seg), cwd=scratch)
-            else:
-                frames = segment_frames(seg, tl.width, tl.height, cache, Path(scratch))
-                feed_ffmpeg(args, frames, _describe(seg), cwd=scratch)
-            _check_frame_count(tmp, seg)
+            moved: set[int] = set()
+
+            def collect(finished: bool) -> None:
+                """Move the segment files the encoder has listed (all of them once it has exited;
+                before that, all but the newest, which may still be being flushed)."""
+                listing = scratch / "parts.csv"
+                rows = listing.read_text(encoding="utf-8").splitlines(keepends=True) if listing.is_file() else []
+                names = [r.split(",", 1)[0] for r in rows if r.endswith("\n")]
+                for name in names if finished else names[:-1]:
+                    i = int(name[len("part"):-len(".mp4")])
+                    if i in moved:
+                        continue
+                    _check_frame_count(scratch / name, batch[i])
+                    os.replace(scratch / name, seg_dir / batch[i].filename)
+                    moved.add(i)
+
+            what = _describe(batch[0]) if len(batch) == 1 else f"encoding {len(batch)} segments, from {_describe(batch[0])}"
+            with FFmpegWriter(args, what, cwd=scratch) as encoder:
+                for seg in batch:
+                    self._feed(seg, encoder, scratch, tl, cache)
+                    collect(finished=False)
+            collect(finished=True)
+            missing = [batch[i] for i in range(len(batch)) if i not in moved]
+            if missing:
+                raise BackendError(f"the encoder wrote no file for {_describe(missing[0])}")
+
+    def _feed(self, seg: Segment, encoder: FFmpegWriter, scratch: Path, tl: Timeline, cache: PlaneCache) -> None:
+        """Send ``seg``'s frames into ``encoder``: drawn frames directly; a transition's or an
+        effect's through an ffmpeg that writes its output straight into the encoder."""
+        if seg.effect:
+            from novelcomic.compose.effects import render_effect_frames
+
+            drawn = scratch / "effect.mkv"
+            render_effect_frames(seg.a.image, tl.width, tl.height, tl.fps, seg.frames, seg.a.box_at, seg.effect, drawn)
+            args = feeder_args(seg, tl.width, tl.height, tl.fps, effect_input=drawn)
+            assert args is not None
+            encoder.flush()
+            run_ffmpeg(args, _describe(seg), cwd=scratch, stdout=encoder.stdin)
+            drawn.unlink()
+            return
+        frames = segment_frames(seg, tl.width, tl.height, cache, scratch)
+        args = feeder_args(seg, tl.width, tl.height, tl.fps)
+        if args is None:
+            for frame in frames:
+                encoder.write(frame)
+        else:
+            encoder.flush()
+            feed_ffmpeg(args, frames, _describe(seg), cwd=scratch, stdout=encoder.stdin)
 
     def _concat_and_mux(
         self, segments: list[Segment], audio: Path, out: Path, seg_dir: Path, srt: Path | None = None, language: str = "zh"
@@ -613,9 +718,8 @@ ISO639_2 = {"zh": "chi", "en": "eng"}
 
 def _check_frame_count(path: Path, seg: Segment) -> None:
     """A segment must hold exactly its frames, or the joined video would drift."""
-    video = stream_of(probe(path), "video") or {}
-    count = video.get("nb_frames")
-    if count not in (None, "N/A") and int(count) != seg.frames:
+    count = mp4_video_frames(path)
+    if count != seg.frames:
         raise BackendError(f"{_describe(seg)} produced {count} frames instead of {seg.frames}")
 
 

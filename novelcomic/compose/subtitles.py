@@ -313,8 +313,10 @@ def write_srt(cues: Sequence[Cue], path: str | Path) -> Path:
 
 
 def ass_time(seconds: float) -> str:
-    """``H:MM:SS.cc`` (ASS counts centiseconds)."""
-    cs = max(0, round(seconds * 100))
+    """``H:MM:SS.cc`` (ASS counts centiseconds), rounded down: a time on a frame boundary then
+    never lands after that frame (frames are 3.3 cs apart at 30 fps), so an event that starts
+    where a segment starts shows on the segment's first frame, wherever the segment sits."""
+    cs = max(0, math.floor(seconds * 100 + 1e-6))
     h, rest = divmod(cs, 360_000)
     m, rest = divmod(rest, 6000)
     s, cs = divmod(rest, 100)
