@@ -17,14 +17,16 @@ from PIL import Image, ImageDraw
 
 from novelcomic.audio import write_wav
 from novelcomic.compose.base import Clip, ComposeRequest, Cue, LineAudio, Timeline
-from novelcomic.compose.ffmpeg_composer import FFmpegComposer, check_request, plan_segments, remove_stale, segment_cues
+from novelcomic.compose.ffmpeg_composer import (
+    FFmpegComposer, check_request, plan_batches, plan_segments, remove_stale, segment_cues,
+)
 from novelcomic.compose.motion import MOTIONS, motion_views, resolve_motion
 from novelcomic.compose.subtitles import (
     CLOSING, OPENING, layout_cues, srt_time, text_units, wrap_text, write_ass, write_srt,
 )
 from novelcomic.compose.timeline import build_timeline
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.ffmpeg import ffmpeg_exe, media_duration, parse_ffmpeg_info, probe, run_ffmpeg, stream_of
+from novelcomic.ffmpeg import ffmpeg_exe, media_duration, mp4_video_frames, parse_ffmpeg_info, probe, run_ffmpeg, stream_of
 from novelcomic.models import Camera, Line, MusicConfig, Scene, Shot, Storyboard, SubtitleConfig
 
 W, H, FPS = 240, 426, 12
@@ -502,6 +504,62 @@ def test_segments_tile_the_timeline_and_transitions_sit_around_cuts(tmp_path: Pa
     assert (xf.a.offset, xf.a.visible_frames) == (27, 33)
     assert (xf.b.offset, xf.b.visible_frames) == (0, 23)
     assert (second_body.start, second_body.a.offset, second_body.a.visible_frames) == (33, 6, 23)
+
+
+def test_batches_are_contiguous_balanced_and_cover_every_segment(tmp_path: Path) -> None:
+    tl = _timeline(tmp_path, ["dissolve", "cut", "wipeleft", "dissolve", "cut", "fade", "cut"], [30, 20, 8, 40, 25, 30, 12])
+    segs = plan_segments(tl, {tl.clips[0].image: "h"})
+    for workers in (1, 2, 3, 16):
+        batches = plan_batches(segs, workers)
+        assert [s for b in batches for s in b] == segs  # in order, each once
+        assert 1 <= len(batches) <= min(workers, len(segs)) and all(batches)
+        if workers == 2:
+            work = [sum(s.frames * (2 if s.b else 1) for s in b) for b in batches]
+            assert max(work) - min(work) <= max(s.frames * 2 for s in segs)
+    assert plan_batches([], 4) == []
+
+
+def test_a_failed_batch_keeps_the_segments_it_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment that cannot be drawn fails the compose, but the segments the encoder had finished
+    are kept (checked, in place), and the next run renders only the rest."""
+    from novelcomic.compose import draw
+
+    images, audio = make_inputs(tmp_path / "in")
+    timeline = build_timeline(storyboard(), audio, images, width=W, height=H, fps=FPS)
+    request = request_for(tmp_path, timeline)
+    segs = FFmpegComposer(preset="ultrafast").plan(request)
+    bad = segs[4]
+    assert bad.b is None
+    real = draw.ViewDrawer.draw
+
+    def draw_or_fail(self, n, dst):  # type: ignore[no-untyped-def]
+        if self.view == bad.a and n == 2:
+            raise RuntimeError("the disk is on fire")
+        real(self, n, dst)
+
+    monkeypatch.setattr(draw.ViewDrawer, "draw", draw_or_fail)
+    with pytest.raises(RuntimeError, match="on fire"):
+        FFmpegComposer(preset="ultrafast", max_workers=1).compose(request)
+    seg_dir = request.work_dir / "segments"
+    kept = {p.name for p in seg_dir.glob("seg-*.mp4")}
+    assert kept == {s.filename for s in segs[:4]}
+    for s in segs[:4]:
+        assert mp4_video_frames(seg_dir / s.filename) == s.frames
+    assert not request.out_video.exists()
+    monkeypatch.undo()
+    composer = FFmpegComposer(preset="ultrafast", max_workers=1)
+    composer.compose(request)
+    assert sorted(composer.reused) == sorted(kept)
+    assert sorted(composer.rendered) == sorted({s.filename for s in segs[4:]})
+    assert [p for p in seg_dir.iterdir() if p.name.startswith(".")] == []  # no scratch left behind
+
+
+def test_mp4_video_frames_reads_the_sample_count(tmp_path: Path) -> None:
+    out = tmp_path / "v.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", f"testsrc=size=64x64:rate={FPS}", "-frames:v", "17", "-c:v", "libx264", str(out)], "a test clip")
+    assert mp4_video_frames(out) == 17
+    (tmp_path / "x.mp4").write_bytes(b"not an mp4 at all")
+    assert mp4_video_frames(tmp_path / "x.mp4") is None
 
 
 def test_segment_cues_are_shifted_and_clipped() -> None:

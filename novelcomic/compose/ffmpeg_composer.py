@@ -527,26 +527,36 @@ class FFmpegComposer:
             )
             moved: set[int] = set()
 
-            def collect(finished: bool) -> None:
+            def collect(finished: bool, salvage: bool = False) -> None:
                 """Move the segment files the encoder has listed (all of them once it has exited;
-                before that, all but the newest, which may still be being flushed)."""
+                before that, all but the newest, which may still be being flushed). ``salvage``:
+                after a failure, keep the complete ones and leave the one cut short."""
                 listing = scratch / "parts.csv"
                 rows = listing.read_text(encoding="utf-8").splitlines(keepends=True) if listing.is_file() else []
                 names = [r.split(",", 1)[0] for r in rows if r.endswith("\n")]
                 for name in names if finished else names[:-1]:
                     i = int(name[len("part"):-len(".mp4")])
-                    if i in moved:
+                    if i in moved or i >= len(batch):
+                        continue
+                    if salvage and mp4_video_frames(scratch / name) != batch[i].frames:
                         continue
                     _check_frame_count(scratch / name, batch[i])
                     os.replace(scratch / name, seg_dir / batch[i].filename)
                     moved.add(i)
 
             what = _describe(batch[0]) if len(batch) == 1 else f"encoding {len(batch)} segments, from {_describe(batch[0])}"
+            failure: Exception | None = None
             with FFmpegWriter(args, what, cwd=scratch) as encoder:
                 for seg in batch:
-                    self._feed(seg, encoder, scratch, tl, cache)
+                    try:
+                        self._feed(seg, encoder, scratch, tl, cache)
+                    except Exception as exc:  # the encoder finishes what it has; a dead encoder reports itself
+                        failure = exc
+                        break
                     collect(finished=False)
-            collect(finished=True)
+            collect(finished=True, salvage=failure is not None)
+            if failure is not None:
+                raise failure
             missing = [batch[i] for i in range(len(batch)) if i not in moved]
             if missing:
                 raise BackendError(f"the encoder wrote no file for {_describe(missing[0])}")
