@@ -554,6 +554,26 @@ def test_a_failed_batch_keeps_the_segments_it_finished(tmp_path: Path, monkeypat
     assert [p for p in seg_dir.iterdir() if p.name.startswith(".")] == []  # no scratch left behind
 
 
+def test_one_encoder_splits_a_long_batch_exactly(tmp_path: Path) -> None:
+    """150 segments through one encoder: every file has exactly its frames and the join is whole."""
+    clips, start = [], 0
+    for i in range(76):
+        n = 5 + i % 4
+        still = make_still(tmp_path / f"s{i}.png", (60 + i, 80, 100), seed=i)  # every segment distinct
+        clips.append(Clip(f"s{i}", still, start / FPS, n / FPS, ("push_in", "pan_left")[i % 2], "dissolve", "calm"))
+        start += n
+    tl = Timeline(96, 160, FPS, clips, [], transition_seconds=2 / FPS)
+    request = ComposeRequest(timeline=tl, out_video=tmp_path / "o.mp4", out_srt=tmp_path / "o.srt", work_dir=tmp_path / "w",
+                             music=MusicConfig(enabled=False), subtitles=SubtitleConfig(burn_in=False))
+    composer = FFmpegComposer(preset="ultrafast", max_workers=1)
+    composer.compose(request)
+    segs = composer.plan(request)
+    assert len(segs) > 140 and len(composer.rendered) == len(segs)
+    for seg in segs:
+        assert mp4_video_frames(request.work_dir / "segments" / seg.filename) == seg.frames
+    assert mp4_video_frames(request.out_video) == start
+
+
 def test_mp4_video_frames_reads_the_sample_count(tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
     run_ffmpeg(["-f", "lavfi", "-i", f"testsrc=size=64x64:rate={FPS}", "-frames:v", "17", "-c:v", "libx264", str(out)], "a test clip")

@@ -279,7 +279,10 @@ def encoder_args(
     }
     if starts:
         options["segment_frames"] = ",".join(map(str, starts))
-        options["force_key_frames"] = "expr:" + "+".join(f"eq(n,{n})" for n in starts)
+        # times, not an expression (ffmpeg's evaluator gives up on long ones, ~100 terms); a frame
+        # is forced when its time reaches the listed one, so each is rounded *down* to the µs
+        micros = [n * 1_000_000 // fps for n in starts]
+        options["force_key_frames"] = ",".join(f"{us // 1_000_000}.{us % 1_000_000:06d}" for us in micros)
     args = ffmpeg.output(v, pattern, **options).get_args()
     return [*args[:-1], *video_args, args[-1]]
 
