@@ -4,10 +4,7 @@ Composes the synthetic chapter of ``benchmarks/compose.py`` once (1080×1920 @ 3
 default) with every ffmpeg the composer starts wrapped in ``/usr/bin/time`` (through
 ``NOVELCOMIC_FFMPEG``), and reports user + system CPU seconds for: this process (drawing frames,
 writing pipes, mixing the soundtrack in numpy), the segment encoders, the ffmpegs that blend
-xfade-only transitions, still preparation, the soundtrack's ffmpeg runs and the final join. Then it
-encodes the composer's own frames once more with x264 alone (same settings, one encoder, frames
-piped from the drawing code without subtitles): the cost of the encoder on this content, which no
-composer drawing these moves can go below.
+xfade-only transitions, still preparation, the soundtrack's ffmpeg runs and the final join.
 
     python benchmarks/compose_cpu.py [--shots 60] [--size 1080x1920] [--preset veryfast]
 
@@ -20,7 +17,6 @@ import argparse
 import os
 import resource
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +32,6 @@ KINDS = [("segment_list", "segment encoders"), ("xfade", "xfade transitions"), (
 def main() -> None:
     import compose as bench  # benchmarks/compose.py: the synthetic chapter
 
-    from novelcomic.compose import draw
     from novelcomic.compose.base import ComposeRequest
     from novelcomic.compose.ffmpeg_composer import FFmpegComposer
     from novelcomic.ffmpeg import ffmpeg_exe
@@ -85,31 +80,7 @@ def main() -> None:
         runs[kind] += 1
     os.environ.pop("NOVELCOMIC_FFMPEG")
 
-    # x264 alone on the composer's frames (transitions blended here; xfade-only ones as their first side)
-    segments = composer.plan(request)
-    frames = sum(s.frames for s in segments)
-
-    def all_frames():  # type: ignore[no-untyped-def]
-        planes = draw.PlaneCache()
-        for seg in segments:
-            for n, f in enumerate(draw.segment_frames(seg, w, h, planes, work)):
-                if n < seg.frames:
-                    yield f[: w * h * 3 // 2]
-
-    video_args = [*composer._video_args(args.fps), "-threads", "1"]
-    raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-r", str(args.fps), "-i", "pipe:"]
-    # draw into a file first, so the encode below is x264's time alone
-    dump = work / "frames.yuv"
-    with open(dump, "wb") as fh:
-        for f in all_frames():
-            fh.write(f)
-    t1 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S", real, "-v", "error", "-y", *raw[:-2], "-i", str(dump),
-                           *video_args, "-f", "mp4", str(work / "x264.mp4")], capture_output=True, text=True, check=True)
-    x264_wall = time.perf_counter() - t1
-    x264_cpu = sum(map(float, proc.stderr.strip().splitlines()[-1].split()))
-    dump.unlink()
-
+    frames = round(sum(c.duration for c in tl.clips) * args.fps)
     total = own + sum(cpu.values())
     print(f"compose of {args.shots} shots, {w}x{h} @ {args.fps} fps, {frames} frames, libx264 {args.preset}, "
           f"{os.cpu_count()} CPUs: {wall:.1f} s wall, {total:.1f} CPU s\n")
@@ -118,9 +89,6 @@ def main() -> None:
     for _, label in KINDS:
         if runs[label]:
             print(f"| {label} | {runs[label]} | {cpu[label]:.1f} | {cpu[label] / total:.0%} |")
-    print(f"\nx264 alone on the same {frames} frames (one encoder, one thread, from a file): "
-          f"{x264_cpu:.1f} CPU s ({x264_wall:.1f} s wall) = {x264_cpu / total:.0%} of the compose's CPU")
-
 
 if __name__ == "__main__":
     main()
