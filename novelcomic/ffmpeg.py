@@ -107,17 +107,24 @@ class FFmpegWriter:
     one, is reported instead (a broken pipe is only the symptom).
     """
 
-    def __init__(self, args: list[str], what: str, *, cwd: str | Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], what: str, *, cwd: str | Path | None = None, stdout: IO[bytes] | None = None
+    ) -> None:
         self.cmd = [ffmpeg_exe(), "-hide_banner", "-y", *args]
         self.what = what
         self.cwd = cwd
+        self.stdout = stdout
+        self.output = ""  # ffmpeg's stderr, once the block is left
         self._err: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> FFmpegWriter:
         self._err = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.cwd, stdin=subprocess.PIPE,
+                stdout=self.stdout if self.stdout is not None else subprocess.DEVNULL, stderr=self._err,
+            )
         except OSError as exc:
             self._err.close()
             raise BackendError(f"could not run ffmpeg ({self.cmd[0]}) while {self.what}: {exc}") from exc
@@ -166,6 +173,7 @@ class FFmpegWriter:
             if code != 0 or broken:
                 raise BackendError(f"ffmpeg failed (exit {code}) while {self.what}:\n{stderr_tail(self.stderr())}")
         finally:
+            self.output = self.stderr()
             self._err.close()
 
     def _close_stdin(self) -> bool:
@@ -183,40 +191,18 @@ def feed_ffmpeg(
     """Run ffmpeg with ``args`` (reading ``pipe:`` as an input), writing ``chunks`` to its stdin;
     return its stderr. ``stdout``: where its standard output goes (default: discarded).
 
-    stderr goes to a temporary file, so a chatty ffmpeg never blocks the writer. When ffmpeg stops
-    reading (it failed), writing stops and a :class:`BackendError` naming ``what`` is raised with
-    the tail of stderr; so is an exception from ``chunks``, after ffmpeg was stopped.
+    When ffmpeg stops reading (it failed), writing stops and a :class:`BackendError` naming
+    ``what`` is raised with the tail of stderr; an exception from ``chunks`` is raised after
+    ffmpeg was stopped (see :class:`FFmpegWriter`).
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-y", *args]
-    with tempfile.TemporaryFile() as err_file:
-        try:
-            proc = subprocess.Popen(
-                cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=err_file
-            )
-        except OSError as exc:
-            raise BackendError(f"could not run ffmpeg ({cmd[0]}) while {what}: {exc}") from exc
-        assert proc.stdin is not None
-        broken = False
-        try:
-            for chunk in chunks:
-                proc.stdin.write(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            broken = True
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
+    writer = FFmpegWriter(args, what, cwd=cwd, stdout=stdout)
+    with writer:
+        for chunk in chunks:
             try:
-                proc.stdin.close()
+                writer.write(chunk)
             except (BrokenPipeError, ConnectionResetError):
-                broken = True
-        code = proc.wait()
-        err_file.seek(0)
-        err = err_file.read().decode("utf-8", "replace")
-    if code != 0 or broken:
-        raise BackendError(f"ffmpeg failed (exit {code}) while {what}:\n{stderr_tail(err)}")
-    return err
+                break  # leaving the block reports ffmpeg's failure
+    return writer.output
 
 
 def mp4_video_frames(path: str | Path) -> int | None:
