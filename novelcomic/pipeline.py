@@ -234,6 +234,7 @@ def shot_ids(project: Project, chapter: str) -> list[str]:
 def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | None = None) -> tuple[Path, bool]:
     """Render one shot image; returns (path, made). Skipped when its inputs are unchanged."""
     from novelcomic.render.base import CharacterRef, ShotRequest
+    from novelcomic.render.lettering import shot_safe_area
 
     ctx = _ctx or _render_context(project, chapter)
     cfg: ProjectConfig = ctx["cfg"]
@@ -278,7 +279,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     request = ShotRequest(
         chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
         style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
-        prompt=prompt, negative_prompt=negative, lettering=cfg.lettering,
+        prompt=prompt, negative_prompt=negative, lettering=cfg.lettering, safe_area=shot_safe_area(scene, shot),
     )
     qa: dict = {}
     if cfg.qa.enabled:
@@ -290,7 +291,8 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     if cfg.lettering and not result.meta.get("lettered"):
         from novelcomic.render.lettering import letter_shot
 
-        result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=cfg.subtitles.font)
+        result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=cfg.subtitles.font,
+                                   safe=request.safe_area)
         result.meta["lettered"] = True
     from novelcomic.render.edit import keep_version
 

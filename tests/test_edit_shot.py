@@ -37,6 +37,7 @@ class PaintBackend:
     name = "paint"
     inpainted: list[str] = []
     outpaint_seeds: list[int] = []
+    requests: list = []
 
     def __init__(self, **options: object) -> None:
         pass
@@ -45,6 +46,7 @@ class PaintBackend:
         return ImageResult(Image.new("RGB", (request.width, request.height), (200, 200, 200)), request.seed)
 
     def render_shot(self, request):  # type: ignore[no-untyped-def]
+        PaintBackend.requests.append(request)
         image = Image.new("RGB", (request.width, request.height), prompt_colour(request.shot.image_prompt))
         regions = {c: (4 + 28 * i, 30, 30 + 28 * i, 100) for i, c in enumerate(request.shot.characters)}
         return ImageResult(image, request.seed, regions, {"backend": "paint"})
@@ -89,6 +91,7 @@ def produced(root: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
     FakeComposer.calls = 0
     PaintBackend.inpainted = []
     PaintBackend.outpaint_seeds = []
+    PaintBackend.requests = []
     with planners.override("fake", FakePlanner), image_backends.override("fake", PaintBackend), \
             image_backends.override("paint", PaintBackend), composers.override("fake", FakeComposer), \
             llms.override("scripted", ScriptedLLM):
@@ -141,6 +144,22 @@ def test_a_new_prompt_makes_version_2_and_keeps_version_1(produced: Project) -> 
         restore_shot(project, "01", SHOT, 7)
     with pytest.raises(NovelcomicError, match="already the current"):
         restore_shot(project, "01", SHOT, 3)
+
+
+def test_an_edit_asks_the_backend_as_the_render_stage_does(produced: Project) -> None:
+    """Same safe area for lettering, and the project's lettering switch is honoured (an edit of a
+    project with ``lettering: false`` used to get bubbles from a backend that letters itself)."""
+    from novelcomic.render.lettering import shot_safe_area
+
+    project = produced
+    staged = [r for r in PaintBackend.requests if r.shot.id == SHOT][-1]
+    assert staged.safe_area == shot_safe_area(staged.scene, staged.shot) and staged.lettering is True
+    cfg = project.project_yaml.read_text(encoding="utf-8")
+    project.project_yaml.write_text(cfg + "\nlettering: false\n", encoding="utf-8")
+    edit_shot(project, "01", SHOT, prompt="a red lantern at night")
+    edited = PaintBackend.requests[-1]
+    assert edited.shot.image_prompt == "a red lantern at night"
+    assert edited.safe_area == staged.safe_area and edited.lettering is False
 
 
 def test_inpaint_repaints_only_the_white_part_of_the_mask(produced: Project, tmp_path: Path) -> None:

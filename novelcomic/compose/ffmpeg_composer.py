@@ -51,7 +51,7 @@ import numpy as np
 from novelcomic.compose import audiomix
 from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
 from novelcomic.compose.draw import PlaneCache, blends_here, segment_frames
-from novelcomic.compose.motion import MOTIONS, View, motion_views
+from novelcomic.compose.motion import MOTIONS, View, motion_views, view_box
 from novelcomic.compose.subtitles import ass_document, default_font_size, layout_cues, write_srt
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.ffmpeg import FFmpegWriter, feed_ffmpeg, ffmpeg_exe, mp4_video_frames, run_ffmpeg
@@ -104,7 +104,7 @@ class StillView:
     def edges(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
         """The window (left, top, right, bottom in 0..1) when the still appears and disappears."""
         start, end = self.views()
-        return _edges(start), _edges(end)
+        return view_box(start), view_box(end)
 
     def box_at(self, n: int) -> tuple[float, float, float, float]:
         """The window (left, top, right, bottom in 0..1) at the segment's frame ``n``: it slides
@@ -112,11 +112,6 @@ class StillView:
         a, b = self.edges()
         p = min(1.0, max(0.0, (n + self.offset) / max(1, self.visible_frames - 1)))
         return tuple(x + (y - x) * p for x, y in zip(a, b))  # type: ignore[return-value]
-
-
-def _edges(v: View) -> tuple[float, float, float, float]:
-    half = 0.5 / v.zoom
-    return v.cx - half, v.cy - half, v.cx + half, v.cy + half
 
 
 @dataclass

@@ -66,6 +66,50 @@ def resolve_motion(shot_size: str, motion: str, *, first_in_scene: bool, index: 
     return ("push_in", "pan_right", "push_in", "pan_left")[index % 4]
 
 
+def possible_motions(shot_size: str, motion: str) -> tuple[str, ...]:
+    """Every move :func:`resolve_motion` may give a shot of ``shot_size`` with ``motion``, wherever
+    the shot stands in its chapter (an explicit move: just that one)."""
+    if motion != "auto":
+        return (resolve_motion(shot_size, motion, first_in_scene=False, index=0),)
+    if shot_size in ("close_up", "extreme_close_up"):
+        return ("push_in",)
+    if shot_size in ("wide", "extreme_wide"):
+        return ("pull_out", "pan_right", "pan_left")
+    return ("push_in", "pan_right", "pan_left")
+
+
+def safe_area(
+    shot_size: str, motion: str, mood: str | None, bottom_band: float = 0.0
+) -> tuple[float, float, float, float]:
+    """The part of a shot's still that every frame of the shot shows, whatever move the timeline
+    gives it (see :func:`possible_motions`) and however long it lasts (moves grow with the clip up
+    to a cap): (left, top, right, bottom) as fractions of the still.
+
+    With ``bottom_band`` (a fraction of the frame height), the bottom is raised further so that
+    nothing above it ever passes under the bottom ``bottom_band`` of a frame, where subtitles are
+    burned in. The render stage keeps lettering and faces inside this area, so a camera move never
+    cuts a speech bubble in half or slides a face under the subtitles.
+    """
+    if not 0 <= bottom_band < 1:
+        raise NovelcomicError(f"bottom_band must be in [0, 1), got {bottom_band!r}")
+    speed = motion_speed(mood)
+    left, top, right, bottom = 0.0, 0.0, 1.0, 1.0 - bottom_band
+    for move in possible_motions(shot_size, motion):
+        # the views at the capped amount are the extremes: edges move monotonically with the
+        # amount and linearly in time, so every window in between contains their intersection
+        for view in motion_views(move, 1e6, speed):
+            l, t, r, b = view_box(view)
+            left, top, right = max(left, l), max(top, t), min(right, r)
+            bottom = min(bottom, b, t + (1.0 - bottom_band) * (b - t))
+    return left, top, right, bottom
+
+
+def view_box(view: View) -> tuple[float, float, float, float]:
+    """The window of ``view`` on the still: (left, top, right, bottom) in 0..1."""
+    half = 0.5 / view.zoom
+    return view.cx - half, view.cy - half, view.cx + half, view.cy + half
+
+
 def motion_views(motion: str, seconds: float, speed: float = 1.0) -> tuple[View, View]:
     """The start and end views of ``motion`` played over ``seconds`` at ``speed`` (1 = the slow default)."""
     if motion not in MOTIONS:

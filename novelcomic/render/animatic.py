@@ -33,6 +33,7 @@ from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check
 from novelcomic.render.lettering import (
     SUBTITLE_BAND,
     LetterFonts,
+    check_safe_area,
     draw_lettering,
     panel_border,
     plan_lettering,
@@ -47,6 +48,7 @@ from novelcomic.render.look import (
     Pose,
     draw_character,
     figure_aspect,
+    head_box,
     look_for,
     mix,
     named_colours,
@@ -150,7 +152,8 @@ class AnimaticBackend:
         canvas = _Backdrop(scenery, w, h, request.seed, shot.camera.angle).paint()
         _apply_mood(canvas, shot.mood or request.scene.mood)
         looks = {ref.character.id: look_for(ref.character) for ref in request.characters}
-        placements = _layout(shot, looks, w, h, ground)
+        safe = check_safe_area(request.safe_area)
+        placements = _layout(shot, looks, w, h, ground, safe)
         for p in placements:
             if p.speaker:
                 _glow(canvas, p.box)
@@ -164,7 +167,7 @@ class AnimaticBackend:
             fonts = LetterFonts(self.font, request.language)
             plan = plan_lettering(
                 canvas.size, shot, {cid: fig.box for cid, fig in drawn.items()}, request.speaker_names,
-                request.language, fonts=fonts, faces={cid: fig.head for cid, fig in drawn.items()},
+                request.language, fonts=fonts, faces={cid: fig.head for cid, fig in drawn.items()}, safe=safe,
             )
             draw_lettering(canvas, plan, fonts)
         if self.border:
@@ -757,9 +760,13 @@ _SHOT_SCALE: dict[str, tuple[float, float | None]] = {
 }
 
 
-def _layout(shot: Shot, looks: dict[str, CharacterLook], w: int, h: int, ground: int) -> list[_Placement]:
+def _layout(
+    shot: Shot, looks: dict[str, CharacterLook], w: int, h: int, ground: int,
+    safe: FBox = (0.0, 0.0, 1.0, 1.0 - SUBTITLE_BAND),
+) -> list[_Placement]:
     """Boxes, poses and facings for the visible characters, left to right as listed; the speaker
-    (if on screen) stands a little larger and nearer."""
+    (if on screen) stands a little larger and nearer. Every face ends above the bottom of the
+    ``safe`` area (fractions; below it, subtitles may cover it at some point of the camera move)."""
     speaker = _on_screen_speaker(shot)
     ids = _visible(shot, speaker)
     if not ids:
@@ -795,8 +802,36 @@ def _layout(shot: Shot, looks: dict[str, CharacterLook], w: int, h: int, ground:
         pose, facing = _pose_for(i, n, framing, shot.id)
         expression = line.emotion if is_speaker and line is not None else mood_face
         box = (cx - bw / 2, b - bh, cx + bw / 2, b)
-        out.append(_Placement(cid, looks[cid], box, pose, facing, framing, expression, is_speaker))
+        limit = h * safe[3] - min(w, h) * 0.02
+        box, drawn_as = _face_above(looks[cid], box, framing, pose, limit, feet is None, ground, h)
+        out.append(_Placement(cid, looks[cid], box, pose, facing, drawn_as, expression, is_speaker))
     return out
+
+
+def _face_above(
+    look: CharacterLook, box: FBox, framing: Framing, pose: Pose, limit: float, cut_by_frame: bool, ground: int, h: int
+) -> tuple[FBox, Framing]:
+    """``box`` (and the framing) changed so the face drawn in it ends above ``limit`` (a y in pixels).
+
+    A figure cut by the frame bottom (medium shots, close-ups) is framed closer: the box grows
+    about its bottom centre; a face-filling close-up, with no room under the chin, becomes head
+    and shoulders first. A standing figure steps back, its feet toward the horizon, and grows only
+    when it cannot step back far enough."""
+    face = head_box(look, box, framing, pose)
+    if face[3] <= limit:
+        return box, framing
+    if framing == "face":
+        framing = "bust"
+        face = head_box(look, box, framing, pose)
+        if face[3] <= limit:
+            return box, framing
+    l, t, r, b = box
+    if not cut_by_frame:
+        b = max(b - (face[3] - limit), ground + (h - ground) * 0.08)
+    reach = box[3] - face[3]  # from the face's bottom down to the box bottom: grows with the box
+    g = max(1.0, (b - limit) / max(reach, 1e-6))
+    cx, bw, bh = (l + r) / 2, (r - l) * g, (box[3] - t) * g
+    return (cx - bw / 2, b - bh, cx + bw / 2, b), framing
 
 
 def _pose_for(i: int, n: int, framing: Framing, shot_id: str) -> tuple[Pose, int]:

@@ -52,6 +52,10 @@ class ShotRequest:
     prompt: str | None = None
     negative_prompt: str | None = None
     lettering: bool = True  # the project's switch; backends that letter themselves honour it
+    # The part of the still, (left, top, right, bottom) as fractions, that the shot's camera move
+    # keeps on screen and clear of the subtitles (novelcomic.compose.motion.safe_area): lettering
+    # and faces belong inside it. None: the whole frame above the subtitle band.
+    safe_area: tuple[float, float, float, float] | None = None
 
 
 @dataclass

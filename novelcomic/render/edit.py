@@ -407,6 +407,7 @@ def _rerender(
     when the project letters and the backend did not."""
     from novelcomic.pipeline import reference_images, shot_seed
     from novelcomic.render.base import CharacterRef, ShotRequest
+    from novelcomic.render.lettering import shot_safe_area
 
     chars = project.characters().by_id()
     locations = {loc.id: loc for loc in project.locations().locations}
@@ -420,6 +421,7 @@ def _rerender(
         location=locations.get(loc_id) if loc_id else None, props=[props[p] for p in shot.props],
         style=cfg.style, width=w, height=h, seed=shot_seed(cfg, chapter, shot.id, shot.seed),
         language=cfg.language, speaker_names={c.id: c.name for c in chars.values()},
+        lettering=cfg.lettering, safe_area=shot_safe_area(scene, edited),
     )
     result = backend.render_shot(request)
     if result.image.size != (w, h):
@@ -430,7 +432,7 @@ def _rerender(
         from novelcomic.render.lettering import letter_shot
 
         image = letter_shot(image, edited, result.regions, request.speaker_names, cfg.language,
-                            font=cfg.subtitles.font)
+                            font=cfg.subtitles.font, safe=request.safe_area)
         meta["lettered"] = True
     return image, dict(result.regions), meta, result.seed
 

@@ -16,7 +16,10 @@ Faces are approximated as the top :data:`FACE_FRACTION` of each character's regi
 that knows better passes ``faces``). Positions are chosen from candidates across the frame: a
 candidate is rejected if it touches a face, another lettering item, the frame edge or the bottom
 :data:`SUBTITLE_BAND` (burned-in subtitles go there); the cheapest remaining one (near the
-speaker, high in the frame, off the characters' bodies) wins. A text that finds no room at any
+speaker, high in the frame, off the characters' bodies) wins. With a ``safe`` area (the part of
+the still that the shot's camera move keeps on screen and clear of the subtitles, see
+:func:`novelcomic.compose.motion.safe_area`), "the frame" is that area: nothing lettered is cut by
+the move or slides under the subtitles. A text that finds no room at any
 size is dropped rather than drawn over a face (:attr:`LetteringPlan.dropped` lists it).
 
 Planning (:func:`plan_lettering`) and drawing (:func:`draw_lettering`) are separate so a caller
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from novelcomic.errors import NovelcomicError
-from novelcomic.models import Line, Shot
+from novelcomic.models import Line, Scene, Shot
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -226,17 +229,23 @@ def plan_lettering(
     font: str | None = None,
     faces: Mapping[str, Sequence[float]] | None = None,
     max_bubbles: int = MAX_BUBBLES,
+    safe: Sequence[float] | None = None,
 ) -> LetteringPlan:
-    """Where each bubble, caption and sound effect of ``shot`` goes on a frame of ``size``."""
+    """Where each bubble, caption and sound effect of ``shot`` goes on a frame of ``size``.
+
+    ``safe``: (left, top, right, bottom) as fractions of the frame, the area lettering stays in
+    (default: the whole frame above :data:`SUBTITLE_BAND`).
+    """
     w, h = size
     if w <= 0 or h <= 0:
         raise NovelcomicError(f"frame size {w}x{h} must be positive")
     if not isinstance(max_bubbles, int) or max_bubbles < 0:
         raise NovelcomicError(f"max_bubbles {max_bubbles!r} must be a whole number of at least 0")
+    area = check_safe_area(safe)
     fonts = fonts or LetterFonts(font, language)
     face = face_boxes(regions, faces)
     bodies = {cid: _check_box(b, f"region of {cid!r}") for cid, b in regions.items()}
-    planner = _Planner(w, h, face, bodies, fonts, language)
+    planner = _Planner(w, h, face, bodies, fonts, language, area)
     bubbles, captions = _sort_lines(shot, set(bodies), speaker_names, language, max_bubbles)
     plan = LetteringPlan(size=(w, h), faces=face)
     n_bubbles = len(bubbles)
@@ -250,6 +259,30 @@ def plan_lettering(
     if effect:
         _keep(plan, planner, planner.sound_effect(effect), effect)
     return plan
+
+
+def shot_safe_area(scene: Scene, shot: Shot) -> FBox:
+    """The area of ``shot``'s still that its camera move keeps on screen and clear of the
+    subtitles, whatever its place in the chapter and its length (see
+    :func:`novelcomic.compose.motion.safe_area`)."""
+    from novelcomic.compose.motion import safe_area
+
+    return safe_area(shot.camera.size, shot.camera.motion, shot.mood or scene.mood, SUBTITLE_BAND)
+
+
+def check_safe_area(safe: Sequence[float] | None) -> FBox:
+    """``safe`` as a checked (left, top, right, bottom) in fractions; None: above the subtitle band."""
+    if safe is None:
+        return (0.0, 0.0, 1.0, 1.0 - SUBTITLE_BAND)
+    try:
+        l, t, r, b = (float(v) for v in safe)
+    except (TypeError, ValueError):
+        raise NovelcomicError(f"safe area {safe!r} must be (left, top, right, bottom) fractions of the frame") from None
+    if not (0.0 <= l < r <= 1.0 and 0.0 <= t < b <= 1.0) or r - l < 0.2 or b - t < 0.2:
+        raise NovelcomicError(
+            f"safe area {tuple(safe)!r} must be (left, top, right, bottom) in 0..1, at least 0.2 wide and tall"
+        )
+    return (l, t, r, min(b, 1.0 - SUBTITLE_BAND))
 
 
 def _keep(plan: LetteringPlan, planner: "_Planner", item: LetterItem | None, text: str) -> None:
@@ -290,7 +323,8 @@ class _Planner:
     """Chooses positions; ``taken`` grows as items are placed."""
 
     def __init__(
-        self, w: int, h: int, faces: dict[str, FBox], bodies: dict[str, FBox], fonts: LetterFonts, language: str
+        self, w: int, h: int, faces: dict[str, FBox], bodies: dict[str, FBox], fonts: LetterFonts, language: str,
+        area: FBox = (0.0, 0.0, 1.0, 1.0 - SUBTITLE_BAND),
     ) -> None:
         self.w, self.h = w, h
         self.unit = min(w, h)
@@ -298,7 +332,10 @@ class _Planner:
         self.margin = self.unit * 0.05
         self.gap = self.unit * 0.02
         self.lw = max(1.0, round(self.unit * 0.005))
-        self.limit_y = h * (1 - SUBTITLE_BAND) - self.unit * 0.015
+        # the area lettering stays in, in pixels: x0..x1 across, y0..limit_y down
+        self.x0, self.x1, self.y0 = area[0] * w, area[2] * w, area[1] * h
+        self.aw = self.x1 - self.x0  # its width
+        self.limit_y = h * area[3] - self.unit * 0.015
         self.taken: list[FBox] = []
         self.step = max(2.0, self.unit * 0.025)
 
@@ -332,7 +369,7 @@ class _Planner:
     def _free(self, fp: FBox, extra: Sequence[FBox] = ()) -> bool:
         l, t, r, b = fp
         edge = self.unit * 0.02
-        if l < edge or t < edge or r > self.w - edge or b > self.limit_y:
+        if l < self.x0 + edge or t < self.y0 + edge or r > self.x1 - edge or b > self.limit_y:
             return False
         if any(_overlaps(fp, _grow(f, self.gap)) for f in self.faces.values()):
             return False
@@ -344,22 +381,23 @@ class _Planner:
 
     def _positions(self, iw: float, ih: float, prefer_x: float | None) -> list[tuple[float, float]]:
         m = self.margin
-        x_hi, y_hi = self.w - m - iw, self.limit_y - ih
-        if x_hi < m * 0.4 or y_hi < m * 0.4:
+        x_hi, y_hi = self.x1 - m - iw, self.limit_y - ih
+        if x_hi < self.x0 + m * 0.4 or y_hi < self.y0 + m * 0.4:
             return []
-        x_lo = min(m, x_hi)
+        x_lo = min(self.x0 + m, x_hi)
         xs = {x_lo, x_hi, (x_lo + x_hi) / 2}
         xs.update(x_lo + (x_hi - x_lo) * i / 10 for i in range(11))
         if prefer_x is not None:
             xs.add(min(max(prefer_x - iw / 2, x_lo), x_hi))
-        ys = [min(m, y_hi) + k * self.step for k in range(int(max(0.0, y_hi - min(m, y_hi)) // self.step) + 1)]
+        y_lo = min(self.y0 + m, y_hi)
+        ys = [y_lo + k * self.step for k in range(int(max(0.0, y_hi - y_lo) // self.step) + 1)]
         return [(x, y) for y in ys for x in sorted(xs)]
 
     # -- captions
 
     def caption(self, text: str, sharing: bool) -> LetterItem | None:
         w, h, unit = self.w, self.h, self.unit
-        full = w - 2 * self.margin
+        full = self.aw - 2 * self.margin
         full = min(full, unit * 1.2) if w > h else full
         for scale in _SCALES:
             max_w = (full * (0.66 if sharing else 1.0)) * (0.85 + 0.15 * scale)
@@ -375,7 +413,8 @@ class _Planner:
                 fp = (x - self.lw, y - self.lw, x + iw + shadow + self.lw, y + ih + shadow + self.lw)
                 if not self._free(fp):
                     continue
-                cost = (y - self.margin) / h * 1.5 + (x - self.margin) / w * 0.4 + self._body_overlap(fp) * 0.5
+                cost = ((y - self.y0 - self.margin) / h * 1.5 + (x - self.x0 - self.margin) / w * 0.4
+                        + self._body_overlap(fp) * 0.5)
                 if best is None or cost < best[0]:
                     best = (cost, box, fp)
             if best:
@@ -393,7 +432,7 @@ class _Planner:
         portrait = h >= w
         share = 1.0 if n_bubbles <= 1 else 0.72
         for scale in _SCALES:
-            max_w = (w * (0.84 if portrait else 0.5)) * share * (0.8 + 0.2 * scale)
+            max_w = (min(w * (0.84 if portrait else 0.5), self.aw - 2 * self.margin)) * share * (0.8 + 0.2 * scale)
             max_h = h * 0.26 * (0.7 + 0.3 * scale)
             pad = unit * (0.05 if loud else 0.035) * scale
             size, lines, line_h = self._fit(line.text, max_w, max_h, pad, unit * 0.05 * scale)
@@ -412,7 +451,7 @@ class _Planner:
                 cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
                 cost = (
                     abs(cx - head_x) / w
-                    + (y - self.margin) / h * 1.2
+                    + (y - self.y0 - self.margin) / h * 1.2
                     + (0.8 if cy > face[1] else 0.0)
                     + self._body_overlap(fp) * 0.5
                 )
@@ -487,14 +526,15 @@ class _Planner:
             stroke = max(1, round(size * 0.08))
             tw, th = font.getlength(text) + 2 * stroke, size * 1.25 + 2 * stroke
             rw, rh = _rotated_size(tw, th, angle)
-            if rw > w - 2 * self.margin:
+            if rw > self.aw - 2 * self.margin:
                 continue
             best = None
             for x, y in self._positions(rw, rh, w * 0.75):
                 fp = (x, y, x + rw, y + rh)
                 if not self._free(fp):
                     continue
-                cost = (y - self.margin) / h + abs((x + rw / 2) - w * 0.72) / w * 0.5 + self._body_overlap(fp) * 0.4
+                cost = ((y - self.y0 - self.margin) / h + abs((x + rw / 2) - w * 0.72) / w * 0.5
+                        + self._body_overlap(fp) * 0.4)
                 if best is None or cost < best[0]:
                     best = (cost, fp)
             if best:
@@ -622,11 +662,13 @@ def letter_shot(
     faces: Mapping[str, Sequence[float]] | None = None,
     max_bubbles: int = MAX_BUBBLES,
     fonts: LetterFonts | None = None,
+    safe: Sequence[float] | None = None,
 ) -> "Image":
     """A copy of ``image`` with ``shot``'s lines lettered over it (see the module docstring).
 
     ``regions`` maps character ids to where each was drawn, (left, top, right, bottom) in pixels of
     ``image``; characters without a region count as off screen (their lines become captions).
+    ``safe``: the area lettering stays in, as in :func:`plan_lettering`.
     """
     from PIL import Image as PILImage
 
@@ -635,7 +677,7 @@ def letter_shot(
     fonts = fonts or LetterFonts(font, language)
     out = image.convert("RGB") if image.mode not in ("RGB", "RGBA") else image.copy()
     plan = plan_lettering(out.size, shot, regions, speaker_names, language, fonts=fonts, faces=faces,
-                          max_bubbles=max_bubbles)
+                          max_bubbles=max_bubbles, safe=safe)
     draw_lettering(out, plan, fonts)
     return out
 

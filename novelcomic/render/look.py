@@ -720,16 +720,35 @@ def _plume(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, fl
     return left + right[::-1]
 
 
-def _pen_for(layer: Image.Image, look: CharacterLook, pose: Pose, framing: Framing, facing: int, ss: int) -> _Pen:
-    """Scale and place the figure so ``framing``'s part of it fills the layer, bottom-centred."""
-    w, h = layer.size
+def _fit_figure(look: CharacterLook, framing: Framing, w: float, h: float) -> tuple[float, float]:
+    """The scale (pixels per figure unit) and the y of the head's top that make ``framing``'s
+    part of the figure fill a ``w``×``h`` box, bottom-centred."""
     y0, y1, hx = _FRAMES[framing]
     hx *= max(1.0, look.width * 0.88)
     if look.ears == "fox" and framing == "full":
         hx = max(hx, 0.28)
     height = look.height / MAX_HEIGHT if framing in ("full", "medium") else 1.0
     s = min(h / (y1 - y0) * height, w / (2 * hx))
-    oy = h - y1 * s
+    return s, h - y1 * s
+
+
+def head_box(
+    look: CharacterLook, box: Sequence[float], framing: Framing = "full", pose: Pose = "front"
+) -> tuple[float, float, float, float]:
+    """Where :func:`draw_character` puts the head of ``look`` drawn into ``box`` (not clipped to the
+    image): lets a layout keep faces clear of subtitles before anything is drawn."""
+    left, top, right, bottom = (int(round(v)) for v in box)
+    s, oy = _fit_figure(look, framing, right - left, bottom - top)
+    geo = _geometry(look, pose)
+    cx = (left + right) / 2
+    return (cx - geo.head_rx * s, top + oy + (geo.head_cy - geo.head_ry) * s,
+            cx + geo.head_rx * s, top + oy + (geo.head_cy + geo.head_ry) * s)
+
+
+def _pen_for(layer: Image.Image, look: CharacterLook, pose: Pose, framing: Framing, facing: int, ss: int) -> _Pen:
+    """Scale and place the figure so ``framing``'s part of it fills the layer, bottom-centred."""
+    w, h = layer.size
+    s, oy = _fit_figure(look, framing, w, h)
     lw = max(ss, min(round(s * 0.0045), round(min(w, h) * 0.0055)))
     return _Pen(ImageDraw.Draw(layer), w / 2, oy, s, facing, lw, _geometry(look, pose))
 
