@@ -109,10 +109,14 @@ def test_faces_stay_above_the_subtitles_through_the_move(
     safe = check_safe_area(req.safe_area)
     looks = {c.id: look_for(c) for c in cast}
     ground = round(h * 0.55)
+    faces = []
     for p in _layout(req.shot, looks, w, h, ground, safe):
         face = head_box(p.look, p.box, p.framing, p.pose)
         assert face[3] <= h * safe[3], (p.character_id, size, face, h * safe[3])
         assert face[1] >= 0, "a face pushed off the top of the frame"
+        faces.append(face)
+    for a, b in zip(faces, faces[1:]):  # neighbours side by side, never one face over another
+        assert a[2] <= b[0] + 0.02 * w, (size, a, b)
 
 
 @pytest.mark.parametrize("size, motion, mood", [("medium", "auto", "calm"), ("close_up", "auto", "action"),

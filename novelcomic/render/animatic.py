@@ -47,7 +47,10 @@ from novelcomic.render.look import (
     Framing,
     Pose,
     draw_character,
+    chin_to_cut,
     figure_aspect,
+    figure_box,
+    figure_scale,
     head_box,
     look_for,
     mix,
@@ -813,24 +816,28 @@ def _face_above(
 ) -> tuple[FBox, Framing]:
     """``box`` (and the framing) changed so the face drawn in it ends above ``limit`` (a y in pixels).
 
-    A figure cut by the frame bottom (medium shots, close-ups) is framed closer: the box grows
-    about its bottom centre; a face-filling close-up, with no room under the chin, becomes head
-    and shoulders first. A standing figure steps back, its feet toward the horizon, and grows only
-    when it cannot step back far enough."""
+    A figure cut by the frame bottom (medium shots, close-ups) is framed wider at the same size —
+    face → head and shoulders → waist up — with the cut now below the frame, so faces keep their
+    size and their distance from each other; only a figure too small even for that grows. A
+    standing figure steps back, its feet toward the horizon, and grows only when it cannot step
+    back far enough."""
     face = head_box(look, box, framing, pose)
     if face[3] <= limit:
         return box, framing
-    if framing == "face":
-        framing = "bust"
-        face = head_box(look, box, framing, pose)
-        if face[3] <= limit:
-            return box, framing
     l, t, r, b = box
-    if not cut_by_frame:
-        b = max(b - (face[3] - limit), ground + (h - ground) * 0.08)
+    cx = (l + r) / 2
+    if cut_by_frame:
+        s = figure_scale(look, box, framing)
+        order: tuple[Framing, ...] = ("face", "bust", "medium")
+        for wider in order[order.index(framing):] if framing in order else ("medium",):
+            below = chin_to_cut(look, wider, pose) * s
+            if limit + below >= b:
+                return figure_box(look, wider, s, cx, limit + below), wider
+        return figure_box(look, "medium", (b - limit) / chin_to_cut(look, "medium", pose), cx, b), "medium"
+    b = max(b - (face[3] - limit), ground + (h - ground) * 0.08)
     reach = box[3] - face[3]  # from the face's bottom down to the box bottom: grows with the box
     g = max(1.0, (b - limit) / max(reach, 1e-6))
-    cx, bw, bh = (l + r) / 2, (r - l) * g, (box[3] - t) * g
+    bw, bh = (r - l) * g, (box[3] - t) * g
     return (cx - bw / 2, b - bh, cx + bw / 2, b), framing
 
 

@@ -720,16 +720,45 @@ def _plume(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, fl
     return left + right[::-1]
 
 
-def _fit_figure(look: CharacterLook, framing: Framing, w: float, h: float) -> tuple[float, float]:
-    """The scale (pixels per figure unit) and the y of the head's top that make ``framing``'s
-    part of the figure fill a ``w``×``h`` box, bottom-centred."""
+def _frame_extent(look: CharacterLook, framing: Framing) -> tuple[float, float, float]:
+    """(half width, height, cut line) of ``framing``'s part of ``look`` in figure units, the height
+    counted as the box must have it (shorter builds stand shorter in the same box)."""
     y0, y1, hx = _FRAMES[framing]
     hx *= max(1.0, look.width * 0.88)
     if look.ears == "fox" and framing == "full":
         hx = max(hx, 0.28)
     height = look.height / MAX_HEIGHT if framing in ("full", "medium") else 1.0
-    s = min(h / (y1 - y0) * height, w / (2 * hx))
+    return hx, (y1 - y0) / height, y1
+
+
+def _fit_figure(look: CharacterLook, framing: Framing, w: float, h: float) -> tuple[float, float]:
+    """The scale (pixels per figure unit) and the y of the head's top that make ``framing``'s
+    part of the figure fill a ``w``×``h`` box, bottom-centred."""
+    hx, tall, y1 = _frame_extent(look, framing)
+    s = min(h / tall, w / (2 * hx))
     return s, h - y1 * s
+
+
+def figure_scale(look: CharacterLook, box: Sequence[float], framing: Framing = "full") -> float:
+    """Pixels per figure unit (0 = top of the head, 1 = soles) of ``look`` drawn into ``box``."""
+    left, top, right, bottom = (int(round(v)) for v in box)
+    return _fit_figure(look, framing, right - left, bottom - top)[0]
+
+
+def figure_box(
+    look: CharacterLook, framing: Framing, scale: float, cx: float, bottom: float
+) -> tuple[float, float, float, float]:
+    """The box in which :func:`draw_character` draws ``framing``'s part of ``look`` at ``scale``
+    pixels per figure unit, centred on ``cx`` and cut at ``bottom``."""
+    hx, tall, _ = _frame_extent(look, framing)
+    w, h = 2 * hx * scale + 2, tall * scale  # +2: the box is rounded to whole pixels; width never limits
+    return (cx - w / 2, bottom - h, cx + w / 2, bottom)
+
+
+def chin_to_cut(look: CharacterLook, framing: Framing, pose: Pose = "front") -> float:
+    """From the chin down to where ``framing`` cuts the figure, in figure units."""
+    geo = _geometry(look, pose)
+    return _FRAMES[framing][1] - (geo.head_cy + geo.head_ry)
 
 
 def head_box(
