@@ -24,6 +24,37 @@ def test_produce_flow_runs_every_stage_and_skips_on_rerun(root: Path, fake_backe
     assert fake_backends["images"].calls == calls  # nothing re-rendered
 
 
+def test_task_runs_are_quiet_unless_asked(root: Path, fake_backends, prefect_harness) -> None:
+    """`novelcomic run` leaves out Prefect's "Finished in state Completed()" line per task run
+    (dozens a chapter); the stages' summaries still reach the log, and `--verbose` keeps it all."""
+    import logging
+
+    from flows.produce import produce
+    from novelcomic.prefect_env import quiet_task_runs
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    logger = logging.getLogger("prefect.task_runs")
+    for quiet in (True, False):
+        keep = Keep()
+        logger.addHandler(keep)
+        try:
+            with quiet_task_runs(quiet):
+                produce(str(make_project(root / str(quiet))))
+        finally:
+            logger.removeHandler(keep)
+        finished = [m for m in keep.messages if m.startswith("Finished in state Completed")]
+        assert any(m.startswith("plan: ") for m in keep.messages), keep.messages
+        assert (not finished) if quiet else len(finished) >= 4, keep.messages
+    assert not [f for f in logger.filters if type(f).__module__ == "novelcomic.prefect_env"], "the filter outlived its block"
+
+
 def test_flow_failure_is_recorded_and_raised(root: Path, fake_backends, prefect_harness) -> None:
     from flows.produce import produce
 

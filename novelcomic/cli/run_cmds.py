@@ -13,8 +13,11 @@ from novelcomic.project import Project, projects_root
 DEMO_PROJECT = "lantern-fox"
 
 
-def run_project(project: Project, chapters: str | None, stages: tuple[str, ...], use_prefect: bool) -> list[Path]:
-    """Run the selected stages under the project lock; returns the videos made."""
+def run_project(
+    project: Project, chapters: str | None, stages: tuple[str, ...], use_prefect: bool, verbose: bool = False
+) -> list[Path]:
+    """Run the selected stages under the project lock; returns the videos made. ``verbose``: keep
+    Prefect's log line for every finished task."""
     from novelcomic import pipeline
 
     for s in stages:
@@ -30,12 +33,13 @@ def run_project(project: Project, chapters: str | None, stages: tuple[str, ...],
         run_id = project.store.start_run(stage_list, selected)
         try:
             if use_prefect:
-                from novelcomic.prefect_env import configure_prefect
+                from novelcomic.prefect_env import configure_prefect, quiet_task_runs
 
                 configure_prefect()
                 from flows.produce import produce
 
-                videos = [Path(v) for v in produce(str(project.dir), selected, stage_list)]
+                with quiet_task_runs(not verbose):
+                    videos = [Path(v) for v in produce(str(project.dir), selected, stage_list)]
             else:
                 from novelcomic.review import ReviewedProject
 
@@ -59,12 +63,13 @@ def run_project(project: Project, chapters: str | None, stages: tuple[str, ...],
 @click.option("--stage", "stages", multiple=True, type=click.Choice(["plan", "design", "render", "voice", "compose"]),
               help="Run only this stage (repeatable). Default: all stages.")
 @click.option("--no-prefect", is_flag=True, help="Run the plain library pipeline without Prefect.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's line for every finished task too.")
 @click.pass_obj
-def run(obj: dict, name: str, chapters: str | None, stages: tuple[str, ...], no_prefect: bool) -> None:
+def run(obj: dict, name: str, chapters: str | None, stages: tuple[str, ...], no_prefect: bool, verbose: bool) -> None:
     """Run the pipeline (or some stages) for project NAME. Finished work is skipped."""
     project = Project.open(name, obj["root"])
     t0 = time.monotonic()
-    videos = run_project(project, chapters, stages, use_prefect=not no_prefect)
+    videos = run_project(project, chapters, stages, use_prefect=not no_prefect, verbose=verbose)
     click.echo(f"done in {time.monotonic() - t0:.0f} s")
     for v in videos:
         click.echo(str(v))
@@ -72,15 +77,16 @@ def run(obj: dict, name: str, chapters: str | None, stages: tuple[str, ...], no_
 
 @click.command("demo")
 @click.option("--no-prefect", is_flag=True, help="Run the plain library pipeline without Prefect.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's line for every finished task too.")
 @click.pass_obj
-def demo(obj: dict, no_prefect: bool) -> None:
+def demo(obj: dict, no_prefect: bool, verbose: bool) -> None:
     """Run the bundled Chinese example project end to end and print the videos' paths."""
     root = Path(obj["root"]) if obj["root"] else projects_root()
     if not (root / DEMO_PROJECT / "project.yaml").exists():
         raise NovelcomicError(f"the example project is not at {root / DEMO_PROJECT}: run this from the repository root")
     project = Project.open(DEMO_PROJECT, root)
     t0 = time.monotonic()
-    videos = run_project(project, None, (), use_prefect=not no_prefect)
+    videos = run_project(project, None, (), use_prefect=not no_prefect, verbose=verbose)
     click.echo(f"demo done in {time.monotonic() - t0:.0f} s; videos:")
     for v in videos:
         click.echo(str(v))
