@@ -111,3 +111,49 @@ def test_prefect_yaml_declares_the_served_deployments() -> None:
         assert d["work_pool"]["name"] == "novelcomic"
         loaded[flow.name] = d["name"]
     assert loaded == {name: "novelcomic" for name in FLOWS}
+
+
+HANGING_SERVE = """
+import sys, time
+import prefect
+import novelcomic.cli.serve_cmds as serve_cmds
+
+def hang(*deployments, **options):  # a runner that never finishes shutting down
+    print(f"serving {len(deployments)} deployments", flush=True)
+    while True:
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            print("runner ignores Ctrl-C", flush=True)
+
+prefect.serve = hang
+serve_cmds.SHUTDOWN_GRACE = 2.0
+from novelcomic.cli import cli
+cli.main(["serve", "--no-server", "--gpu-slots", "0"])
+"""
+
+
+def test_ctrl_c_stops_serve_even_when_prefect_hangs_shutting_down(tmp_path: Path) -> None:
+    """A full-suite run once saw `serve` ignore Ctrl-C for over a minute after a flow run; a
+    deadline now ends it (status 130) when Prefect's runner does not stop in time."""
+    env = subprocess_env({"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": "http://127.0.0.1:9/api",
+                          "NOVELCOMIC_PROJECTS_DIR": str(tmp_path)})
+    proc = subprocess.Popen(python("-c", HANGING_SERVE), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        while first and not first.startswith("serving"):
+            first = proc.stdout.readline()
+        assert first.startswith("serving 6 deployments"), first
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.stdout.read()
+    assert rc == 130, out
+    assert 1.5 <= took < 15, took
+    assert "runner ignores Ctrl-C" in out and "did not stop within 2 s of Ctrl-C" in out, out

@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +19,8 @@ import click
 from novelcomic.errors import NovelcomicError
 
 DEPLOYMENT = "novelcomic"
+#: Seconds Prefect's runner gets to shut down after Ctrl-C before `serve` stops without it.
+SHUTDOWN_GRACE = 20.0
 
 
 @dataclass
@@ -81,6 +86,39 @@ class PrefectServer:
                 self.proc.wait()
 
 
+@contextmanager
+def bounded_ctrl_c(grace: float, cleanup: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in the block as usual; if the block has not finished
+    ``grace`` seconds later (Prefect's runner can hang while it shuts down, rarely), ``cleanup``
+    runs and the process exits with status 130, so Ctrl-C always stops ``serve`` and its server.
+    A second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    finished = threading.Event()
+
+    def cut_short() -> None:
+        if finished.wait(grace):
+            return
+        click.echo(f"Prefect did not stop within {grace:.0f} s of Ctrl-C: stopping without it", err=True)
+        try:
+            cleanup()
+        finally:
+            os._exit(130)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        threading.Thread(target=cut_short, name="ctrl-c-deadline", daemon=True).start()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        finished.set()
+        signal.signal(signal.SIGINT, previous)
+
+
 def ensure_gpu_limit(slots: int) -> None:
     """Create (or resize) the ``gpu`` tag concurrency limit: at most ``slots`` GPU tasks at once."""
     from prefect.client.orchestration import get_client
@@ -134,7 +172,8 @@ def serve(obj: dict, host: str, port: int, no_server: bool, gpu_slots: int) -> N
 
         ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         click.echo(f"Prefect UI: {ui}  (projects from {os.environ['NOVELCOMIC_PROJECTS_DIR']}); Ctrl-C stops")
-        prefect_serve(*deployments())
+        with bounded_ctrl_c(SHUTDOWN_GRACE, server.stop if server is not None else lambda: None):
+            prefect_serve(*deployments())
     except KeyboardInterrupt:
         pass
     finally:
