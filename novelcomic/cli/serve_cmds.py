@@ -172,14 +172,18 @@ def serve(obj: dict, host: str, port: int, no_server: bool, gpu_slots: int) -> N
 
         ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         click.echo(f"Prefect UI: {ui}  (projects from {os.environ['NOVELCOMIC_PROJECTS_DIR']}); Ctrl-C stops")
-        with bounded_ctrl_c(SHUTDOWN_GRACE, server.stop if server is not None else lambda: None):
+        with bounded_ctrl_c(SHUTDOWN_GRACE, lambda: _stop(server)):
             prefect_serve(*deployments())
     except KeyboardInterrupt:
         pass
     finally:
-        if server is not None:
-            click.echo("stopping the Prefect server …")
-            server.stop()
+        _stop(server)
+
+
+def _stop(server: PrefectServer | None) -> None:
+    if server is not None and server.proc is not None and server.proc.poll() is None:
+        click.echo("stopping the Prefect server …")
+        server.stop()
 
 
 @click.command("worker")
