@@ -46,8 +46,8 @@ from novelcomic.render.look import (
     DrawnFigure,
     Framing,
     Pose,
-    draw_character,
     chin_to_cut,
+    draw_character,
     figure_aspect,
     figure_box,
     figure_scale,
@@ -791,6 +791,7 @@ def _layout(
     jitter = ((_hash_int("x:" + shot.id) % 1000) / 1000 - 0.5) * w * 0.16 if size in ("extreme_wide", "wide") else 0.0
     start = w / 2 + jitter - step * (n - 1) / 2
     tallest = max(looks[c].height for c in ids)
+    face_limit = h * safe[3] - min(w, h) * 0.02  # faces end above this y
     mood_face = _MOOD_EXPRESSION.get(shot.mood or "", "neutral")
     line = key_line(shot)
     out = []
@@ -805,8 +806,7 @@ def _layout(
         pose, facing = _pose_for(i, n, framing, shot.id)
         expression = line.emotion if is_speaker and line is not None else mood_face
         box = (cx - bw / 2, b - bh, cx + bw / 2, b)
-        limit = h * safe[3] - min(w, h) * 0.02
-        box, drawn_as = _face_above(looks[cid], box, framing, pose, limit, feet is None, ground, h)
+        box, drawn_as = _face_above(looks[cid], box, framing, pose, face_limit, feet is None, ground, h)
         out.append(_Placement(cid, looks[cid], box, pose, facing, drawn_as, expression, is_speaker))
     return out
 

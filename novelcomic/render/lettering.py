@@ -271,7 +271,8 @@ def shot_safe_area(scene: Scene, shot: Shot) -> FBox:
 
 
 def check_safe_area(safe: Sequence[float] | None) -> FBox:
-    """``safe`` as a checked (left, top, right, bottom) in fractions; None: above the subtitle band."""
+    """``safe`` as a checked (left, top, right, bottom) in fractions, its bottom never below the
+    subtitle band; None: the whole frame above the band."""
     if safe is None:
         return (0.0, 0.0, 1.0, 1.0 - SUBTITLE_BAND)
     try:
