@@ -263,12 +263,19 @@ def size_arg(text: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shots", type=int, default=60)
+def chapter_parser(doc: str | None, shots: int = 60) -> argparse.ArgumentParser:
+    """An argument parser with the synthetic chapter's options: --shots, --size, --fps, --preset
+    (shared by the benchmarks built on this chapter)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shots", type=int, default=shots)
     p.add_argument("--size", type=size_arg, default=(1080, 1920))
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--preset", default="veryfast")
+    return p
+
+
+def main() -> None:
+    p = chapter_parser(__doc__)
     p.add_argument("--quick", action="store_true", help="small smoke run (12 shots, 270x480, 15 fps)")
     p.add_argument("--scaling", default="10,60,200", help="shot counts for (d)")
     p.add_argument("--scaling-size", type=size_arg, default=None, help="frame size for (d) (default: --size)")

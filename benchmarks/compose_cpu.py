@@ -13,7 +13,6 @@ Linux only (``/usr/bin/time`` and ``resource``). Run it with nothing else on the
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import stat
@@ -38,12 +37,7 @@ def main() -> None:
     from novelcomic.models import MusicConfig, SubtitleConfig
     from novelcomic.music import ensure_loop
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shots", type=int, default=60)
-    p.add_argument("--size", type=bench.size_arg, default=(1080, 1920))
-    p.add_argument("--fps", type=int, default=30)
-    p.add_argument("--preset", default="veryfast")
-    args = p.parse_args()
+    args = bench.chapter_parser(__doc__, shots=60).parse_args()
     w, h = args.size
     work = Path(tempfile.mkdtemp(prefix="compose-cpu-"))
     tl = bench.timeline_for(work, args.shots, w, h, args.fps)

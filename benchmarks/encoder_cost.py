@@ -18,7 +18,6 @@ Linux (``/dev/shm``); run it with nothing else on the machine.
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -39,12 +38,7 @@ def main() -> None:
     from novelcomic.ffmpeg import ffmpeg_exe
     from novelcomic.fonts import find_cjk_font
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shots", type=int, default=8)
-    p.add_argument("--size", type=bench.size_arg, default=(1080, 1920))
-    p.add_argument("--fps", type=int, default=30)
-    p.add_argument("--preset", default="veryfast")
-    args = p.parse_args()
+    args = bench.chapter_parser(__doc__, shots=8).parse_args()
     w, h = args.size
     work = Path(tempfile.mkdtemp(prefix="encoder-cost-"))
     tl = bench.timeline_for(work, args.shots, w, h, args.fps)

@@ -69,13 +69,10 @@ def resolve_motion(shot_size: str, motion: str, *, first_in_scene: bool, index: 
 def possible_motions(shot_size: str, motion: str) -> tuple[str, ...]:
     """Every move :func:`resolve_motion` may give a shot of ``shot_size`` with ``motion``, wherever
     the shot stands in its chapter (an explicit move: just that one)."""
-    if motion != "auto":
-        return (resolve_motion(shot_size, motion, first_in_scene=False, index=0),)
-    if shot_size in ("close_up", "extreme_close_up"):
-        return ("push_in",)
-    if shot_size in ("wide", "extreme_wide"):
-        return ("pull_out", "pan_right", "pan_left")
-    return ("push_in", "pan_right", "pan_left")
+    # resolve_motion depends on the position only through first_in_scene and index % 4
+    picks = (resolve_motion(shot_size, motion, first_in_scene=first, index=i)
+             for first in (True, False) for i in range(4))
+    return tuple(dict.fromkeys(picks))
 
 
 def safe_area(
