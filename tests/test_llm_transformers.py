@@ -4,10 +4,13 @@ planner must fall back to the heuristic planner for that chapter."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.llm.base import Message
@@ -85,6 +88,30 @@ def test_planner_records_failure_and_falls_back(tiny_model_dir: Path) -> None:
     assert {c.name for c in result.characters.characters} >= {"林小雨", "阿青"}
 
 
+class _Mood(BaseModel):
+    """A small schema a random model can finish within a few dozen tokens."""
+
+    mood: Literal["calm", "tense", "sad"]
+    name: str = Field(max_length=4)
+    shots: int  # outlines enforces types, not numeric bounds (ge/le): those stay the repair round's job
+
+
+def test_constrained_decoding_answers_in_the_schema(tiny_model_dir: Path) -> None:
+    """With outlines, even a random model's answer is valid on the first attempt (the same model
+    without constraints produces garbage: test_garbage_output_raises_after_attempts)."""
+    pytest.importorskip("outlines", reason="installed by the test extras (novelcomic[constrained])")
+    free = TransformersBackend(model=str(tiny_model_dir), max_new_tokens=60)
+    with pytest.raises(LLMOutputError):
+        generate_structured(free, [Message("user", TEXT)], _Mood, attempts=1, temperature=0, include_schema=False)
+    llm = TransformersBackend(model=str(tiny_model_dir), max_new_tokens=60, constrained=True)
+    trace = StructuredTrace()
+    answer = generate_structured(llm, [Message("user", TEXT)], _Mood, attempts=1, temperature=0, include_schema=False, trace=trace)
+    assert trace.attempts == 1
+    assert answer.mood in ("calm", "tense", "sad") and len(answer.name) <= 4 and isinstance(answer.shots, int)
+    raw = json.loads(trace.outputs[0])
+    assert set(raw) == {"mood", "name", "shots"}  # nothing outside the schema
+
+
 def test_scripted_llm_with_valid_json_is_accepted() -> None:
     answer = {"characters": [{"name": "林小雨", "aliases": ["小雨"]}, {"name": "阿青"}],
               "scenes": [{"mood": "calm", "shots": [
@@ -117,6 +144,8 @@ def test_missing_model_and_options_are_clear(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # read at import; this machine is offline anyway
     with pytest.raises(BackendError, match="cannot load LLM model nobody-xyz/not-a-model"):
         TransformersBackend(model="nobody-xyz/not-a-model").complete([Message("user", "hi")])
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "outlines" else real_find_spec(name, *a))
     with pytest.raises(NovelcomicError, match="pip install outlines"):
         TransformersBackend(model=str(missing), constrained=True)
     with pytest.raises(NovelcomicError, match="dtype 'fp8'"):
