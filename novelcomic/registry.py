@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -109,20 +110,33 @@ REGISTRIES: dict[str, Registry] = {
 }
 
 _entry_points_loaded = False
+_entry_points_lock = threading.Lock()
+_loading_thread: int | None = None
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
+    """Register the built-ins and every plugin, once per process. Thread-safe: Prefect runs
+    shot tasks in threads, and a thread must never see a half-filled registry. The flag is set
+    only once everything is registered. A plugin's register function may itself look a backend
+    up: in the loading thread that sees what is registered so far instead of waiting on itself."""
+    global _entry_points_loaded, _loading_thread
+    if _entry_points_loaded or _loading_thread == threading.get_ident():
         return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
+    with _entry_points_lock:
+        if _entry_points_loaded:
+            return
+        _loading_thread = threading.get_ident()
+        try:
+            from importlib.metadata import entry_points
 
-    eps = list(entry_points(group=ENTRY_POINT_GROUP))
-    if not any(ep.value.startswith("novelcomic.backends_builtin") for ep in eps):
-        # Running from a source tree that was never pip-installed: no metadata, same built-ins.
-        from novelcomic import backends_builtin
+            eps = list(entry_points(group=ENTRY_POINT_GROUP))
+            if not any(ep.value.startswith("novelcomic.backends_builtin") for ep in eps):
+                # Running from a source tree that was never pip-installed: no metadata, same built-ins.
+                from novelcomic import backends_builtin
 
-        backends_builtin.register(REGISTRIES)
-    for ep in eps:
-        ep.load()(REGISTRIES)
+                backends_builtin.register(REGISTRIES)
+            for ep in eps:
+                ep.load()(REGISTRIES)
+            _entry_points_loaded = True
+        finally:
+            _loading_thread = None

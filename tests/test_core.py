@@ -111,6 +111,44 @@ def test_registry_unknown_and_override() -> None:
     assert {"animatic"} <= set(image_backends.names())
 
 
+def test_registry_loads_once_and_threads_never_see_it_half_filled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect runs shot tasks in threads; the first lookups race. While one thread registers the
+    built-ins (made slow here), the others must wait for it, not find an empty registry."""
+    import importlib.metadata
+    import threading
+    import time
+
+    from novelcomic import registry
+
+    real = importlib.metadata.entry_points
+    loads: list[int] = []
+
+    def slow_entry_points(**kw: object):  # type: ignore[no-untyped-def]
+        loads.append(1)
+        time.sleep(0.3)
+        return real(**kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", slow_entry_points)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(image_backends, "_factories", {})
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def look_up() -> None:
+        barrier.wait()
+        try:
+            image_backends.factory("animatic")
+        except BaseException as exc:  # noqa: BLE001 — collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look_up) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and loads == [1]
+
+
 def test_registry_bad_options_is_a_clear_error() -> None:
     class Strict:
         def __init__(self, steps: int = 1) -> None:
