@@ -158,6 +158,11 @@ def compose_task(project_dir: str, chapter: str, overrides: dict | None = None) 
     return _log(pipeline.compose(review.ReviewedProject(project_dir, overrides=overrides), chapter))
 
 
+@task(name="book", **_nocache)
+def book_task(project_dir: str, overrides: dict | None = None) -> pipeline.StageReport:
+    return _log(pipeline.book(review.ReviewedProject(project_dir, overrides=overrides)))
+
+
 # --------------------------------------------------------------------------- stage steps (inside a flow run)
 
 
@@ -350,7 +355,7 @@ def produce(
     selected = _chapters(proj, chapters)
     dist = _distributed(distributed)
     with project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
-        pipeline.preflight(proj, selected)
+        pipeline.preflight(proj, selected, stages)
         if "plan" in stages:
             _plan(proj, selected)
         if "design" in stages:
@@ -369,6 +374,8 @@ def produce(
                 else:
                     held.append(ch)
         if "compose" in stages:
+            if proj.config().book:
+                book_task(str(proj.dir), proj.overrides)
             artifacts.videos(proj, [Path(v) for v in published], held)
     return published
 
@@ -425,6 +432,8 @@ def compose_flow(project: str, chapters: list[str] | str | None = None, wait: bo
         for ch in _chapters(proj, chapters):
             _stage(proj, "compose", ch, compose_task, str(proj.dir), ch, proj.overrides)
             out.append(str(proj.video_path(ch)))
+        if proj.config().book:
+            book_task(str(proj.dir), proj.overrides)
     return out
 
 

@@ -129,6 +129,9 @@ class ProjectConfig(_Model):
     qa: QAConfig = Field(default_factory=QAConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    book: bool = Field(
+        False, description="Also join every chapter's video into out/book.mp4, one chapter marker per chapter (no re-encode)"
+    )
     novel: str | None = Field(None, description="The source text the chapters were split from (relative path)")
     chapters: list[ChapterRef] = Field(default_factory=list)
 

@@ -188,7 +188,7 @@ def design(project: Project) -> StageReport:
             continue
         w, h = SHEET_SIZE
         seed = shot_seed(cfg, "design", ch.id, None)
-        inputs = hash_inputs(ch, cfg.style, spec, w, h, seed, cfg.language)
+        inputs = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language)
         path = project.sheet_path(ch.id)
         if project.store.fresh("sheet", ch.id, inputs):
             report.add(path, made=False)
@@ -294,20 +294,38 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=cfg.subtitles.font,
                                    safe=request.safe_area)
         result.meta["lettered"] = True
-    from novelcomic.render.edit import keep_version
+    from novelcomic.render.edit import carry_history, keep_version
 
     keep_version(project, chapter, shot.id)  # an earlier (perhaps hand-edited) image stays restorable
+    history, edited = carry_history(project, chapter, shot.id)
+    if edited is not None:
+        log.warning("shot %s of chapter %s: its inputs changed, so your edit-shot image (version %d) was replaced by a "
+                    "new render; `novelcomic edit-shot %s %s %s --restore %d` brings it back",
+                    shot.id, chapter, edited, project.name, chapter, shot.id, edited)
     _save_image(result.image, path)
     project.store.record(
         "shot", key, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed, chapter=chapter,
-        meta={"regions": result.regions, **result.meta, **qa},
+        meta={"regions": result.regions, **result.meta, **qa, **({"history": history} if history else {})},
     )
     return path, True
 
 
+# What of a shot only the compose stage reads (editing these re-composes, never re-renders).
+SHOT_COMPOSE_ONLY = {"transition", "duration_hint", "effect"}
+# What of a character's voice only TTS reads; gender and age also shape the drawn look.
+VOICE_ONLY = {"temperament", "voice", "pitch", "rate"}
+
+
+def character_look(character: Character) -> dict:
+    """The part of a character its images depend on: all but the TTS-only voice settings."""
+    return character.model_dump(mode="json", exclude={"voice": VOICE_ONLY})
+
+
 def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
     """Everything a shot's image depends on, hashed: the one recipe the render stage and the
-    Prefect cache keys share."""
+    Prefect cache keys share. Left out on purpose, so that editing them never re-renders (and
+    never replaces an ``edit-shot`` result): a shot's transition, duration hint and effect, a
+    character's TTS settings, and the QA / safety / LLM settings while they are not in use."""
     ctx = ctx or _render_context(project, chapter)
     cfg: ProjectConfig = ctx["cfg"]
     scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
@@ -317,11 +335,15 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
     props = [ctx["props"][p] for p in shot.props]
     sheets = [project.store.asset("sheet", c.id) for c in chars]
     w, h = cfg.size
+    # lettering names every speaker, also one who is not in the picture
+    speakers = {ln.speaker: ctx["characters"][ln.speaker].name for ln in shot.lines if ln.speaker in ctx["characters"]}
     return hash_inputs(
-        shot, scene.mood, location, props, [_with_project_paths(project, c) for c in chars],
+        shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, location, props,
+        [character_look(_with_project_paths(project, c)) for c in chars],
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
-        cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
+        cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
+        cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None, cfg.llm, cfg.style_reference,
     )
 
 
@@ -566,7 +588,10 @@ def compose(project: Project, chapter: str) -> StageReport:
     w, h = cfg.size
     timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds)
     spec = cfg.stages.compose
-    inputs = hash_inputs(sb, parts, spec, cfg.size, cfg.fps, cfg.music, cfg.subtitles, cfg.transition_seconds, cfg.language)
+    speakers = {ln.speaker: names.get(ln.speaker, "") for _, shot in sb.shots() for ln in shot.lines}  # name tags in subtitles
+    title = cfg.chapter(chapter).title or chapter  # the cover and the OTIO timeline carry it
+    inputs = hash_inputs(sb, parts, spec, cfg.size, cfg.fps, cfg.music, cfg.subtitles, cfg.transition_seconds, cfg.language,
+                         speakers, title)
     report = StageReport("compose", chapter)
     video, srt = project.video_path(chapter), project.srt_path(chapter)
     if project.store.fresh("video", chapter, inputs) and srt.exists():
@@ -576,8 +601,7 @@ def compose(project: Project, chapter: str) -> StageReport:
     result = composer.compose(
         ComposeRequest(
             timeline=timeline, out_video=video, out_srt=srt, work_dir=project.work_dir / chapter,
-            language=cfg.language, music=cfg.music, subtitles=cfg.subtitles, project_dir=project.dir,
-            title=cfg.chapter(chapter).title or chapter,
+            language=cfg.language, music=cfg.music, subtitles=cfg.subtitles, project_dir=project.dir, title=title,
         )
     )
     for kind, path in (("cover", result.cover), ("otio", result.otio)):
@@ -593,12 +617,70 @@ def compose(project: Project, chapter: str) -> StageReport:
     return report
 
 
+def book(project: Project) -> StageReport:
+    """Join every chapter's video into ``out/book.mp4`` with one chapter marker per chapter
+    (``book: true`` in project.yaml). Made once every chapter has a video; remade when one of
+    them, a chapter title or the book's title changes. Joined without re-encoding when the
+    chapters share their encoder settings (see :func:`novelcomic.compose.book.join_chapters`)."""
+    from novelcomic.compose.book import join_chapters
+
+    cfg = project.config()
+    report = StageReport("book")
+    path = project.book_path
+    videos: list[Path] = []
+    titles: list[str] = []
+    parts: list[str] = []
+    missing: list[str] = []
+    for ch in cfg.chapters:
+        rec = project.store.asset("video", ch.id)
+        if rec is None or not (project.dir / rec.path).is_file():
+            missing.append(ch.id)
+            continue
+        videos.append(project.dir / rec.path)
+        titles.append(ch.title or ch.id)
+        parts.append(rec.content_hash)
+    if missing or not videos:
+        report.warnings.append(
+            f"{project.rel(path)} is made once every chapter has a video; still missing: {', '.join(missing) or 'all'}"
+        )
+        return report
+    if cfg.review.publish:
+        from novelcomic import review
+
+        unapproved = [ch.id for ch in cfg.chapters if not review.is_approved(project, review.video_subject(project, ch.id) or "")]
+        if unapproved:
+            report.warnings.append(f"{project.rel(path)} waits for the publish review of chapter(s) {', '.join(unapproved)}")
+            return report
+    inputs = hash_inputs(parts, titles, cfg.title)
+    if project.store.fresh("book", "book", inputs):
+        report.add(path, made=False)
+        return report
+    result = join_chapters(videos, titles, path, title=cfg.title)
+    project.store.record(
+        "book", "book", result.video, inputs_hash=inputs, backend="ffmpeg",
+        meta={"duration": result.chapters[-1][2], "chapters": [list(c) for c in result.chapters],
+              "reencoded": [project.rel(p) for p in result.reencoded]},
+    )
+    report.add(path, made=True)
+    return report
+
+
 # --------------------------------------------------------------------------- everything, without Prefect
 
 
-def preflight(project: Project, chapters: list[str]) -> None:
+def preflight(project: Project, chapters: list[str], stages: list[str] | None = None) -> None:
     """Validate every user file the run will read, before any work starts, so that a typo in a
-    storyboard fails in a second with file:line instead of after an hour of rendering."""
+    storyboard fails in a second with file:line instead of after an hour of rendering. A run of
+    later stages only (``stages`` without ``plan``) needs the chapters planned: it says so."""
+    stages = list(stages or STAGES)
+    if "plan" not in stages:
+        unplanned = [ch for ch in chapters if not project.storyboard_path(ch).exists()]
+        if unplanned and any(s in stages for s in ("design", "render", "voice", "compose")):
+            raise NovelcomicError(
+                f"{'chapter' if len(unplanned) == 1 else 'chapters'} {', '.join(unplanned)} not planned yet "
+                f"(no {project.rel(project.storyboard_path(unplanned[0]))}): "
+                f"run `novelcomic plan {project.name}` first, or `novelcomic run {project.name}` for every stage"
+            )
     project.config()
     project.characters()
     project.props()
@@ -618,7 +700,7 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
             raise NovelcomicError(f"unknown stage {s!r} (stages: {', '.join(STAGES)})", field="--stage")
     cfg = project.config()
     chapters = chapters or [c.id for c in cfg.chapters]
-    preflight(project, chapters)
+    preflight(project, chapters, stages)
     reports: list[StageReport] = []
     if "plan" in stages:
         reports.append(plan(project, chapters))
@@ -634,4 +716,6 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
                     project.store.set_stage(stage, "failed", ch, str(exc))
                     raise
                 project.store.set_stage(stage, "done", ch)
+    if "compose" in stages and cfg.book:
+        reports.append(book(project))
     return reports

@@ -31,22 +31,53 @@ def configure_prefect() -> None:
 
 
 class _CompletedTaskRuns(logging.Filter):
-    """Drops the "Finished in state Completed()" line Prefect logs for every task run (one per
-    shot and per line: dozens a chapter, nothing to act on). Failures, retries, warnings and the
-    stages' own summaries still show; the Prefect UI keeps every task's state."""
+    """Drops the "Finished in state Completed()" / "Cached(...)" line Prefect logs for every task
+    run (one per shot and per line: dozens a chapter, nothing to act on). Failures, retries,
+    warnings and the stages' own summaries still show; the Prefect UI keeps every task's state."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno <= logging.INFO and record.getMessage().startswith("Finished in state Completed"))
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith("Finished in state Completed") or message.startswith("Finished in state Cached"))
+
+
+def _user_error(record: logging.LogRecord) -> bool:
+    """A record about a :class:`NovelcomicError`: bad input the command line reports in one line."""
+    from novelcomic.errors import NovelcomicError
+
+    if record.exc_info and isinstance(record.exc_info[1], NovelcomicError):
+        return True
+    message = record.getMessage()
+    return message.startswith("Finished in state Failed(") and "NovelcomicError" in message
+
+
+class _UserErrorsOnConsole(logging.Filter):
+    """On the terminal, leaves out Prefect's traceback (and its "Finished in state Failed" echo)
+    for a :class:`NovelcomicError`: the command line prints that error as one line. Attached to
+    the console handlers only, after the flow/task-run API handlers have sent the record, so the
+    Prefect UI still has the full traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _user_error(record)
 
 
 @contextmanager
 def quiet_task_runs(enabled: bool = True) -> Iterator[None]:
-    """While the block runs (and ``enabled``), leave out Prefect's per-task "Completed" lines."""
+    """While the block runs (and ``enabled``), leave out Prefect's per-task "Completed" lines and,
+    on the console, the tracebacks of user errors (see :class:`_UserErrorsOnConsole`)."""
     logger = logging.getLogger("prefect.task_runs")
     quiet = _CompletedTaskRuns()
+    console = _UserErrorsOnConsole()
+    handlers = [h for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
     if enabled:
         logger.addFilter(quiet)
+        for h in handlers:
+            h.addFilter(console)
     try:
         yield
     finally:
         logger.removeFilter(quiet)
+        for h in handlers:
+            h.removeFilter(console)

@@ -12,6 +12,7 @@ Layout (``<root>/<name>/``)::
     render/<ch>/<shot>.png  shot images                             (derived)
     audio/<ch>/…            spoken lines                            (derived)
     out/<ch>.mp4, .srt      the finished videos                     (derived)
+    out/book.mp4            every chapter joined, with chapter markers (derived; ``book: true``)
     .novelcomic/            state.db, JSON schemas, work files, the lock
 """
 
@@ -139,6 +140,10 @@ class Project:
 
     def srt_path(self, chapter: str) -> Path:
         return self.out_dir / f"{chapter}.srt"
+
+    @property
+    def book_path(self) -> Path:
+        return self.out_dir / "book.mp4"
 
     def rel(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.dir))

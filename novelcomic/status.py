@@ -35,6 +35,13 @@ def project_status(project: Project) -> str:
         rows.append(
             f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} {vtext}"
         )
+    if cfg.book:
+        book = store.asset("book", "book")
+        if book and (project.dir / book.path).exists():
+            meta = book.meta_dict()
+            rows.append(f"book: {book.path} ({meta.get('duration', 0):.1f} s, {len(meta.get('chapters', []))} chapters)")
+        else:
+            rows.append("book: not made yet (made once every chapter has a video)")
     last = store.runs()[-1:] if store.runs() else []
     for r in last:
         rows.append("")

@@ -75,6 +75,31 @@ def test_one_mp4_per_chapter_with_the_right_streams_and_duration(made: dict[str,
         assert float(info["format"]["duration"]) == pytest.approx(sum(c.duration for c in tl.clips), abs=0.2)
 
 
+def test_the_book_joins_every_chapter_with_a_marker_each(made: dict[str, Project]) -> None:
+    """The Chinese example has ``book: true``: the Prefect run also made out/book.mp4 from the
+    chapter videos, stream-copied (same frames), one titled chapter marker at each chapter's start."""
+    import json
+    import shutil
+
+    project = made["zh"]
+    cfg = project.config()
+    assert cfg.book and project.book_path.is_file()
+    exe = shutil.which("ffprobe")
+    marks = json.loads(subprocess.run([exe, "-v", "error", "-show_chapters", "-of", "json", str(project.book_path)],
+                                      capture_output=True, check=True, text=True).stdout)["chapters"]
+    assert [m["tags"]["title"] for m in marks] == [c.title for c in cfg.chapters]
+    start = 0.0
+    for mark, ch in zip(marks, cfg.chapters):
+        assert float(mark["start_time"]) == pytest.approx(start, abs=0.05)
+        start += float(ffprobe(project.video_path(ch.id))["format"]["duration"])
+    info = ffprobe(project.book_path)
+    assert float(info["format"]["duration"]) == pytest.approx(start, abs=0.15)
+    kinds = [s["codec_type"] for s in info["streams"]]
+    assert kinds.count("video") == 1 and kinds.count("audio") == 1  # (+ the MP4 chapter track, a data stream)
+    assert project.store.asset("book", "book").meta_dict()["reencoded"] == []
+    assert made["en"].config().book is False and not made["en"].book_path.exists()  # off by default
+
+
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_srt_has_every_line_in_order_inside_the_video(made: dict[str, Project], lang: str) -> None:
     project = made[lang]

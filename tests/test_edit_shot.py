@@ -146,6 +146,40 @@ def test_a_new_prompt_makes_version_2_and_keeps_version_1(produced: Project) -> 
         restore_shot(project, "01", SHOT, 3)
 
 
+def test_an_edit_survives_edits_that_do_not_change_the_picture(produced: Project, caplog: pytest.LogCaptureFixture) -> None:
+    """Transitions, durations and voice settings are not part of the picture: editing them must not
+    re-render the shot (which would throw the edit-shot image away). An edit that does change the
+    picture re-renders it, says how to restore the edit, and keeps every version's label."""
+    import yaml
+
+    project = produced
+    edit_shot(project, "01", SHOT, prompt="a red lantern at night")
+    edited = project.shot_image_path("01", SHOT).read_bytes()
+
+    board = project.storyboard_path("01")
+    data = yaml.safe_load(board.read_text(encoding="utf-8"))
+    shot = data["scenes"][0]["shots"][1]
+    shot.update(transition="fadeblack", duration_hint=5.0)
+    board.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    chars_path = project.characters_yaml
+    chars = yaml.safe_load(chars_path.read_text(encoding="utf-8"))
+    chars["characters"][0].setdefault("voice", {}).update(rate=150, pitch=70, temperament="急躁")
+    chars_path.write_text(yaml.dump(chars, allow_unicode=True), encoding="utf-8")
+    reports = {r.stage: r for r in pipeline.produce(project, stages=["design", "render", "compose"])}
+    assert reports["design"].made == 0 and reports["render"].made == 0 and reports["compose"].made == 1
+    assert project.shot_image_path("01", SHOT).read_bytes() == edited
+    assert project.store.asset("shot", f"01/{SHOT}").version == 2
+
+    chars["characters"][0]["appearance"] = "红衣"  # the look changes: the shot must be drawn again
+    chars_path.write_text(yaml.dump(chars, allow_unicode=True), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="novelcomic"):
+        reports = {r.stage: r for r in pipeline.produce(project, stages=["design", "render"])}
+    assert reports["render"].made == 1 and project.store.asset("shot", f"01/{SHOT}").version == 3
+    assert any("--restore 2" in r.getMessage() and SHOT in r.getMessage() for r in caplog.records)
+    notes = {v.version: v.note for v in shot_versions(project, "01", SHOT)}
+    assert notes[2] == "prompt: a red lantern at night" and version_path(project, "01", SHOT, 2).read_bytes() == edited
+
+
 def test_an_edit_asks_the_backend_as_the_render_stage_does(produced: Project) -> None:
     """Same safe area for lettering, and the project's lettering switch is honoured (an edit of a
     project with ``lettering: false`` used to get bubbles from a backend that letters itself)."""

@@ -55,6 +55,31 @@ def test_task_runs_are_quiet_unless_asked(root: Path, fake_backends, prefect_har
     assert not [f for f in logger.filters if type(f).__module__ == "novelcomic.prefect_env"], "the filter outlived its block"
 
 
+def test_a_user_error_reaches_the_terminal_without_prefects_traceback(root: Path, fake_backends, prefect_harness) -> None:
+    """Bad input is one line from the command line; Prefect's ERROR record with the traceback (and
+    its "Finished in state Failed" echo) is kept off the console, unless --verbose."""
+    import io
+    import logging
+
+    from flows.produce import produce
+    from novelcomic.errors import NovelcomicError
+    from novelcomic.prefect_env import quiet_task_runs
+
+    project = Project(make_project(root))
+    project.chapter_text_path("01").unlink()
+    for quiet in (True, False):
+        console = logging.StreamHandler(io.StringIO())
+        logging.getLogger().addHandler(console)
+        try:
+            with quiet_task_runs(quiet), pytest.raises(NovelcomicError, match="chapter text missing"):
+                produce(str(project.dir))
+        finally:
+            logging.getLogger().removeHandler(console)
+        shown = console.stream.getvalue()
+        assert ("Traceback" in shown) is (not quiet), shown
+        assert not console.filters, "the console filter outlived its block"
+
+
 def test_flow_failure_is_recorded_and_raised(root: Path, fake_backends, prefect_harness) -> None:
     from flows.produce import produce
 

@@ -192,3 +192,74 @@ def test_qa_rerolls_failing_shots_and_writes_a_report(root: Path, fake_backends,
     report = project.dir / "render" / "01" / "qa.md"
     assert report.is_file() and "s01-02" in report.read_text(encoding="utf-8")
     assert (project.dir / "render" / "01" / "qa-01.png").is_file()
+
+
+def test_book_waits_for_every_chapter_and_is_remade_only_when_a_chapter_or_title_changes(root: Path, fake_backends, monkeypatch) -> None:
+    """The bookkeeping of ``book: true`` (the join itself is tested on real MP4s in test_compose_outputs
+    and test_e2e): no book while a chapter has no video; made once; skipped when nothing changed;
+    remade when a chapter video or a chapter title changes."""
+    import yaml
+
+    from novelcomic.compose import book as book_mod
+
+    calls: list[tuple[list[str], list[str], str]] = []
+
+    def fake_join(videos, titles, out_path, *, title=""):  # type: ignore[no-untyped-def]
+        calls.append(([Path(v).name for v in videos], list(titles), title))
+        Path(out_path).write_text("book of " + ",".join(titles), encoding="utf-8")
+        return book_mod.BookResult(Path(out_path), [(t, float(i), float(i + 1)) for i, t in enumerate(titles)], [])
+
+    monkeypatch.setattr(book_mod, "join_chapters", fake_join)
+    project = Project(make_project(root, chapters={"01": "河水静静地流。阿青说：“你好。”", "02": "天亮了。"}, book=True))
+    data = yaml.safe_load(project.project_yaml.read_text(encoding="utf-8"))
+
+    first = pipeline.produce(project, ["01"])
+    report = first[-1]
+    assert report.stage == "book" and report.made == 0 and not calls
+    assert any("still missing: 02" in w for w in report.warnings)
+
+    pipeline.produce(project)
+    assert calls == [(["01.mp4", "02.mp4"], [c.title or c.id for c in project.config().chapters], project.config().title)]
+    assert project.book_path.is_file() and project.store.asset("book", "book") is not None
+
+    again = pipeline.produce(project)
+    assert again[-1].stage == "book" and again[-1].made == 0 and again[-1].reused == 1 and len(calls) == 1
+
+    data["chapters"][1]["title"] = "第二章 新的标题"
+    project.project_yaml.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    pipeline.produce(project)
+    assert len(calls) == 2 and calls[-1][1][1] == "第二章 新的标题"
+
+
+def test_renaming_a_speaker_or_a_chapter_redoes_what_shows_the_name(root: Path, fake_backends) -> None:
+    """Names are drawn into shots (lettering names every speaker) and burned into subtitles; a
+    chapter's title is on its cover. Renaming must redo those, and only those."""
+    import yaml
+
+    project = Project(make_project(root))
+    _run(project)
+    chars_path = project.characters_yaml
+    chars = yaml.safe_load(chars_path.read_text(encoding="utf-8"))
+    chars["characters"][1]["name"] = "陈三"  # b speaks in s01-02 only (a name with no gender cue: same voice)
+    chars_path.write_text(yaml.dump(chars, allow_unicode=True), encoding="utf-8")
+    renamed = _run(project)
+    assert renamed["render01"].made == 1 and renamed["voice01"].made == 0 and renamed["compose01"].made == 1
+    assert project.store.asset("shot", "01/s01-01").version == 1
+
+    data = yaml.safe_load(project.project_yaml.read_text(encoding="utf-8"))
+    data["chapters"][0]["title"] = "第一章 新标题"
+    project.project_yaml.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    retitled = _run(project)
+    assert retitled["render01"].made == 0 and retitled["voice01"].made == 0 and retitled["compose01"].made == 1
+
+
+def test_later_stages_on_an_unplanned_chapter_say_to_plan_first(root: Path, fake_backends) -> None:
+    import pytest
+
+    from novelcomic.errors import NovelcomicError
+
+    project = Project(make_project(root))
+    with pytest.raises(NovelcomicError, match=r"chapter 01 not planned yet \(no storyboards/01.yaml\): run `novelcomic plan p` first"):
+        pipeline.produce(project, stages=["render", "voice"])
+    assert not project.shot_image_path("01", "s01-01").parent.exists()
+    assert pipeline.produce(project, stages=["plan"])[0].made > 0  # planning itself needs no storyboard

@@ -54,6 +54,8 @@ def run_project(
             project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
             raise
         project.store.finish_run(run_id)
+    if "compose" in stage_list and cfg.book and project.store.asset("book", "book") and project.book_path.is_file():
+        videos.append(project.book_path)
     return videos
 
 
@@ -99,11 +101,13 @@ def demo(obj: dict, no_prefect: bool, verbose: bool) -> None:
 def plan(obj: dict, name: str, chapters: str | None) -> None:
     """Plan project NAME (the same as `run NAME --stage plan`): characters, props, locations and
     storyboards. Files you edited are kept; a .proposed.yaml is written beside them."""
+    from novelcomic.pipeline import select_chapters
+
     project = Project.open(name, obj["root"])
     run_project(project, chapters, ("plan",), use_prefect=False)
-    for ch in project.config().chapters:
-        if project.storyboard_path(ch.id).exists():
-            click.echo(str(project.storyboard_path(ch.id)))
+    for ch in select_chapters(project.config(), chapters):
+        if project.storyboard_path(ch).exists():
+            click.echo(str(project.storyboard_path(ch)))
 
 
 COMMANDS = [run, demo, plan]

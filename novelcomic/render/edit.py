@@ -125,6 +125,18 @@ def _history(asset: "Asset | None") -> dict[str, dict[str, Any]]:
     return dict(asset.meta_dict().get("history", {}))
 
 
+def carry_history(project: Project, chapter: str, shot_id: str) -> tuple[dict[str, dict[str, Any]], int | None]:
+    """For a pipeline re-render about to replace the shot's image: the version history to keep
+    on the new record (so ``--list`` still labels every kept version), and the replaced version's
+    number when it was made by an edit (None otherwise) so the caller can say how to restore it."""
+    asset = project.store.asset("shot", _key(chapter, shot_id))
+    if asset is None:
+        return {}, None
+    history = _history(asset)
+    history[str(asset.version)] = _snapshot(asset)
+    return history, (asset.version if "edit" in asset.meta_dict() else None)
+
+
 def _snapshot(asset: "Asset") -> dict[str, Any]:
     """What the history remembers of a version: enough to restore its meta and seed."""
     meta = {k: v for k, v in asset.meta_dict().items() if k != "history"}
