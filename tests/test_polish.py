@@ -133,6 +133,23 @@ def test_heuristic_moves_negation_to_negative_by_rule() -> None:
     assert "荷塘" in ko.prompt and "清晨" in ko.prompt and "少女" in ko.prompt
 
 
+def test_the_shots_image_prompt_decides_the_subject() -> None:
+    """A user who rewrites a shot's image_prompt gets that picture (names dropped: looks are added
+    from characters.yaml); a planner-written one ("地点（时间），名字（外貌），动作") leaves its action."""
+    shot, scene = _shot("林小雨蹲在池塘边，看着没有青蛙的荷叶。")
+    mine = shot.model_copy(update={"image_prompt": "a red panda eating noodles on the moon"})
+    sd = heuristic_prompt(mine, scene, CHARS, POND, STYLE, "sdxl", "zh")
+    assert "red panda eating noodles on the moon" in sd.prompt and "lotus" not in sd.prompt
+    planned = shot.model_copy(update={"image_prompt": "荷塘（清晨），林小雨（long black hair, green hanfu），林小雨抬头望着远处的山"})
+    ko = heuristic_prompt(planned, scene, CHARS, POND, STYLE, "kolors", "zh")
+    assert "抬头望着远处的山" in ko.prompt and "林小雨" not in ko.prompt and "荷叶" not in ko.prompt
+    llm = ScriptedLLM(lambda messages: json.dumps({"prompt": "a red panda on the moon"}))
+    polish_prompt(llm, mine, scene, CHARS, POND, STYLE, "sdxl", "zh")
+    facts = json.loads(llm.calls[0][0][1].content.split("\n", 1)[1])
+    assert facts["image_prompt"] == "a red panda eating noodles on the moon"
+    assert "image_prompt" in llm.calls[0][0][0].content  # the system prompt says it is the picture wanted
+
+
 def test_heuristic_english_and_deterministic() -> None:
     chars = {"pip": Character(id="pip", name="Pip", appearance="red scarf, freckles, brown coat")}
     shot = Shot(id="a", characters=["pip"], camera=Camera(size="wide", angle="low"),

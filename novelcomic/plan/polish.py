@@ -88,6 +88,8 @@ def polish_prompt(
         "night, strong wind) — never draw a metaphor literally.\n"
         "- Anything the text says is absent or negated goes into `negative`, never into `prompt`: "
         "'没有青蛙的荷叶' → prompt 'lotus leaf', negative ['frog'].\n"
+        "- `image_prompt`, when given, is the picture wanted: keep what it shows; the other facts only fill in "
+        "what it leaves open.\n"
         "- Do not add art-style, camera or quality words; they are added afterwards."
     )
     user = json.dumps(_shot_facts(shot, scene, characters, location), ensure_ascii=False, indent=1)
@@ -109,6 +111,7 @@ def _shot_facts(shot: Shot, scene: Scene, characters: Mapping[str, Character], l
             {"speaker": "narration" if ln.speaker == NARRATOR else names.get(ln.speaker, ln.speaker), "text": ln.text}
             for ln in shot.lines
         ],
+        "image_prompt": shot.image_prompt,
         "source_passage": shot.source,
         "scene_summary": scene.summary,
         "camera": {"size": shot.camera.size, "angle": shot.camera.angle},
@@ -147,7 +150,7 @@ def heuristic_prompt(
     not know is left out and named in ``notes``.
     """
     _check(family, language)
-    text = _subject_text(shot, characters, language)
+    text = _subject_text(shot, characters, language, location)
     cleaned, negated = split_negations(text)
     notes: list[str] = []
     if family != "kolors" and _CJK_RE.search(cleaned):
@@ -168,7 +171,27 @@ def heuristic_prompt(
     return _finish(style, family, language, subject, shot, scene, characters, location, negatives, notes)
 
 
-def _subject_text(shot: Shot, characters: Mapping[str, Character], language: str) -> str:
+def visual_text(shot: Shot, characters: Mapping[str, Character], location: Location | None) -> str:
+    """What the shot's ``image_prompt`` asks to see, without the names (a diffusion model draws
+    people by look, and the looks and the place are added by :func:`_finish`): the planners write
+    "地点（夜晚），名字（外貌），动作", which leaves the action; a prompt the user wrote is kept whole."""
+    text = shot.image_prompt.strip()
+    if not text:
+        return ""
+    names = [n for c in characters.values() for n in (c.name, *c.aliases) if n.strip()]
+    if location is not None:
+        names += [n for n in (location.name, *location.aliases) if n.strip()]
+    for name in sorted(set(names), key=len, reverse=True):
+        text = re.sub(re.escape(name) + r"\s*(?:（[^）]*）|\([^)]*\))?", "", text)
+    parts = [p.strip() for p in re.split(r"[，,、]", text)]
+    sep = "，" if _CJK_RE.search(text) else ", "
+    return sep.join(p for p in parts if p and not re.fullmatch(r"[\s（）()。.!！?？]*", p))
+
+
+def _subject_text(shot: Shot, characters: Mapping[str, Character], language: str, location: Location | None = None) -> str:
+    visual = visual_text(shot, characters, location)
+    if visual:
+        return visual
     narration = [ln.text for ln in shot.lines if ln.is_narration]
     if narration:
         return " ".join(narration[:2])
