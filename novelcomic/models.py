@@ -27,7 +27,17 @@ CameraAngle = Literal["eye_level", "high", "low", "overhead", "dutch"]
 CameraMotion = Literal["auto", "static", "push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down"]
 Mood = Literal["calm", "tense", "sad", "joyful", "mysterious", "action"]
 Emotion = Literal["neutral", "happy", "sad", "angry", "afraid", "surprised", "whisper", "excited"]
-Transition = Literal["cut", "dissolve", "fade", "fadeblack", "wipeleft", "wiperight", "slideleft", "slideright"]
+# Into the next shot. "dissolve"/"crossfade"/"fade" cross-fade; fades through black or white,
+# wipes and slides are drawn by the composer; the rest are ffmpeg xfade transitions of that name.
+Transition = Literal[
+    "cut", "dissolve", "crossfade", "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow",
+    "wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipetr", "wipebl", "wipebr",
+    "slideleft", "slideright", "slideup", "slidedown", "smoothleft", "smoothright", "smoothup", "smoothdown",
+    "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown",
+    "circleopen", "circleclose", "circlecrop", "rectcrop", "vertopen", "vertclose", "horzopen", "horzclose",
+    "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice",
+    "hlwind", "hrwind", "vuwind", "vdwind", "radial", "distance", "pixelize", "hblur", "squeezeh", "squeezev", "zoomin",
+]
 
 
 class _Model(BaseModel):

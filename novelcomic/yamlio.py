@@ -8,6 +8,7 @@ autocomplete and check the file, then block-style YAML with unicode kept readabl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,8 +76,43 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+MAX_ERRORS = 10  # listed per file; the rest are counted
+_DUPLICATE_RE = re.compile(r"duplicate (\w+) id '(.+)'")
+
+
+def _id_lines(node: yaml.Node | None, value: str) -> list[int]:
+    """Lines of every ``id: <value>`` in the node tree, in file order."""
+    out: list[int] = []
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            for key, val in n.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == "id" and isinstance(val, yaml.ScalarNode) and val.value == value:
+                    out.append(key.start_mark.line + 1)
+                stack.append(val)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    return sorted(out)
+
+
+def _locate(node: yaml.Node | None, err: Any) -> tuple[int | None, str | None, str]:
+    """(line, field path, message) of one pydantic error."""
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err.get("type") not in ("missing",) and "input" in err and not isinstance(err["input"], dict | list):
+        message += f" (got {err['input']!r})"
+    line = line_of(node, loc)
+    dup = _DUPLICATE_RE.match(message)
+    if dup:  # a whole-file check: point at the second use of the id
+        lines = _id_lines(node, dup.group(2))
+        line = lines[1] if len(lines) > 1 else line
+    return line, format_loc(loc) or None, message
+
+
 def load_model(path: Path, model: type[M]) -> M:
-    """Load and validate ``path``; the first error raises with file:line: field: message."""
+    """Load and validate ``path``. Errors raise one NovelcomicError: the first as
+    ``file:line: field: message``, then up to :data:`MAX_ERRORS` - 1 more, one per line."""
     data, node = read_yaml(path)
     if data is None:
         data = {}
@@ -85,15 +121,14 @@ def load_model(path: Path, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        more = f" (and {exc.error_count() - 1} more errors)" if exc.error_count() > 1 else ""
-        value = ""
-        if err.get("type") not in ("missing",) and "input" in err and not isinstance(err["input"], dict | list):
-            value = f" (got {err['input']!r})"
-        raise NovelcomicError(
-            f"{err['msg']}{value}{more}", file=path, line=line_of(node, loc), field=format_loc(loc) or None
-        ) from None
+        found = [_locate(node, err) for err in exc.errors()]
+        line, field, message = found[0]
+        for more_line, more_field, more_message in found[1:MAX_ERRORS]:
+            where = f"{path}:{more_line}" if more_line else str(path)
+            message += f"\n  {where}: {more_field + ': ' if more_field else ''}{more_message}"
+        if len(found) > MAX_ERRORS:
+            message += f"\n  (and {len(found) - MAX_ERRORS} more errors)"
+        raise NovelcomicError(message, file=path, line=line, field=field) from None
 
 
 def dump_yaml(data: Any) -> str:

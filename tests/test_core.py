@@ -30,6 +30,27 @@ def test_validation_error_names_file_line_and_field(tmp_path: Path) -> None:
     assert "huge" in msg
 
 
+def test_every_validation_error_is_listed_with_its_line(tmp_path: Path) -> None:
+    p = tmp_path / "project.yaml"
+    p.write_text("titel: x\nfps: fast\n", encoding="utf-8")
+    with pytest.raises(NovelcomicError) as e:
+        load_model(p, ProjectConfig)
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"{p}:1: title: Field required"
+    assert sorted(ln.strip() for ln in lines[1:]) == [
+        f"{p}:1: titel: Extra inputs are not permitted (got 'x')",
+        f"{p}:2: fps: Input should be a valid integer, unable to parse string as an integer (got 'fast')",
+    ]
+
+
+def test_a_duplicate_id_points_at_its_second_use(tmp_path: Path) -> None:
+    p = tmp_path / "01.yaml"
+    p.write_text("chapter: '01'\nscenes:\n- id: s01\n  shots:\n  - id: s01-01\n  - id: s01-02\n  - id: s01-01\n", encoding="utf-8")
+    with pytest.raises(NovelcomicError) as e:
+        load_model(p, Storyboard)
+    assert str(e.value) == f"{p}:7: duplicate shots id 's01-01'"
+
+
 def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
     p = tmp_path / "project.yaml"
     p.write_text("title: x\nfps: 30\nstyle: [a, b\n", encoding="utf-8")
