@@ -193,7 +193,7 @@ def design(project: Project) -> StageReport:
         if project.store.fresh("sheet", ch.id, inputs):
             report.add(path, made=False)
             continue
-        backend = backend or image_backends.create(spec.backend, spec.options)
+        backend = backend or image_backends.create(spec.backend, spec.options, where="stages.design")
         result = backend.design_character(SheetRequest(ch, cfg.style, w, h, seed, cfg.language))
         _save_image(result.image, path)
         project.store.record(
@@ -668,6 +668,36 @@ def book(project: Project) -> StageReport:
 # --------------------------------------------------------------------------- everything, without Prefect
 
 
+def check_backends(project: Project, stages: list[str] | None = None) -> list[str]:
+    """Create the backend of each of ``stages`` (default: all, and the LLM when one is set) from
+    project.yaml, the way a run does, so a misspelt backend name or option (or a bad option value:
+    constructors check them up front and load no weights) fails before any work, with
+    ``project.yaml:line: field``. Returns the names checked, as ``stage=backend``."""
+    from novelcomic.registry import REGISTRIES
+    from novelcomic.yamlio import line_of, read_yaml
+
+    cfg = project.config()
+    checked: list[str] = []
+    wanted = [s for s in (stages or STAGES) if s in STAGES]
+    targets: list[tuple[str, str, str, dict]] = [
+        (stage, f"stages.{stage}", getattr(cfg.stages, stage).backend, getattr(cfg.stages, stage).options) for stage in wanted
+    ]
+    if cfg.llm is not None and (stages is None or "plan" in wanted):
+        targets.append(("llm", "llm", cfg.llm.backend, cfg.llm.options))
+    for stage, where, name, options in targets:
+        try:
+            REGISTRIES[stage].create(name, options, where=where)
+        except NovelcomicError as exc:
+            field = exc.field or f"{where}.backend"
+            if not field.startswith(where):
+                field = f"{where}.options.{field}" if "." not in field else field
+            _, node = read_yaml(project.project_yaml)
+            path = tuple(int(p) if p.isdigit() else p for p in field.split("."))
+            raise NovelcomicError(exc.message, file=project.project_yaml, line=line_of(node, path), field=field) from None
+        checked.append(f"{stage}={name}")
+    return checked
+
+
 def preflight(project: Project, chapters: list[str], stages: list[str] | None = None) -> None:
     """Validate every user file the run will read, before any work starts, so that a typo in a
     storyboard fails in a second with file:line instead of after an hour of rendering. A run of
@@ -689,6 +719,7 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
         project.chapter_text(ch)
         if project.storyboard_path(ch).exists():
             project.storyboard(ch)
+    check_backends(project, stages)
 
 
 def produce(project: Project, chapters: list[str] | None = None, stages: list[str] | None = None) -> list[StageReport]:

@@ -30,8 +30,9 @@ class UnknownBackendError(NovelcomicError):
 class Registry:
     """Name → backend factory for one stage."""
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, where: str | None = None) -> None:
         self.stage = stage
+        self.where = where or f"stages.{stage}"  # where project.yaml names it, for error messages
         self._factories: dict[str, Any] = {}
 
     def register(self, name: str, factory: Any = None) -> Any:
@@ -53,29 +54,36 @@ class Registry:
         _load_entry_points()
         return sorted(self._factories)
 
-    def factory(self, name: str) -> Callable[..., Any]:
+    def factory(self, name: str, where: str | None = None) -> Callable[..., Any]:
         _load_entry_points()
         try:
             factory = self._factories[name]
         except KeyError:
             known = ", ".join(sorted(self._factories)) or "none"
             raise UnknownBackendError(
-                f"unknown {self.stage} backend {name!r} (known: {known})", field=f"stages.{self.stage}.backend"
+                f"unknown {self.stage} backend {name!r} (known: {known})", field=f"{where or self.where}.backend"
             ) from None
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
         return factory
 
-    def create(self, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Instantiate backend ``name`` with its options from project.yaml."""
-        factory = self.factory(name)
+    def create(self, name: str, options: dict[str, Any] | None = None, where: str | None = None) -> Any:
+        """Instantiate backend ``name`` with its options from project.yaml. ``where``: the
+        project.yaml key that configures it, when not this registry's own (``stages.design`` for
+        an image backend drawing the sheets), so that errors name the setting to fix."""
+        where = where or self.where
+        factory = self.factory(name, where)
         try:
-            return factory(**(options or {}))
+            backend = factory(**(options or {}))
         except TypeError as exc:
-            raise UnknownBackendError(
-                f"bad options for {self.stage} backend {name!r}: {exc}", field=f"stages.{self.stage}.options"
-            ) from exc
+            raise UnknownBackendError(f"bad options for {self.stage} backend {name!r}: {exc}", field=f"{where}.options") from exc
+        except NovelcomicError as exc:
+            if exc.field and where != self.where and exc.field.startswith(self.where + "."):
+                exc.field = where + exc.field[len(self.where):]  # the option's own name, under the right key
+                exc.args = (str(exc),)
+            raise
+        return backend
 
     @contextlib.contextmanager
     def override(self, name: str, factory: Any) -> Iterator[None]:
@@ -96,7 +104,7 @@ planners = Registry("plan")
 image_backends = Registry("render")
 tts_backends = Registry("voice")
 composers = Registry("compose")
-llms = Registry("llm")
+llms = Registry("llm", where="llm")
 effects = Registry("effect")
 
 REGISTRIES: dict[str, Registry] = {

@@ -92,3 +92,34 @@ def test_status_and_schema(root: Path, novel: Path) -> None:
     r = cli("schema", "storyboard", root=root)
     assert r.returncode == 0 and '"title": "Storyboard"' in r.stdout
     assert_one_line_error(cli("status", "nope", root=root), "no project 'nope'")
+
+
+def test_validate_checks_backends_and_their_options_with_the_line(root: Path, novel: Path) -> None:
+    """A misspelt backend or option (or a bad option value) fails `validate` — and `run`, before any
+    work — with project.yaml:line: the setting, not halfway through a run."""
+    assert cli("new-project", "story", "--novel", str(novel), root=root).returncode == 0
+    cfg = root / "story" / "project.yaml"
+    good = cfg.read_text(encoding="utf-8")
+    r = cli("validate", "story", root=root)
+    assert r.returncode == 0 and "backends plan=heuristic, design=animatic" in r.stdout, r.stderr
+    assert "not planned yet: chapters 01, 02" in r.stdout and "characters.yaml" not in r.stdout
+
+    def line_of(text: str, needle: str) -> int:
+        return next(i for i, ln in enumerate(text.splitlines(), 1) if needle in ln)
+
+    cases = [
+        ("stages:\n  compose: {backend: ffmepg}\n", "stages.compose.backend: unknown compose backend 'ffmepg'", "ffmepg"),
+        ("stages:\n  compose: {backend: ffmpeg, options: {subtitle_mode: soft}}\n", "stages.compose.options.subtitle_mode", "soft"),
+        ("stages:\n  design:\n    backend: animatic\n    options: {stpes: 3}\n", "stages.design.options: bad options", "stpes"),
+        ("llm: {backend: ollama}\n", "llm.backend: unknown llm backend 'ollama'", "ollama"),
+    ]
+    before = snapshot(root / "story")
+    for extra, needle, marker in cases:
+        text = good + extra
+        cfg.write_text(text, encoding="utf-8")
+        for args in (("validate", "story"), ("run", "story", "--no-prefect")):
+            r = cli(*args, root=root)
+            assert_one_line_error(r, f"{cfg}:{line_of(text, marker)}: {needle}")
+        snap = snapshot(root / "story")
+        assert {k: v for k, v in snap.items() if k != "project.yaml" and not k.startswith(".novelcomic")} == \
+            {k: v for k, v in before.items() if k != "project.yaml" and not k.startswith(".novelcomic")}, extra

@@ -67,18 +67,28 @@ def status(obj: dict, name: str) -> None:
 @click.argument("name")
 @click.pass_obj
 def validate(obj: dict, name: str) -> None:
-    """Check every YAML file of project NAME (errors give file:line: field)."""
+    """Check every YAML file of project NAME (errors give file:line: field), and create each
+    configured backend with its options, as a run would (nothing is loaded or generated)."""
+    from novelcomic.pipeline import check_backends
+
     project = Project.open(name, obj["root"])
     cfg = project.config()
     project.characters()
     project.props()
     project.locations()
-    n = 0
+    files = ["project.yaml"] + [p.name for p in (project.characters_yaml, project.props_yaml, project.locations_yaml) if p.exists()]
+    planned, unplanned = 0, []
     for ch in cfg.chapters:
         if project.storyboard_path(ch.id).exists():
             project.storyboard(ch.id)
-            n += 1
-    click.echo(f"ok: project.yaml, characters.yaml, props.yaml, locations.yaml, {n} storyboards")
+            planned += 1
+        else:
+            unplanned.append(ch.id)
+    backends = check_backends(project)
+    click.echo(f"ok: {', '.join(files)}, {planned} storyboard{'s' if planned != 1 else ''}; backends {', '.join(backends)}")
+    if unplanned:
+        click.echo(f"not planned yet: chapter{'s' if len(unplanned) > 1 else ''} {', '.join(unplanned)} "
+                   f"(novelcomic plan {project.name})")
 
 
 @click.command("schema")
