@@ -126,6 +126,22 @@ def test_one_character_shot_is_conditioned_on_its_reference(tiny: dict[str, Path
     assert result.regions == {"a": (0, 0, W, H)}
 
 
+def test_ip_adapter_paths_may_start_with_home_and_a_missing_one_is_named(
+    tiny: dict[str, Path], calls: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `ip_adapter: {path: ~/models/IP-Adapter}` works (it was sent to the hub as is)."""
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "IP-Adapter").symlink_to(tiny["ipa"], target_is_directory=True)
+    monkeypatch.setenv("HOME", str(home))
+    options = {"path": "~/models/IP-Adapter", "weight_name": "ip-adapter.safetensors"}
+    backend = DiffusersBackend(str(tiny["sd15"]), steps=2, ip_adapter=options)
+    result = backend.render_shot(shot_request([(char("a"), [tiny["refs"] / "red.png"])]))
+    assert result.meta["mode"] == "ip_adapter"
+    with pytest.raises(NovelcomicError, match=r"stages\.render\.options\.ip_adapter\.path: ip_adapter path '~/models/nope'"):
+        DiffusersBackend(str(tiny["sd15"]), steps=2, ip_adapter={**options, "path": "~/models/nope"})
+
+
 def test_two_characters_each_get_their_reference_in_their_region(tiny: dict[str, Path], calls: list) -> None:
     backend = DiffusersBackend(str(tiny["sd15"]), steps=2, ip_adapter=ipa_options(tiny))
     red, blue = tiny["refs"] / "red.png", tiny["refs"] / "blue.png"

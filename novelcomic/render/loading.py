@@ -118,7 +118,12 @@ class IPAdapterSpec:
         scale = value.get("scale")
         if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 <= scale <= 2):
             raise NovelcomicError(f"ip_adapter scale {scale!r} must be a number from 0 to 2", field=where + ".scale")
-        spec = cls(value["path"], value["weight_name"], value.get("subfolder") or "",
+        path = value["path"]
+        if path.startswith("~"):  # a hub id never starts with ~
+            path = str(Path(path).expanduser())
+        if path.startswith(("/", "./", "../")) and not Path(path).exists():
+            raise NovelcomicError(f"ip_adapter path {value['path']!r} does not exist", field=where + ".path")
+        spec = cls(path, value["weight_name"], value.get("subfolder") or "",
                    value.get("image_encoder_folder", "image_encoder"))
         return spec, (float(scale) if scale is not None else None)
 
@@ -231,7 +236,7 @@ def _offline_message(model: str, exc: BaseException) -> str:
     return (
         f"model {model!r} is not in the Hugging Face cache and could not be downloaded "
         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Download it where there is internet "
-        f"(`huggingface-cli download {model}`, which fills ~/.cache/huggingface), or put a diffusers-format "
+        f"(`hf download {model}`, which fills ~/.cache/huggingface), or put a diffusers-format "
         f"directory anywhere and set {OPTIONS}model to its path"
     )
 
@@ -336,7 +341,8 @@ def _load(spec: LoadSpec) -> LoadedPipelines:
             pipe.load_ip_adapter(ipa.path, subfolder=ipa.subfolder, weight_name=ipa.weight_name,
                                  image_encoder_folder=ipa.image_encoder_folder)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise BackendError(f"could not load IP-Adapter {ipa.path!r} ({ipa.weight_name}): {exc}",
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"could not load IP-Adapter {ipa.path!r} ({ipa.weight_name}): {first}",
                                field=OPTIONS + "ip_adapter") from exc
     if spec.cpu_offload:
         pipe.enable_model_cpu_offload(device=spec.device if spec.device != "cpu" else None)
