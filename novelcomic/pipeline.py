@@ -90,7 +90,8 @@ def shot_seed(cfg: ProjectConfig, chapter: str, shot_id: str, explicit: int | No
 
 
 def sweep_partials(project: Project) -> int:
-    """Remove temporary files a killed run left behind (``.name.partXXX``); returns how many."""
+    """Remove temporary files a killed run left behind (``.name.partXXX``, the composer's
+    ``.batch-*`` scratch directories); returns how many files. Called under the project lock."""
     n = 0
     for sub in ("design", "render", "audio", "out", "storyboards", ".novelcomic/work", "chapters"):
         base = project.dir / sub
@@ -103,6 +104,15 @@ def sweep_partials(project: Project) -> int:
         if p.is_file():
             p.unlink()
             n += 1
+    # scratch directories of a killed composer (one encoder batch each) or book join
+    import shutil
+
+    for base, pattern in ((project.work_dir, ".batch-*"), (project.out_dir, ".book-*")):
+        if base.is_dir():
+            for d in base.rglob(pattern):
+                if d.is_dir():
+                    n += sum(1 for f in d.rglob("*") if f.is_file())
+                    shutil.rmtree(d, ignore_errors=True)
     return n
 
 

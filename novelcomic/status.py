@@ -42,8 +42,38 @@ def project_status(project: Project) -> str:
             rows.append(f"book: {book.path} ({meta.get('duration', 0):.1f} s, {len(meta.get('chapters', []))} chapters)")
         else:
             rows.append("book: not made yet (made once every chapter has a video)")
+    warned = [a for a in store.assets() if a.warnings.strip()]
+    if warned:
+        rows.append("")
+        rows.append(f"warnings ({len(warned)} outputs):")
+        seen: dict[str, list[str]] = {}
+        for a in warned:
+            for w in a.warnings.splitlines():
+                seen.setdefault(w, []).append(a.key)
+        for w, keys in list(seen.items())[:MAX_WARNINGS]:
+            more = f" (+{len(keys) - 1} more)" if len(keys) > 1 else ""
+            rows.append(f"  {keys[0]}{more}: {w}")
+        if len(seen) > MAX_WARNINGS:
+            rows.append(f"  … and {len(seen) - MAX_WARNINGS} more different warnings")
     last = store.runs()[-1:] if store.runs() else []
     for r in last:
+        status = r.status
+        if status == "running" and not _locked(project):
+            status = "interrupted (killed before it finished; run it again to resume)"
         rows.append("")
-        rows.append(f"last run #{r.id}: {r.status} ({r.stages}; chapters {r.chapters}) {r.error}".rstrip())
+        rows.append(f"last run #{r.id}: {status} ({r.stages}; chapters {r.chapters}) {r.error}".rstrip())
     return "\n".join(rows)
+
+
+MAX_WARNINGS = 8
+
+
+def _locked(project: Project) -> bool:
+    """Whether a run holds the project now (a run marked running without it was killed)."""
+    from novelcomic.errors import ProjectLockedError
+
+    try:
+        with project.lock():
+            return False
+    except ProjectLockedError:
+        return True

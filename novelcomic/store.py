@@ -29,7 +29,7 @@ class Run(SQLModel, table=True):
     project: str = Field(index=True)
     stages: str = ""
     chapters: str = ""
-    status: str = "running"  # running | completed | failed
+    status: str = "running"  # running | completed | failed | interrupted (killed; marked by the next run)
     error: str = ""
     started_at: dt.datetime = Field(default_factory=_now)
     finished_at: dt.datetime | None = None
@@ -185,7 +185,16 @@ class Store:
     # ------------------------------------------------------------------ runs and stages
 
     def start_run(self, stages: list[str], chapters: list[str]) -> int:
+        """Record a new run. Only the holder of the project lock starts runs, so a run still
+        marked running (and a stage still marked running) was killed: it is marked interrupted."""
         with Session(self.engine) as s:
+            for old in s.exec(select(Run).where(Run.project == self.project, Run.status == "running")):
+                old.status = "interrupted"
+                old.error = old.error or "killed before it finished (its finished work is kept)"
+                s.add(old)
+            for row in s.exec(select(StageStatus).where(StageStatus.project == self.project, StageStatus.status == "running")):
+                row.status = "interrupted"
+                s.add(row)
             r = Run(project=self.project, stages=",".join(stages), chapters=",".join(chapters))
             s.add(r)
             s.commit()

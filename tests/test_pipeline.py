@@ -63,8 +63,14 @@ def test_sweep_partials_removes_leftovers_of_a_killed_run(root: Path, fake_backe
     _run(project)
     leftover = project.shot_image_path("01", "s01-01").parent / ".s01-01.abc123.part.png"
     leftover.write_bytes(b"\x89PNG half")
-    assert pipeline.sweep_partials(project) == 1
-    assert not leftover.exists()
+    batch = project.work_dir / "01" / "segments" / ".batch-k2j3"
+    batch.mkdir(parents=True)
+    (batch / "part00003.mp4").write_bytes(b"half a segment")
+    (batch / "cues.ass").write_text("[Script Info]")
+    kept = project.work_dir / "01" / "segments" / "b0001-abc.mp4"
+    kept.write_bytes(b"a finished segment")
+    assert pipeline.sweep_partials(project) == 3
+    assert not leftover.exists() and not batch.exists() and kept.exists()
 
 
 def test_diffusion_backends_get_a_prompt_polished_once(root: Path, fake_backends) -> None:
@@ -263,3 +269,19 @@ def test_later_stages_on_an_unplanned_chapter_say_to_plan_first(root: Path, fake
         pipeline.produce(project, stages=["render", "voice"])
     assert not project.shot_image_path("01", "s01-01").parent.exists()
     assert pipeline.produce(project, stages=["plan"])[0].made > 0  # planning itself needs no storyboard
+
+
+def test_status_shows_warnings_and_a_killed_run_as_interrupted(root: Path, fake_backends) -> None:
+    from novelcomic.status import project_status
+
+    project = Project(make_project(root))
+    _run(project)  # the silent voice warns on every line
+    text = project_status(project)
+    assert "warnings (3 outputs):" in text
+    assert "01/s01-01/00 (+2 more): voice backend 'silent'" in text
+    killed = project.store.start_run(["render"], ["01"])  # a run that never finishes (SIGKILL)
+    assert f"last run #{killed}: interrupted (killed" in project_status(project)
+    with project.lock():  # while a run holds the project, it is just running
+        assert f"last run #{killed}: running" in project_status(project)
+    project.store.start_run(["render"], ["01"])
+    assert [r.status for r in project.store.runs()][-2:] == ["interrupted", "running"]

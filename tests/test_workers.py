@@ -62,7 +62,7 @@ def test_killed_run_resumes_without_rendering_finished_shots(tmp_path: Path, pre
     assert all(v == 1 for v, _ in after.values())
     assert project.video_path("01").is_file()
     assert not list(project.dir.rglob(".*.part*"))
-    assert [r.status for r in project.store.runs()] == ["running", "completed"]  # the killed one never finished
+    assert [r.status for r in project.store.runs()] == ["interrupted", "completed"]  # the next run marks the killed one
 
 
 def test_two_task_workers_one_killed_the_chapter_completes(tmp_path: Path, prefect_server: dict[str, str]) -> None:
