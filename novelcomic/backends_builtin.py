@@ -19,3 +19,5 @@ def register(registries: dict[str, Any]) -> None:
     registries["llm"].register("transformers", "novelcomic.llm.transformers_backend:TransformersBackend")
     registries["render"].register("diffusers", "novelcomic.render.diffusers_backend:DiffusersBackend")
     registries["voice"].register("edge", "novelcomic.voice.edge:EdgeTTS")
+    registries["effect"].register("shake", "novelcomic.compose.effects:Shake")
+    registries["effect"].register("vignette_pulse", "novelcomic.compose.effects:VignettePulse")

@@ -523,7 +523,7 @@ def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | Non
         with atomic_path(path) as tmp:
             result = backend.synthesize(req, tmp)
         for w in result.warnings:
-            log.warning("%s: %s", key, w)
+            log.debug("%s: %s", key, w)  # reported through the stage report (once per distinct warning)
         project.store.record(
             "audio", key, path, inputs_hash=inputs, backend=spec.backend, chapter=chapter,
             meta={"duration": result.duration, "voice": result.voice, "sample_rate": result.sample_rate,

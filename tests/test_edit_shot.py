@@ -314,3 +314,10 @@ def test_the_edit_shot_command(produced: Project, root: Path) -> None:
     assert isinstance(r.exception, NovelcomicError) and "--list" in str(r.exception)
     r = runner.invoke(edit_shot_cmd, ["p", "01", SHOT, "--outpaint", "4:3"], obj=obj)
     assert r.exit_code == 2  # click rejects the choice
+    r = runner.invoke(edit_shot_cmd, ["p", "01", "s09-99", "--list"], obj=obj)
+    assert isinstance(r.exception, NovelcomicError) and "no shot 's09-99'" in str(r.exception)
+    # a backend that does not draw from the prompt gives the same picture: the command says so
+    for attempt in (1, 2):
+        r = runner.invoke(edit_shot_cmd, ["p", "01", SHOT, "--prompt", "the same prompt"], obj=obj)
+        assert r.exit_code == 0
+        assert ("the new image is the same as the old one" in r.output) is (attempt == 2), r.output

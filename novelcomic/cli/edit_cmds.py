@@ -40,6 +40,7 @@ def edit_shot(
         raise NovelcomicError(f"give one chapter, not {chapter!r}", field="CHAPTER")
     ch = chosen[0]
     edits = [prompt, instruction, mask, outpaint]
+    lib.find_shot(project.storyboard(ch).shots(), ch, shot)  # an unknown shot id is an error, listed or edited
     if list_versions:
         if restore is not None or any(e is not None for e in edits):
             raise NovelcomicError("--list shows the versions only; give it without other options", field="--list")
@@ -60,6 +61,11 @@ def edit_shot(
     kept = f" (version {result.version - 1} kept at {project.rel(result.previous_version_path)})" \
         if result.previous_version_path else ""
     click.echo(f"shot {shot} of chapter {ch}: version {result.version} at {project.rel(result.path)}{kept}")
+    if result.kind != "restore" and result.previous_version_path \
+            and result.previous_version_path.read_bytes() == result.path.read_bytes():
+        backend = project.config().stages.render.backend
+        click.echo(f"warning: the new image is the same as the old one: render backend {backend!r} does not draw "
+                   f"from free-text prompts (a diffusion backend such as 'diffusers' does)", err=True)
     if result.kind == "instruction" and result.prompt:
         click.echo(f"new prompt: {result.prompt}")
     click.echo(f"the chapter video is now out of date: novelcomic run {project.name} --chapters {ch} --stage compose")

@@ -337,7 +337,7 @@ class LLMPlanner:
                 self.failures.append(ChapterFailure(ch.id, exc.errors, exc.attempts, exc.output))
                 msg = (f"chapter {ch.id}: the language model gave no valid storyboard after {exc.attempts} attempts "
                        f"({'; '.join(exc.errors[:2])}); this chapter was planned by the heuristic planner instead")
-                log.warning(msg)
+                log.debug(msg)  # reported once, through PlanResult.warnings
                 warnings.append(msg)
                 failed.append(ch)
                 continue
@@ -464,6 +464,16 @@ def _storyboard(work: _ChapterWork, bible: Bible, warnings: list[str]) -> Storyb
     return Storyboard(chapter=ch.id, title=ch.title, scenes=out)
 
 
+def _join_text(texts: list[str]) -> str:
+    """Lines run together as the passage they came from: Chinese without spaces, English with."""
+    out = ""
+    for t in texts:
+        if out and t and out[-1].isascii() and not out[-1].isspace() and t[0].isascii():
+            out += " "
+        out += t
+    return out
+
+
 def _shot(info: ShotInfo, lines_info: list[LineInfo], bible: Bible, scene_loc: str | None,
           unknown_speakers: dict[str, int], unknown_names: set[str]) -> Shot:
     chars: list[str] = []
@@ -493,7 +503,7 @@ def _shot(info: ShotInfo, lines_info: list[LineInfo], bible: Bible, scene_loc: s
             props.append(pid)
     loc = bible.resolve("location", info.location) if info.location else None
     duration = info.duration_hint if info.duration_hint and 0 < info.duration_hint <= 60 else None
-    source = "".join(ln.text for ln in lines)
+    source = _join_text([ln.text for ln in lines])
     return Shot(
         id="tmp", characters=chars, props=props, location=loc if loc != scene_loc else None,
         camera=Camera(size=info.size, angle=info.angle, motion=info.motion), lines=lines, mood=info.mood,

@@ -219,7 +219,7 @@ def edit_shot(
     _check_edit_args(prompt, mask, outpaint, instruction)
     cfg = project.config()
     board = project.storyboard(chapter)
-    scene, shot = _find_shot(board.shots(), chapter, shot_id)
+    scene, shot = find_shot(board.shots(), chapter, shot_id)
     current = _current(project, chapter, shot_id)
     old_meta = {k: v for k, v in current.meta_dict().items() if k not in ("history", "edit")}
     base_prompt = old_meta.get("prompt_override") or shot.image_prompt or describe_shot(project, scene, shot, cfg.language)
@@ -285,7 +285,7 @@ def _check_edit_args(prompt: Any, mask: Any, outpaint: Any, instruction: Any) ->
         raise NovelcomicError(f"outpaint aspect {outpaint!r} must be one of {', '.join(ASPECTS)}", field="--outpaint")
 
 
-def _find_shot(shots: list[tuple[Scene, Shot]], chapter: str, shot_id: str) -> tuple[Scene, Shot]:
+def find_shot(shots: list[tuple[Scene, Shot]], chapter: str, shot_id: str) -> tuple[Scene, Shot]:
     for scene, shot in shots:
         if shot.id == shot_id:
             return scene, shot

@@ -11,7 +11,17 @@ skew, 503 on the handshake, ``NoAudioReceived``). So each line is:
    karaoke subtitles), retried with exponential backoff on network-type failures;
 3. decoded to a PCM16 mono WAV with ffmpeg;
 4. when every attempt failed, spoken by the offline ``fallback`` backend (espeak, else silence) with
-   a warning in :attr:`SpeechResult.warnings`, so a chapter never stops on a network error.
+   a warning in :attr:`SpeechResult.warnings`, so a chapter never stops on a network error. Such a
+   result is marked ``fallback = True`` (see :func:`is_fallback`) so a later run can try it again.
+
+When a line's attempts all ended in a connection-level failure (DNS, refused/reset, unreachable,
+timeout) edge-tts is taken as unreachable: a circuit breaker shared by the whole process
+(:data:`BREAKER`) sends later lines straight to the fallback, and lets one line try edge again
+every ``probe_interval`` seconds; one success closes it. So an offline run costs one line's
+retries, not every line's.
+
+A voice in characters.yaml must be an edge-tts name (``zh-CN-XiaoxiaoNeural``); the ``Neural``
+suffix may be left out. Anything else is a :class:`NovelcomicError` with close suggestions.
 
 Emotions bend the voice through edge-tts's prosody: rate (percent), pitch (Hz) and volume (percent).
 """
@@ -22,11 +32,15 @@ import asyncio
 import concurrent.futures
 import json
 import re
+import difflib
+import errno
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,8 +50,10 @@ from novelcomic.voice.base import SpeechRequest, SpeechResult, WordTiming
 CACHE_VERSION = "1"
 SAMPLE_RATE = 24000  # edge-tts streams 24 kHz MP3
 TICKS_PER_SECOND = 10_000_000  # WordBoundary offsets and durations are in 100 ns units
-EDGE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(?:-[a-z]+)?-[A-Za-z]+Neural$")
+EDGE_VOICE_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?-[A-Z]{2}(?:-[a-z]+)?-[A-Za-z]+Neural$")
+EDGE_LONG_VOICE_RE = re.compile(r"^Microsoft Server Speech Text to Speech Voice \([a-zA-Z-]+, [A-Za-z]+Neural\)$")
 DEFAULT_VOICES = {"zh": "zh-CN-YunyangNeural", "en": "en-US-ChristopherNeural"}
+PROBE_INTERVAL = 60.0  # seconds between tries of an edge-tts found unreachable
 
 T = TypeVar("T")
 
@@ -94,6 +110,194 @@ def retryable_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+_NETWORK_ERRNOS = frozenset(
+    getattr(errno, name) for name in (
+        "ENETUNREACH", "EHOSTUNREACH", "ENETDOWN", "EHOSTDOWN", "ETIMEDOUT", "ECONNREFUSED", "ECONNRESET",
+        "ECONNABORTED", "EPIPE",
+    ) if hasattr(errno, name)
+)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the service cannot be reached at all (no DNS, no route, refused or reset
+    connections, timeouts) rather than that it refused this one line (403/503 handshakes,
+    ``NoAudioReceived``, protocol surprises)."""
+    import aiohttp
+
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientOSError, TimeoutError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, (ConnectionError, socket.gaierror, socket.herror)):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno in _NETWORK_ERRNOS
+
+
+_OBJECT_REPR_RE = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+_SSL_RE = re.compile(r"\s+ssl:(?:<[^>]*>|\S+)")
+_ADDRESS_RE = re.compile(r"\s+at 0x[0-9a-fA-F]+")
+_QUERY_RE = re.compile(r"((?:https?|wss?)://[^\s'\"?]+)\?[^\s'\"]*")
+
+
+def describe_error(exc: BaseException, timeout: float | None = None) -> str:
+    """``ClientConnectorDNSError: Cannot connect to host speech.platform.bing.com:443 (DNS failure:
+    Temporary failure in name resolution)``: the type and the message a user can act on, without
+    object reprs, memory addresses or the service's token-laden URLs."""
+    import aiohttp
+
+    name = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        detail = exc.strerror or str(os_error) or type(os_error).__name__
+        dns = isinstance(exc, getattr(aiohttp, "ClientConnectorDNSError", ())) or isinstance(os_error, socket.gaierror)
+        message = f"Cannot connect to host {exc.host}:{exc.port} ({'DNS failure: ' if dns else ''}{detail})"
+    elif isinstance(exc, (TimeoutError, asyncio.TimeoutError)) and not str(exc):
+        message = f"no answer within {timeout:g} s" if timeout else "timed out"
+    else:
+        message = str(exc)
+    message = _SSL_RE.sub("", message)
+    message = _OBJECT_REPR_RE.sub(r"<\1>", message)
+    message = _ADDRESS_RE.sub("", message)
+    message = _QUERY_RE.sub(r"\1", message)
+    message = " ".join(message.split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"{name}: {message}" if message else name
+
+
+@dataclass(frozen=True)
+class Outage:
+    """edge-tts found unreachable: since when, why, and when it was last tried (clock seconds)."""
+
+    since: float
+    reason: str
+    last_try: float
+
+
+class EdgeBreaker:
+    """A circuit breaker for edge-tts, shared by every :class:`EdgeTTS` of the process (:data:`BREAKER`).
+
+    Reachability belongs to the machine's network, not to one backend instance, and Prefect creates
+    an instance per shot task: per-instance memory would pay a full round of retries per shot. The
+    lock makes it safe for threaded task runners; ``clock`` is injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._outage: Outage | None = None
+
+    @property
+    def outage(self) -> Outage | None:
+        with self._lock:
+            return self._outage
+
+    def check(self, probe_interval: float) -> tuple[str, Outage | None]:
+        """``("go", None)`` when closed; ``("probe", outage)`` when open but a try is due (this
+        caller makes it; others keep skipping until it is over); ``("skip", outage)`` otherwise."""
+        with self._lock:
+            outage = self._outage
+            if outage is None:
+                return "go", None
+            now = self.clock()
+            if now - outage.last_try >= probe_interval:
+                self._outage = replace(outage, last_try=now)
+                return "probe", outage
+            return "skip", outage
+
+    def trip(self, reason: str) -> None:
+        """Record that edge-tts could not be reached just now."""
+        with self._lock:
+            now = self.clock()
+            since = self._outage.since if self._outage else now
+            self._outage = Outage(since=since, reason=reason, last_try=now)
+
+    def close(self) -> None:
+        """edge-tts answered: forget the outage."""
+        with self._lock:
+            self._outage = None
+
+    def reset(self, clock: Callable[[], float] | None = None) -> None:
+        """Forget everything (and optionally swap the clock): for tests and long-lived processes."""
+        with self._lock:
+            self._outage = None
+            if clock is not None:
+                self.clock = clock
+
+
+BREAKER = EdgeBreaker()
+
+
+def reset_breaker(clock: Callable[[], float] | None = None) -> EdgeBreaker:
+    """Reset the process-wide breaker (tests call it around each test) and return it."""
+    BREAKER.reset(clock)
+    return BREAKER
+
+
+def is_fallback(result: SpeechResult) -> bool:
+    """Whether ``result`` was spoken by the offline fallback instead of edge-tts (worth another try)."""
+    return bool(getattr(result, "fallback", False))
+
+
+def known_voices(language: str = "") -> list[str]:
+    """The edge voices novelcomic knows by name (casting's pool and narrators), ``language``'s first."""
+    from novelcomic.voice.casting import _EDGE_VOICES, EDGE_NARRATORS
+
+    ordered = sorted(_EDGE_VOICES, key=lambda lang: lang != language)
+    out: list[str] = []
+    for lang in ordered:
+        for voice in (EDGE_NARRATORS.get(lang), *(v for v, _, _, _ in _EDGE_VOICES[lang])):
+            if voice and voice not in out:
+                out.append(voice)
+    return out
+
+
+def voice_field(speaker: str) -> str:
+    """Where a speaker's voice is set in characters.yaml."""
+    from novelcomic.models import NARRATOR
+
+    return "narrator.voice" if speaker == NARRATOR else f"characters[id={speaker}].voice.voice"
+
+
+def resolve_voice(voice: str | None, language: str, gender: str = "unknown", speaker: str = "narrator") -> str:
+    """The edge-tts voice to use for a characters.yaml ``voice`` value.
+
+    Empty: the default for the language and gender. A full name (``en-US-JennyNeural``, any case
+    for the voices novelcomic knows) is kept; a short one (``en-US-Jenny``) gets ``Neural`` added.
+    Anything else is a :class:`NovelcomicError` naming the field, with close suggestions.
+    """
+    if not voice or not voice.strip():
+        from novelcomic.voice.casting import edge_default_voice
+
+        return edge_default_voice(language, gender)
+    name = voice.strip()
+    known = known_voices(language)
+    by_lower = {v.lower(): v for v in known}
+    for candidate in (name, name + "Neural"):
+        if candidate.lower() in by_lower:
+            return by_lower[candidate.lower()]
+        if EDGE_VOICE_RE.match(candidate) or EDGE_LONG_VOICE_RE.match(candidate):
+            return candidate
+    suggestions = suggest_voices(name, language)
+    hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else f", e.g. {' or '.join(known[:2])}"
+    raise NovelcomicError(
+        f"{name!r} is not an edge-tts voice (names look like zh-CN-XiaoxiaoNeural or en-US-JennyNeural){hint}",
+        file="characters.yaml", field=voice_field(speaker),
+    )
+
+
+def suggest_voices(name: str, language: str = "", n: int = 3) -> list[str]:
+    """Known edge voices close to ``name``: same short name first (``Jenny`` → ``en-US-JennyNeural``)."""
+    known = known_voices(language)
+    short = re.sub(r"neural$", "", name.strip().lower().rsplit("-", 1)[-1].split("+")[0])
+    same = [v for v in known if short and v.lower().removesuffix("neural").rsplit("-", 1)[-1].startswith(short)]
+    lowered = {v.lower(): v for v in known}
+    close = [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    out: list[str] = []
+    for v in (*same, *close):
+        if v not in out:
+            out.append(v)
+    return out[:n]
+
+
 def signed(value: int, unit: str) -> str:
     """``5`` → ``+5%`` (edge-tts wants an explicit sign)."""
     return f"{int(value):+d}{unit}"
@@ -110,7 +314,9 @@ class EdgeTTS:
     - ``fallback``: the offline voice backend used when every attempt fails (``espeak``; ``silent``;
       ``none`` raises instead);
     - ``cache_dir``: where finished lines are kept (default ``<XDG data>/novelcomic/tts-cache``);
-    - ``boundary``: ``WordBoundary`` (word timings, for karaoke) or ``SentenceBoundary``.
+    - ``boundary``: ``WordBoundary`` (word timings, for karaoke) or ``SentenceBoundary``;
+    - ``probe_interval``: seconds before an edge-tts found unreachable is tried again (one line at a
+      time; default 60). Meanwhile lines go straight to the fallback.
     """
 
     name = "edge"
@@ -124,12 +330,17 @@ class EdgeTTS:
         fallback: str | None = "espeak",
         cache_dir: str | None = None,
         boundary: str = "WordBoundary",
+        probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         if int(retries) < 0:
             raise NovelcomicError(f"retries must be ≥ 0, got {retries!r}", field="stages.voice.options.retries")
         if float(backoff) < 0 or float(timeout) <= 0:
             raise NovelcomicError(
                 f"backoff must be ≥ 0 and timeout > 0 seconds, got {backoff!r} and {timeout!r}", field="stages.voice.options"
+            )
+        if float(probe_interval) < 0:
+            raise NovelcomicError(
+                f"probe_interval must be ≥ 0 seconds, got {probe_interval!r}", field="stages.voice.options.probe_interval"
             )
         if boundary not in ("WordBoundary", "SentenceBoundary"):
             raise NovelcomicError(
@@ -141,6 +352,8 @@ class EdgeTTS:
         self.timeout = float(timeout)
         self.fallback = None if fallback in (None, "", "none") else str(fallback)
         self.boundary = boundary
+        self.probe_interval = float(probe_interval)
+        self.breaker: EdgeBreaker = BREAKER  # process-wide; tests may give an instance its own
         if cache_dir:
             self.cache_dir = Path(cache_dir).expanduser()
         else:
@@ -163,7 +376,12 @@ class EdgeTTS:
         cached = self._from_cache(key, out_path)
         if cached is not None:
             return cached
+        state, outage = self.breaker.check(self.probe_interval)
+        if state == "skip" and outage is not None:
+            return self._fall_back(request, out_path, f"edge-tts skipped: unreachable earlier in this run ({outage.reason})")
+        probing = state == "probe"
         errors: list[str] = []
+        network = False
         for attempt in range(self.retries + 1):
             if attempt:
                 self.sleep(self.backoff * 2 ** (attempt - 1))
@@ -171,22 +389,31 @@ class EdgeTTS:
             try:
                 audio, words = run_coroutine(lambda: self._fetch(request.text, voice, rate, pitch, volume))
             except retryable_errors() as exc:
-                errors.append(f"{type(exc).__name__}: {exc}".strip().rstrip(":"))
-                continue
-            if not audio:
+                errors.append(describe_error(exc, self.timeout))
+                network = is_network_error(exc)
+            else:
+                if audio:
+                    if probing or self.breaker.outage is not None:
+                        self.breaker.close()
+                    return self._finish(key, audio, words, voice, out_path)
                 errors.append("NoAudioReceived: empty stream")
-                continue
-            return self._finish(key, audio, words, voice, out_path)
-        return self._fall_back(request, out_path, voice, errors)
+                network = False
+            if probing:  # one try only: still unreachable, or reachable again and retried as usual
+                if network:
+                    self.breaker.trip(errors[-1])
+                    return self._fall_back(request, out_path, f"edge-tts still unreachable ({errors[-1]})")
+                probing = False
+                self.breaker.close()
+        reason = f"edge-tts voice {voice} failed {len(errors)} time(s) (last: {errors[-1] if errors else 'unknown'})"
+        if network:
+            self.breaker.trip(errors[-1])
+            reason += f"; edge-tts is skipped for {self.probe_interval:g} s"
+        return self._fall_back(request, out_path, reason)
 
     def prosody(self, request: SpeechRequest) -> tuple[str, str, str, str]:
         """(voice, rate, pitch, volume) strings for ``request``: the cast's values plus its emotion's."""
         spec = request.voice
-        voice = spec.voice if spec.voice and EDGE_VOICE_RE.match(spec.voice) else None
-        if voice is None:
-            from novelcomic.voice.casting import edge_default_voice
-
-            voice = edge_default_voice(request.language, spec.gender)
+        voice = resolve_voice(spec.voice, request.language, spec.gender, request.speaker)
         emo = EMOTIONS.get(request.emotion, EMOTIONS["neutral"]) if self.rate_by_emotion else EdgeProsody()
         rate = max(-50, min(100, (spec.rate or 0) + emo.rate))
         pitch = max(-50, min(50, (spec.pitch or 0) + emo.pitch))
@@ -255,8 +482,7 @@ class EdgeTTS:
             return None  # a damaged entry is fetched again and overwritten
         return SpeechResult(duration=duration, sample_rate=SAMPLE_RATE, backend=self.name, voice=meta.get("voice", ""), words=words)
 
-    def _fall_back(self, request: SpeechRequest, out_path: Path, voice: str, errors: list[str]) -> SpeechResult:
-        reason = f"edge-tts voice {voice} failed {len(errors)} time(s) (last: {errors[-1] if errors else 'unknown'})"
+    def _fall_back(self, request: SpeechRequest, out_path: Path, reason: str) -> SpeechResult:
         if self.fallback is None:
             raise BackendError(f"{reason}; no fallback voice configured")
         from novelcomic.registry import UnknownBackendError, tts_backends
@@ -273,7 +499,13 @@ class EdgeTTS:
             backend = SilentTTS()
         result = backend.synthesize(offline_request, out_path)
         result.warnings = [f"{reason}; used the offline voice {backend.name!r}", *result.warnings]
+        # machine-readable: SpeechResult.fallback once base.py has the field; an attribute until then
+        setattr(result, "fallback", True)  # noqa: B010
         return result
 
 
-__all__ = ["EdgeTTS", "EMOTIONS", "EdgeProsody", "run_coroutine", "retryable_errors"]
+__all__ = [
+    "BREAKER", "EMOTIONS", "EdgeBreaker", "EdgeProsody", "EdgeTTS", "Outage", "describe_error", "is_fallback",
+    "is_network_error", "known_voices", "reset_breaker", "resolve_voice", "retryable_errors", "run_coroutine",
+    "suggest_voices",
+]
