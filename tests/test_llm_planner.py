@@ -279,3 +279,10 @@ def test_pipeline_never_overwrites_user_edits(root: Path) -> None:
     assert any("characters.yaml was edited by you" in w for w in second.warnings)
     sb2 = project.storyboard("02")
     assert sb2.shots()[-1][1].lines[-1].text == "小雨回头望了望山顶。"
+
+
+def test_a_shots_source_passage_keeps_spaces_between_english_lines() -> None:
+    from novelcomic.plan.llm_planner import _join_text
+
+    assert _join_text(["He ran all day long.", "Pip was eleven."]) == "He ran all day long. Pip was eleven."
+    assert _join_text(["河水静静地流。", "阿青笑了。"]) == "河水静静地流。阿青笑了。"

@@ -47,7 +47,7 @@ def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_ch
         assert novel is not None
         project = create_project(name, Path(novel), root, encoding=encoding, title=title, language=language, aspect=aspect)
     cfg = project.config()
-    click.echo(f"created {project.dir} ({cfg.language}, {len(cfg.chapters)} chapters)")
+    click.echo(f"created {project.dir} ({cfg.language}, {len(cfg.chapters)} chapter{'' if len(cfg.chapters) == 1 else 's'})")
     for ch in cfg.chapters:
         click.echo(f"  {ch.id}  {ch.title}")
     click.echo(f"next: novelcomic run {name}")

@@ -50,7 +50,7 @@ from novelcomic.voice.base import SpeechRequest, SpeechResult, WordTiming
 CACHE_VERSION = "1"
 SAMPLE_RATE = 24000  # edge-tts streams 24 kHz MP3
 TICKS_PER_SECOND = 10_000_000  # WordBoundary offsets and durations are in 100 ns units
-EDGE_VOICE_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?-[A-Z]{2}(?:-[a-z]+)?-[A-Za-z]+Neural$")
+EDGE_VOICE_RE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}(?:-[a-z]+)?-[A-Za-z]+Neural$")
 EDGE_LONG_VOICE_RE = re.compile(r"^Microsoft Server Speech Text to Speech Voice \([a-zA-Z-]+, [A-Za-z]+Neural\)$")
 DEFAULT_VOICES = {"zh": "zh-CN-YunyangNeural", "en": "en-US-ChristopherNeural"}
 PROBE_INTERVAL = 60.0  # seconds between tries of an edge-tts found unreachable
@@ -393,8 +393,7 @@ class EdgeTTS:
                 network = is_network_error(exc)
             else:
                 if audio:
-                    if probing or self.breaker.outage is not None:
-                        self.breaker.close()
+                    self.breaker.close()  # reachable (again)
                     return self._finish(key, audio, words, voice, out_path)
                 errors.append("NoAudioReceived: empty stream")
                 network = False
@@ -407,7 +406,8 @@ class EdgeTTS:
         reason = f"edge-tts voice {voice} failed {len(errors)} time(s) (last: {errors[-1] if errors else 'unknown'})"
         if network:
             self.breaker.trip(errors[-1])
-            reason += f"; edge-tts is skipped for {self.probe_interval:g} s"
+            if self.probe_interval > 0:
+                reason += f"; edge-tts is skipped for the next {self.probe_interval:g} s"
         return self._fall_back(request, out_path, reason)
 
     def prosody(self, request: SpeechRequest) -> tuple[str, str, str, str]:
