@@ -141,7 +141,11 @@ def design_task(project_dir: str, overrides: dict | None = None) -> pipeline.Sta
 
 @task(name="render-shot", tags=["render", "gpu"], cache_key_fn=shot_cache_key, persist_result=True)
 def render_shot_task(project_dir: str, chapter: str, shot_id: str, overrides: dict | None = None) -> tuple[str, bool]:
-    path, made = pipeline.render_shot(review.ReviewedProject(project_dir, overrides=overrides), chapter, shot_id)
+    project = review.ReviewedProject(project_dir, overrides=overrides)
+    path, made = pipeline.render_shot(project, chapter, shot_id)
+    if made:
+        for w in pipeline.shot_warnings(project, chapter, shot_id):
+            get_run_logger().warning(w)
     return str(path), made
 
 

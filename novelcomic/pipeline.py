@@ -132,7 +132,8 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
     report = StageReport("plan")
     spec = cfg.stages.plan
     texts = {ch: project.chapter_text(ch) for ch in chapters}
-    hashes = {ch: hash_inputs(texts[ch], spec, cfg.language) for ch in chapters}
+    model = [llm_identity(cfg.llm)] if spec.backend == "llm" else []  # a new model re-plans; its timeout does not
+    hashes = {ch: hash_inputs(texts[ch], spec, cfg.language, *model) for ch in chapters}
     todo = []
     for ch in chapters:
         rec = project.store.asset("plan", ch)
@@ -155,6 +156,7 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
     )
     result = planner.plan(request)
     report.warnings.extend(result.warnings)
+    fell_back = {f.chapter for f in getattr(planner, "failures", [])}
     for path, obj, schema in (
         (project.characters_yaml, result.characters, "characters"),
         (project.props_yaml, result.props, "props"),
@@ -168,11 +170,28 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         path = project.storyboard_path(ch)
         wr = project.write_generated(path, sb, "storyboard")
         _note_write(report, wr)
+        # A chapter the model could not plan was planned by rules; recorded as not up to date, so
+        # the next run asks the model again (replacing the rules' storyboard unless you edited it).
         project.store.record(
-            "plan", ch, wr.path, inputs_hash=hashes[ch], backend=spec.backend, chapter=ch,
-            warnings=[w for w in result.warnings if w.startswith(f"chapter {ch}")],
+            "plan", ch, wr.path, inputs_hash=("fallback:" if ch in fell_back else "") + hashes[ch], backend=spec.backend,
+            chapter=ch, warnings=[w for w in result.warnings if w.startswith(f"chapter {ch}")],
         )
+    if fell_back:
+        report.warnings.append(f"the next run asks the language model again for chapter(s) {', '.join(sorted(fell_back))}")
     return report
+
+
+# LLM options that change how it is reached, not what it answers: left out of the hashes.
+LLM_TRANSPORT_OPTIONS = {"base_url", "api_key_env", "timeout", "retries", "device", "dtype", "cpu_offload", "json_mode"}
+
+
+def llm_identity(llm: object) -> dict | None:
+    """What of an ``llm:`` setting decides its answers (backend, model, sampling), for the hashes
+    of what it makes: a longer timeout or another server URL re-plans and re-renders nothing."""
+    if llm is None:
+        return None
+    options = {k: v for k, v in llm.options.items() if k not in LLM_TRANSPORT_OPTIONS}  # type: ignore[attr-defined]
+    return {"backend": llm.backend, "options": options}  # type: ignore[attr-defined]
 
 
 def _note_write(report: StageReport, wr: WriteResult) -> None:
@@ -292,8 +311,12 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         prompt=prompt, negative_prompt=negative, lettering=cfg.lettering, safe_area=shot_safe_area(scene, shot),
     )
     qa: dict = {}
+    warnings = list(ctx.get("warnings", {}).get(shot.id, []))
     if cfg.qa.enabled:
         result, qa = _render_with_qa(backend, request, refs, ctx)
+        if qa.get("qa") and not any(score.get("passed") for score in qa["qa"]):
+            warnings.append(f"shot {shot.id} of chapter {chapter} failed the QA check after its re-rolls "
+                            f"(see render/{chapter}/qa.md); the best attempt is used")
     else:
         result = backend.render_shot(request)
     if result.image.size != (w, h):
@@ -313,9 +336,12 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
                     "new render; `novelcomic edit-shot %s %s %s --restore %d` brings it back",
                     shot.id, chapter, edited, project.name, chapter, shot.id, edited)
     _save_image(result.image, path)
+    if shot.id in ctx.get("prompt_fallback", set()):
+        inputs = "fallback:" + inputs  # drawn from the rules' prompt: drawn again once the model answers
     project.store.record(
         "shot", key, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed, chapter=chapter,
         meta={"regions": result.regions, **result.meta, **qa, **({"history": history} if history else {})},
+        warnings=warnings,
     )
     return path, True
 
@@ -329,6 +355,12 @@ VOICE_ONLY = {"temperament", "voice", "pitch", "rate"}
 def character_look(character: Character) -> dict:
     """The part of a character its images depend on: all but the TTS-only voice settings."""
     return character.model_dump(mode="json", exclude={"voice": VOICE_ONLY})
+
+
+def shot_warnings(project: Project, chapter: str, shot_id: str) -> list[str]:
+    """The warnings recorded with a shot's image (its prompt written offline, failed QA)."""
+    rec = project.store.asset("shot", f"{chapter}/{shot_id}")
+    return [w for w in rec.warnings.splitlines() if w] if rec else []
 
 
 def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
@@ -353,7 +385,8 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
-        cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None, cfg.llm, cfg.style_reference,
+        cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None, llm_identity(cfg.llm),
+        cfg.style_reference,
     )
 
 
@@ -445,7 +478,8 @@ def shot_prompt(
 
     cfg: ProjectConfig = ctx["cfg"]
     present = {c: chars[c] for c in shot.characters if c in chars}
-    inputs = hash_inputs(shot, scene.mood, present, location, cfg.style, family, cfg.language, cfg.llm)
+    inputs = hash_inputs(shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, present, location, cfg.style,
+                         family, cfg.language, llm_identity(cfg.llm))
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id).with_suffix(".prompt.json")
     rec = project.store.fresh("prompt", key, inputs)
@@ -455,16 +489,27 @@ def shot_prompt(
     if "style" not in ctx:
         ctx["style"] = load_styles(project.dir).resolve(cfg.style)
     args = (shot, scene, present, location, ctx["style"], family, cfg.language)
+    backend, warnings = "rules", []
     if cfg.llm is not None:
+        from novelcomic.errors import BackendError
+
         if "llm" not in ctx:
             from novelcomic.registry import llms
 
             ctx["llm"] = llms.create(cfg.llm.backend, cfg.llm.options)
-        polished = polish_prompt(ctx["llm"], *args)
+        try:
+            polished, backend = polish_prompt(ctx["llm"], *args), "llm"
+        except BackendError as exc:  # server down, timeouts, no valid answer: the shot is still drawn
+            warnings.append(f"shot {shot.id} of chapter {chapter}: the language model could not write its image prompt "
+                            f"({str(exc).splitlines()[0]}); the offline rules wrote it (asked again next run)")
+            polished = heuristic_prompt(*args)
+            inputs = "fallback:" + inputs  # not up to date: the next run asks the model again
+            ctx.setdefault("prompt_fallback", set()).add(shot.id)
     else:
         polished = heuristic_prompt(*args)
     _write_json(path, {"prompt": polished.prompt, "negative": polished.negative, "notes": polished.notes})
-    project.store.record("prompt", key, path, inputs_hash=inputs, backend="llm" if cfg.llm else "rules", chapter=chapter)
+    project.store.record("prompt", key, path, inputs_hash=inputs, backend=backend, chapter=chapter, warnings=warnings)
+    ctx.setdefault("warnings", {})[shot.id] = warnings
     return polished.prompt, polished.negative
 
 
@@ -483,7 +528,7 @@ def render(project: Project, chapter: str) -> StageReport:
     ctx = _render_context(project, chapter)
     for _, shot in ctx["storyboard"].shots():
         path, made = render_shot(project, chapter, shot.id, _ctx=ctx)
-        report.add(path, made)
+        report.add(path, made, shot_warnings(project, chapter, shot.id) if made else None)
     for shot_id in sorted(blocked_shots(project, chapter)):
         report.warnings.append(f"shot {shot_id} of chapter {chapter} is blocked by the safety filter and left out")
     write_qa_report(project, chapter)
@@ -524,8 +569,11 @@ def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | Non
             result = backend.synthesize(req, tmp)
         for w in result.warnings:
             log.debug("%s: %s", key, w)  # reported through the stage report (once per distinct warning)
+        # A line an offline voice spoke because the configured one failed (edge-tts unreachable)
+        # is not up to date: the next run tries the configured voice again.
         project.store.record(
-            "audio", key, path, inputs_hash=inputs, backend=spec.backend, chapter=chapter,
+            "audio", key, path, inputs_hash=("fallback:" if result.fallback else "") + inputs,
+            backend=result.backend if result.fallback else spec.backend, chapter=chapter,
             meta={"duration": result.duration, "voice": result.voice, "sample_rate": result.sample_rate,
                   "words": [[w.start, w.end, w.text] for w in result.words]},
             warnings=result.warnings,

@@ -117,6 +117,55 @@ def test_diffusion_backends_get_a_prompt_polished_once(root: Path, fake_backends
         project.shot_image_path("01", "s01-01").unlink()
         pipeline.render(project, "01")
         assert len(asked) == n  # the cached prompt was reused
+        cfg.llm = LLMConfig(backend="scripted", options={"timeout": 300, "base_url": "http://elsewhere:8000/v1"})
+        project.save_config(cfg)
+        again = pipeline.render(project, "01")
+        assert again.made == 0 and len(asked) == n  # how the model is reached is not what it answers
+
+
+def test_a_prompt_the_language_model_cannot_write_falls_back_to_the_rules(root: Path, fake_backends) -> None:
+    """LLM down while rendering for a diffusion backend: every shot is still drawn, from the offline
+    rules' prompt, with a warning; the next run asks the model again."""
+    from novelcomic.errors import BackendError
+    from novelcomic.models import LLMConfig
+    from novelcomic.registry import image_backends, llms
+    from tests.fakes import FakeImages
+
+    class PromptedImages(FakeImages):
+        prompt_family = "sdxl"
+
+    up = {"ok": False}
+    asked: list[int] = []
+
+    class FlakyLLM:
+        name = "flaky"
+        context_tokens = 4096
+
+        def __init__(self, **options: object) -> None:
+            pass
+
+        def complete(self, messages, **kw):  # type: ignore[no-untyped-def]
+            import json
+
+            asked.append(1)
+            if not up["ok"]:
+                raise BackendError("cannot reach LLM server http://localhost:11434/v1 (connection refused)")
+            return json.dumps({"prompt": "a quiet river at dusk", "negative": [], "notes": ""})
+
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.llm = LLMConfig(backend="flaky")
+    project.save_config(cfg)
+    with image_backends.override("fake", PromptedImages), llms.override("flaky", FlakyLLM):
+        pipeline.plan(project)
+        report = pipeline.render(project, "01")
+        assert report.made == 2 and asked
+        assert any("could not write its image prompt" in w and "connection refused" in w for w in report.warnings)
+        assert project.store.asset("prompt", "01/s01-01").backend == "rules"
+        up["ok"] = True
+        assert pipeline.render(project, "01").made == 2  # drawn again from the model's prompts
+        assert project.store.asset("prompt", "01/s01-01").backend == "llm"
+        assert pipeline.render(project, "01").made == 0
 
 
 def _set_prompt(project: Project, shot_id: str, prompt: str) -> None:
@@ -192,9 +241,10 @@ def test_qa_rerolls_failing_shots_and_writes_a_report(root: Path, fake_backends,
     cfg = project.config()
     cfg.qa = QAConfig(enabled=True, embedder="scripted", min_alignment=0.3, rerolls=2)
     project.save_config(cfg)
-    _run(project)
+    first = _run(project)
     scores = project.store.asset("shot", "01/s01-01").meta_dict()["qa"]
     assert [s["passed"] for s in scores] == [False, True] and scores[0]["seed"] != scores[1]["seed"]
+    assert not [w for w in first["render01"].warnings if "QA" in w]  # a re-roll passed: nothing to say
     report = project.dir / "render" / "01" / "qa.md"
     assert report.is_file() and "s01-02" in report.read_text(encoding="utf-8")
     assert (project.dir / "render" / "01" / "qa-01.png").is_file()
@@ -285,3 +335,69 @@ def test_status_shows_warnings_and_a_killed_run_as_interrupted(root: Path, fake_
         assert f"last run #{killed}: running" in project_status(project)
     project.store.start_run(["render"], ["01"])
     assert [r.status for r in project.store.runs()][-2:] == ["interrupted", "running"]
+
+
+def test_a_shot_that_never_passes_qa_is_reported(root: Path, fake_backends, monkeypatch) -> None:
+    from novelcomic.models import QAConfig
+    from novelcomic.render import qa
+
+    class Harsh:
+        def consistency(self, image, region, sheet):  # type: ignore[no-untyped-def]
+            return 0.1
+
+        def alignment(self, image, prompt):  # type: ignore[no-untyped-def]
+            return 0.1
+
+    monkeypatch.setattr(qa, "embedder_for", lambda config: Harsh())
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.qa = QAConfig(enabled=True, embedder="scripted", rerolls=1)
+    project.save_config(cfg)
+    report = _run(project)["render01"]
+    assert sum("failed the QA check" in w for w in report.warnings) == 2
+
+
+def test_a_chapter_the_model_could_not_plan_is_planned_again_next_run(root: Path, fake_backends) -> None:
+    import json
+
+    from novelcomic.models import LLMConfig, StageSpec
+    from novelcomic.registry import llms
+
+    answers = {"good": False}
+
+    class Moody:
+        name = "moody"
+        context_tokens = 8192
+
+        def __init__(self, **options: object) -> None:
+            pass
+
+        def complete(self, messages, **kw):  # type: ignore[no-untyped-def]
+            answers["asked"] = answers.get("asked", 0) + 1
+            if not answers["good"]:
+                return "not json at all"
+            return json.dumps({"characters": [{"name": "阿青"}], "scenes": [{"mood": "calm", "shots": [
+                {"characters": ["阿青"], "lines": [{"speaker": "阿青", "text": "你好。"}]}]}]}, ensure_ascii=False)
+
+    project = Project(make_project(root))
+    cfg = project.config()
+    cfg.llm = LLMConfig(backend="moody", options={"model": "m1"})
+    cfg.stages.plan = StageSpec(backend="llm", options={"attempts": 1})
+    project.save_config(cfg)
+    with llms.override("moody", Moody):
+        first = pipeline.plan(project)
+        assert any("heuristic planner" in w for w in first.warnings)
+        assert any("asks the language model again for chapter(s) 01" in w for w in first.warnings)
+        answers["good"] = True
+        second = pipeline.plan(project)
+        assert second.made >= 1 and not any("heuristic planner" in w for w in second.warnings)
+        asked = answers["asked"]
+        assert pipeline.plan(project).made == 0 and answers["asked"] == asked  # planned by the model now: up to date
+        cfg.llm = LLMConfig(backend="moody", options={"model": "m1", "timeout": 600})
+        project.save_config(cfg)
+        pipeline.plan(project)
+        assert answers["asked"] == asked  # a timeout is not a new model
+        cfg.llm = LLMConfig(backend="moody", options={"model": "m2"})
+        project.save_config(cfg)
+        pipeline.plan(project)
+        assert answers["asked"] > asked  # a new model plans again

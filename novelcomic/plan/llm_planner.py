@@ -313,12 +313,13 @@ class LLMPlanner:
         from novelcomic.llm.structured import LLMOutputError
         from novelcomic.registry import llms
 
-        cfg = request.config
-        if cfg.llm is None:
-            from novelcomic.llm.config import SETUP_HINT
+        from novelcomic.llm.config import SETUP_HINT, llm_from_env
 
+        cfg = request.config
+        llm_cfg = cfg.llm or llm_from_env()  # project.yaml first, then NOVELCOMIC_LLM_*
+        if llm_cfg is None:
             raise NovelcomicError(f"the llm planner needs a language model: {SETUP_HINT}", file="project.yaml", field="llm")
-        llm: LLMBackend = llms.create(cfg.llm.backend, cfg.llm.options)
+        llm: LLMBackend = llms.create(llm_cfg.backend, llm_cfg.options)
         lang = cfg.language
         budget = self.chunk_tokens or self._budget(llm, lang)
         bible = Bible(request.characters, request.props, request.locations)

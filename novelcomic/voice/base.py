@@ -34,6 +34,7 @@ class SpeechResult:
     voice: str = ""  # the concrete voice used
     words: list[WordTiming] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    fallback: bool = False  # the configured backend failed and an offline voice spoke the line: retried next run
 
 
 class TTSBackend(Protocol):
