@@ -401,6 +401,30 @@ def test_timeline_refuses_bad_input(tmp_path: Path) -> None:
         build_timeline(sb, {**audio, "d": []}, images, width=W, height=H, fps=FPS)
 
 
+def test_removing_a_shot_leaves_the_other_scenes_moves_alone(tmp_path: Path) -> None:
+    """Automatic moves alternate by position in the scene, so deleting a shot re-encodes nothing
+    of the other scenes (by chapter position, every later shot's pan/push flipped)."""
+    from novelcomic.models import Camera, Line, Scene, Shot, Storyboard
+
+    def board(skip: str = "") -> Storyboard:
+        scenes = [Scene(id=f"sc{k}", shots=[Shot(id=f"sc{k}-{i}", camera=Camera(size="medium"), lines=[Line(text="好。")])
+                                             for i in range(4) if f"sc{k}-{i}" != skip]) for k in range(3)]
+        return Storyboard(chapter="c", scenes=scenes)
+
+    still = make_still(tmp_path / "s.png", (90, 90, 90))
+    tone = make_tone(tmp_path / "t.wav", 0.5, 440)
+
+    def moves(sb: Storyboard) -> dict[str, str]:
+        shots = [sh for sc in sb.scenes for sh in sc.shots]
+        audio = {sh.id: [LineAudio("好。", "narrator", "", tone, 0.5)] for sh in shots}
+        tl = build_timeline(sb, audio, {sh.id: still for sh in shots}, width=W, height=H, fps=FPS)
+        return {c.shot_id: c.motion for c in tl.clips}
+
+    before, after = moves(board()), moves(board(skip="sc0-1"))
+    assert {k: v for k, v in before.items() if not k.startswith("sc0")} == {k: v for k, v in after.items() if not k.startswith("sc0")}
+    assert [before[f"sc1-{i}"] for i in range(4)] == ["push_in", "pan_right", "push_in", "pan_left"]
+
+
 def test_motion_rules() -> None:
     assert resolve_motion("close_up", "auto", first_in_scene=False, index=3) == "push_in"
     assert resolve_motion("extreme_close_up", "auto", first_in_scene=True, index=0) == "push_in"

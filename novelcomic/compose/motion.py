@@ -50,7 +50,7 @@ def resolve_motion(shot_size: str, motion: str, *, first_in_scene: bool, index: 
 
     - close_up / extreme_close_up → push_in
     - wide / extreme_wide → pull_out when it opens its scene (establishing), else pans that
-      alternate right/left with ``index``
+      alternate right/left with ``index`` (the shot's position in its scene)
     - medium / full (and anything else) → alternate push_in, pan_right, push_in, pan_left
     """
     if motion != "auto":

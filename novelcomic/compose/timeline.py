@@ -53,15 +53,17 @@ def build_timeline(
     cues: list[Cue] = []
     frame = 0
     prev_scene = None
-    for index, (scene, shot) in enumerate(shots):
+    in_scene = 0  # position in its scene: deleting or adding a shot changes no other scene's moves
+    for scene, shot in shots:
         image = _image_for(storyboard.chapter, shot.id, images)
         lines = _lines_for(storyboard.chapter, shot.id, len(shot.lines), line_audio)
         frames = shot_frames(lines, shot.duration_hint, fps, lead_in=lead_in, gap=gap, tail=tail)
         start = frame / fps
         placements, shot_cues = _place_lines(lines, start + lead_in, gap)
         first_in_scene = scene is not prev_scene
+        in_scene = 0 if first_in_scene else in_scene + 1
         prev_scene = scene
-        motion = resolve_motion(shot.camera.size, shot.camera.motion, first_in_scene=first_in_scene, index=index)
+        motion = resolve_motion(shot.camera.size, shot.camera.motion, first_in_scene=first_in_scene, index=in_scene)
         mood = shot.mood or scene.mood
         clips.append(
             Clip(
