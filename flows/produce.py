@@ -360,6 +360,7 @@ def produce(
     dist = _distributed(distributed)
     with project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
         pipeline.preflight(proj, selected, stages)
+        proj.refresh_schemas()
         if "plan" in stages:
             _plan(proj, selected)
         if "design" in stages:

@@ -168,6 +168,17 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         if sb is None:
             raise NovelcomicError(f"planner {spec.backend!r} returned no storyboard for chapter {ch!r}")
         path = project.storyboard_path(ch)
+        unknown = sorted({msg.split("'")[1] for _, msg in project.unknown_references(sb)})
+        if unknown:
+            # characters.yaml (or props/locations) is yours and was kept; the plan needs ids that are
+            # only in the proposal beside it: a storyboard using them would not load, so it is proposed too
+            wr = project.write_generated(path, sb, "storyboard", proposal_only=True)
+            report.add(wr.path, made=False)
+            report.warnings.append(
+                f"the new plan of chapter {ch} uses {', '.join(unknown)}, which your edited YAML does not have (they are "
+                f"in the *.proposed.yaml files): it is in {project.rel(wr.path)}; copy what you want into your files, "
+                f"then rename it to {path.name}")
+            continue
         wr = project.write_generated(path, sb, "storyboard")
         _note_write(report, wr)
         # A chapter the model could not plan was planned by rules; recorded as not up to date, so
@@ -790,6 +801,7 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
     cfg = project.config()
     chapters = chapters or [c.id for c in cfg.chapters]
     preflight(project, chapters, stages)
+    project.refresh_schemas()
     reports: list[StageReport] = []
     if "plan" in stages:
         reports.append(plan(project, chapters))

@@ -218,6 +218,18 @@ class Project:
         return sb
 
     def _check_references(self, path: Path, sb: Storyboard) -> None:
+        problems = self.unknown_references(sb)
+        if problems:
+            from novelcomic.yamlio import format_loc
+
+            _, node = read_yaml(path)
+            loc, msg = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise NovelcomicError(msg + more, file=path, line=line_of(node, loc), field=format_loc(loc))
+
+    def unknown_references(self, sb: Storyboard) -> list[tuple[tuple[object, ...], str]]:
+        """(field path, message) of every character, prop or location id ``sb`` uses that the
+        project's YAML files do not define."""
         chars = {c.id for c in self.characters().characters}
         props = {p.id for p in self.props().props}
         locs = {loc.id for loc in self.locations().locations}
@@ -240,13 +252,7 @@ class Project:
                         problems.append(
                             (base + ("lines", li, "speaker"), f"unknown character id {line.speaker!r} (not in characters.yaml)")
                         )
-        if problems:
-            from novelcomic.yamlio import format_loc
-
-            _, node = read_yaml(path)
-            loc, msg = problems[0]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise NovelcomicError(msg + more, file=path, line=line_of(node, loc), field=format_loc(loc))
+        return problems
 
     # ------------------------------------------------------------------ writing generated YAML
 
@@ -257,7 +263,7 @@ class Project:
     def write_schemas(self) -> Path:
         return write_schemas(self.dir / SCHEMA_DIR)
 
-    def write_generated(self, path: Path, obj: BaseModel, schema_name: str) -> WriteResult:
+    def write_generated(self, path: Path, obj: BaseModel, schema_name: str, *, proposal_only: bool = False) -> WriteResult:
         """Write a generated YAML file unless the user changed the one that is there.
 
         The hash of every file we write is recorded. If the file on disk no longer has that hash
@@ -268,11 +274,18 @@ class Project:
         ref = f"{self.schema_ref(path)}/{schema_name}.schema.json"
         text = model_to_yaml(obj, schema_ref=ref)
         key = self.rel(path) if path.exists() else str(path.resolve().relative_to(self.dir))
+        if proposal_only:  # it cannot be used as it is (the caller says why)
+            proposal = path.with_suffix(".proposed.yaml")
+            atomic_write_text(proposal, text)
+            return WriteResult(proposal, "proposal")
         if path.exists():
             current = sha256_file(path)
             record = self.store.asset("yaml", key)
             if record is None or record.content_hash != current:
                 proposal = path.with_suffix(".proposed.yaml")
+                if _same_content(path, obj):  # the user's file already says this: nothing to propose
+                    proposal.unlink(missing_ok=True)
+                    return WriteResult(path, "unchanged")
                 atomic_write_text(proposal, text)
                 return WriteResult(proposal, "proposal")
             if path.read_text(encoding="utf-8") == text:
@@ -281,5 +294,28 @@ class Project:
         self.store.record("yaml", key, path, backend="generated")
         return WriteResult(path, "written")
 
+    def refresh_schemas(self) -> None:
+        """Rewrite ``.novelcomic/schema/*.json`` where they differ from this version's models, so an
+        editor checks the YAML against the settings this version knows (a project made by an older
+        version had schemas without the newer keys)."""
+        import json
+
+        from novelcomic.models import SCHEMA_MODELS
+
+        folder = self.dir / SCHEMA_DIR
+        for name, model in SCHEMA_MODELS.items():
+            target = folder / f"{name}.schema.json"
+            text = json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2)
+            if not target.is_file() or target.read_text(encoding="utf-8") != text:
+                atomic_write_text(target, text)
+
     def save_config(self, cfg: ProjectConfig) -> WriteResult:
         return self.write_generated(self.project_yaml, cfg, "project")
+
+
+def _same_content(path: Path, obj: BaseModel) -> bool:
+    """Whether the YAML at ``path`` loads to a model equal to ``obj`` (False when it does not load)."""
+    try:
+        return load_model(path, type(obj)) == obj
+    except NovelcomicError:
+        return False

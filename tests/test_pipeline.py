@@ -401,3 +401,32 @@ def test_a_chapter_the_model_could_not_plan_is_planned_again_next_run(root: Path
         project.save_config(cfg)
         pipeline.plan(project)
         assert answers["asked"] > asked  # a new model plans again
+
+
+def test_replanning_never_writes_a_storyboard_your_yaml_cannot_load(root: Path, fake_backends) -> None:
+    """You removed a character from characters.yaml (so it is yours now) and deleted a storyboard
+    to have it planned again: the new plan needs that character, so the storyboard is proposed
+    beside the cast's proposal instead of written as a file that would not load. A proposal that
+    says only what your file already says is not written at all."""
+    import yaml
+
+    project = Project(make_project(root))
+    pipeline.plan(project)
+    chars_path = project.characters_yaml
+    data = yaml.safe_load(chars_path.read_text(encoding="utf-8"))
+    chars_path.write_text(yaml.dump(data, allow_unicode=True, indent=4), encoding="utf-8")  # reformatted, same cast
+    project.storyboard_path("01").unlink()
+    again = pipeline.plan(project)
+    assert project.storyboard_path("01").is_file() and not chars_path.with_suffix(".proposed.yaml").exists()
+    assert not [w for w in again.warnings if "edited by you" in w]
+
+    data["characters"] = [c for c in data["characters"] if c["id"] != "b"]
+    chars_path.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    project.storyboard_path("01").unlink()
+    third = pipeline.plan(project)
+    proposed = project.storyboard_path("01").with_suffix(".proposed.yaml")
+    assert not project.storyboard_path("01").exists() and proposed.is_file()
+    assert chars_path.with_suffix(".proposed.yaml").is_file()
+    assert any("uses b" in w and "01.proposed.yaml" in w for w in third.warnings), third.warnings
+    project.characters()  # your file still loads, unchanged
+    assert [c["id"] for c in yaml.safe_load(chars_path.read_text(encoding="utf-8"))["characters"]] == ["a"]
