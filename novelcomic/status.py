@@ -13,27 +13,31 @@ def project_status(project: Project) -> str:
     sheets = store.assets("sheet")
     chars = project.characters().characters
     rows.append(f"characters: {len(chars)}, reference sheets: {len(sheets)}")
-    rows.append(f"{'chapter':8} {'plan':6} {'shots':>9} {'lines':>9} {'video'}")
+    rows.append(f"{'chapter':8} {'plan':6} {'shots':>9} {'lines':>9} {'video':40} title")
     for ch in cfg.chapters:
         planned = project.storyboard_path(ch.id).exists()
-        shots_total = lines_total = 0
+        shot_keys: set[str] = set()
+        line_keys: set[str] = set()
         if planned:
             try:
                 sb = project.storyboard(ch.id)
-                shots = sb.shots()
-                shots_total = len(shots)
-                lines_total = sum(len(s.lines) for _, s in shots)
             except NovelcomicError as exc:
                 rows.append(f"{ch.id:8} invalid: {exc}")
                 continue
-        rendered = len(store.assets("shot", ch.id))
-        voiced = len(store.assets("audio", ch.id))
+            for _, shot in sb.shots():
+                shot_keys.add(f"{ch.id}/{shot.id}")
+                line_keys.update(f"{ch.id}/{shot.id}/{i:02d}" for i in range(len(shot.lines)))
+        shots_total, lines_total = len(shot_keys), len(line_keys)
+        # made for the storyboard as it is now (a deleted shot's old image does not count)
+        rendered = sum(1 for a in store.assets("shot", ch.id) if a.key in shot_keys)
+        voiced = sum(1 for a in store.assets("audio", ch.id) if a.key in line_keys)
         video = store.asset("video", ch.id)
         vtext = "-"
         if video and (project.dir / video.path).exists():
             vtext = f"{video.path} ({video.meta_dict().get('duration', 0):.1f} s)"
         rows.append(
-            f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} {vtext}"
+            f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} "
+            f"{vtext:40} {ch.title}".rstrip()
         )
     if cfg.book:
         book = store.asset("book", "book")

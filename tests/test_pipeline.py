@@ -430,3 +430,20 @@ def test_replanning_never_writes_a_storyboard_your_yaml_cannot_load(root: Path, 
     assert any("uses b" in w and "01.proposed.yaml" in w for w in third.warnings), third.warnings
     project.characters()  # your file still loads, unchanged
     assert [c["id"] for c in yaml.safe_load(chars_path.read_text(encoding="utf-8"))["characters"]] == ["a"]
+
+
+def test_status_counts_what_the_storyboard_has_now(root: Path, fake_backends) -> None:
+    import yaml
+
+    from novelcomic.status import project_status
+
+    project = Project(make_project(root))
+    _run(project)
+    row = next(r for r in project_status(project).splitlines() if r.startswith("01 "))
+    assert "2/2" in row and "3/3" in row
+    board = project.storyboard_path("01")
+    data = yaml.safe_load(board.read_text(encoding="utf-8"))
+    data["scenes"][0]["shots"] = data["scenes"][0]["shots"][:1]  # the user deletes shot s01-02
+    board.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    row = next(r for r in project_status(project).splitlines() if r.startswith("01 "))
+    assert row.split()[2:4] == ["1/1", "1/1"], row

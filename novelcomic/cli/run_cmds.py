@@ -82,10 +82,14 @@ def run(obj: dict, name: str, chapters: str | None, stages: tuple[str, ...], no_
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's line for every finished task too.")
 @click.pass_obj
 def demo(obj: dict, no_prefect: bool, verbose: bool) -> None:
-    """Run the bundled Chinese example project end to end and print the videos' paths."""
+    """Run the bundled Chinese example project (projects/lantern-fox of the repository, so run it
+    from the repository root) end to end and print the videos' paths."""
     root = Path(obj["root"]) if obj["root"] else projects_root()
     if not (root / DEMO_PROJECT / "project.yaml").exists():
-        raise NovelcomicError(f"the example project is not at {root / DEMO_PROJECT}: run this from the repository root")
+        raise NovelcomicError(
+            f"the example project is not at {root / DEMO_PROJECT}: run this from the repository root, or pass "
+            f"--projects-dir with the repository's projects/ folder"
+        )
     project = Project.open(DEMO_PROJECT, root)
     t0 = time.monotonic()
     videos = run_project(project, None, (), use_prefect=not no_prefect, verbose=verbose)
@@ -99,8 +103,8 @@ def demo(obj: dict, no_prefect: bool, verbose: bool) -> None:
 @click.option("--chapters", default=None, help="Chapters to plan (default: all).")
 @click.pass_obj
 def plan(obj: dict, name: str, chapters: str | None) -> None:
-    """Plan project NAME (the same as `run NAME --stage plan`): characters, props, locations and
-    storyboards. Files you edited are kept; a .proposed.yaml is written beside them."""
+    """Plan project NAME (the same as `run NAME --stage plan --no-prefect`): characters, props,
+    locations and storyboards. Files you edited are kept; a .proposed.yaml is written beside them."""
     from novelcomic.pipeline import select_chapters
 
     project = Project.open(name, obj["root"])

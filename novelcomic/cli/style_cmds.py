@@ -16,7 +16,7 @@ from novelcomic.errors import NovelcomicError
 def styles(obj: dict | None, name: str | None, project: str | None) -> None:
     """List the named styles and lens modifiers, or show style NAME's prompt fragments and settings.
 
-    Use the names (or aliases) in project.yaml, e.g. ``style: [水墨, 逆光]``.
+    Use the names (or aliases) in project.yaml, e.g. style: [水墨, 逆光].
     """
     from novelcomic.styles import LensModifier, load_styles
 
