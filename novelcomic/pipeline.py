@@ -157,6 +157,7 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
     result = planner.plan(request)
     report.warnings.extend(result.warnings)
     fell_back = {f.chapter for f in getattr(planner, "failures", [])}
+    unplanned = list(getattr(planner, "unplanned", []))
     for path, obj, schema in (
         (project.characters_yaml, result.characters, "characters"),
         (project.props_yaml, result.props, "props"),
@@ -165,6 +166,8 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         _note_write(report, project.write_generated(path, obj, schema))
     for ch in todo:
         sb = result.storyboards.get(ch)
+        if sb is None and ch in unplanned:
+            continue
         if sb is None:
             raise NovelcomicError(f"planner {spec.backend!r} returned no storyboard for chapter {ch!r}")
         path = project.storyboard_path(ch)
@@ -189,6 +192,12 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         )
     if fell_back:
         report.warnings.append(f"the next run asks the language model again for chapter(s) {', '.join(sorted(fell_back))}")
+    if unplanned:
+        kept = [ch for ch in todo if ch not in unplanned]
+        raise NovelcomicError(
+            f"{getattr(planner, 'stopped', '') or 'the planner stopped'}: chapter(s) {', '.join(kept)} are planned and "
+            f"kept; run again to plan {', '.join(unplanned)}"
+        )
     return report
 
 

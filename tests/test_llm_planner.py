@@ -271,14 +271,21 @@ def test_pipeline_never_overwrites_user_edits(root: Path) -> None:
         before = chars_yaml.read_bytes()
         chapter = pdir / "chapters" / "02.txt"
         chapter.write_text(chapter.read_text(encoding="utf-8") + "\n小雨回头望了望山顶。\n", encoding="utf-8")
+        same_cast = pipeline.plan(project)  # the new plan's cast is what the user's file already says
+        assert not (pdir / "characters.proposed.yaml").exists() and not any("edited by you" in w for w in same_cast.warnings)
+        assert len(llm.calls) == 4  # only the changed chapter was planned again
+        llm.script = lambda ch, passage, ctx: {**_lantern_script(ch, passage, ctx), "characters": [
+            {"name": "林小雨", "aliases": ["小雨"]}, {"name": "阿青"}, {"name": "白狐", "appearance": "雪白的狐狸"}]}
+        chapter.write_text(chapter.read_text(encoding="utf-8") + "\n白狐在月下看着她。\n", encoding="utf-8")
         second = pipeline.plan(project)
-    assert len(llm.calls) == 4  # only the changed chapter was planned again
+    assert len(llm.calls) == 5
     assert chars_yaml.read_bytes() == before
     proposed = pdir / "characters.proposed.yaml"
     assert proposed.exists()
     assert any("characters.yaml was edited by you" in w for w in second.warnings)
+    assert "白狐" in proposed.read_text(encoding="utf-8")
     sb2 = project.storyboard("02")
-    assert sb2.shots()[-1][1].lines[-1].text == "小雨回头望了望山顶。"
+    assert sb2.shots()[-1][1].lines[-1].text == "白狐在月下看着她。"
 
 
 def test_a_shots_source_passage_keeps_spaces_between_english_lines() -> None:
@@ -286,3 +293,38 @@ def test_a_shots_source_passage_keeps_spaces_between_english_lines() -> None:
 
     assert _join_text(["He ran all day long.", "Pip was eleven."]) == "He ran all day long. Pip was eleven."
     assert _join_text(["河水静静地流。", "阿青笑了。"]) == "河水静静地流。阿青笑了。"
+
+
+def test_a_server_that_stops_answering_keeps_the_chapters_already_planned(root: Path) -> None:
+    """The model answered chapter 01, then the server went down: 01's storyboard is written and
+    kept, the run stops with an error naming what is left, and the next run asks only for 02."""
+    from novelcomic.errors import BackendError
+
+    pdir = copy_example("lantern-fox", root)
+    data = yaml.safe_load((pdir / "project.yaml").read_text(encoding="utf-8"))
+    data["stages"] = {"plan": {"backend": "llm"}}
+    data["llm"] = {"backend": "scripted"}
+    (pdir / "project.yaml").write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    project = Project(pdir)
+    down = {"from": "02"}
+
+    def script(ch: str, passage: str, ctx: str) -> Any:
+        if down["from"] and ch >= down["from"]:
+            raise BackendError("cannot reach LLM server http://localhost:11434/v1 after 4 attempts (connection refused)")
+        return _lantern_script(ch, passage, ctx)
+
+    llm = ScriptedLLM(script)
+    with use(llm):
+        with pytest.raises(NovelcomicError, match=r"stopped answering at chapter 02 .*connection refused.*chapter\(s\) 01 are "
+                                                  r"planned and kept; run again to plan 02, 03"):
+            pipeline.plan(project)
+        assert project.storyboard("01").shots() and not project.storyboard_path("02").exists()
+        asked = len(llm.calls)
+        down["from"] = ""
+        pipeline.plan(project)
+        assert project.storyboard_path("02").exists() and project.storyboard_path("03").exists()
+        assert len(llm.calls) == asked + 2  # 02 and 03 only; 01 was kept
+    # nothing planned yet when it fails on the first chapter: the error as it is
+    down["from"] = "01"
+    with use(ScriptedLLM(script)), pytest.raises(BackendError, match="connection refused"):
+        LLMPlanner().plan(PlanRequest(config(chapters=1), [ChapterText("01", "", "河水静静地流。")]))

@@ -9,8 +9,10 @@ user's own by :class:`novelcomic.plan.bible.Bible`, and names become ids.
 
 A chapter the model keeps answering invalidly (``LLMOutputError`` after ``attempts`` tries) is
 planned by the heuristic planner instead, with a warning in ``PlanResult.warnings`` (and in
-``LLMPlanner.failures``); the other chapters go on. Transport failures (server down, timeouts
-after retries) stop the plan with a ``BackendError``: nothing is written.
+``LLMPlanner.failures``); the other chapters go on. A transport failure (server down, timeouts
+after retries) on the first chapter stops the plan with a ``BackendError``; on a later one, the
+chapters planned so far are returned and the rest are named in ``LLMPlanner.unplanned`` (with the
+reason in ``LLMPlanner.stopped``), so that what the model already answered is kept.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from novelcomic.errors import NovelcomicError
+from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.llm.base import LLMBackend, Message
 from novelcomic.models import (
     NARRATOR, Camera, CameraAngle, CameraMotion, Emotion, Line, Mood, Scene, Shot, ShotSize, Storyboard, Transition,
@@ -306,6 +308,8 @@ class LLMPlanner:
         self.attempts = attempts
         self.temperature = temperature
         self.failures: list[ChapterFailure] = []
+        self.unplanned: list[str] = []  # chapters not reached because the server stopped answering
+        self.stopped = ""
         self.traces: list[Any] = []
 
     def plan(self, request: PlanRequest) -> PlanResult:
@@ -327,7 +331,9 @@ class LLMPlanner:
         done: list[_ChapterWork] = []
         failed: list[ChapterText] = []
         self.failures = []
-        for ch in request.chapters:
+        self.unplanned = []
+        self.stopped = ""
+        for n, ch in enumerate(request.chapters):
             work = _ChapterWork(ch)
             chunks = split_chunks(ch.text, budget, self.overlap_chars)
             try:
@@ -342,6 +348,14 @@ class LLMPlanner:
                 warnings.append(msg)
                 failed.append(ch)
                 continue
+            except BackendError as exc:
+                if not (done or failed):
+                    raise  # nothing planned yet: nothing to keep
+                # The server stopped answering: the chapters planned so far are returned (and kept
+                # by the pipeline); the rest are left for the next run.
+                self.unplanned = [c.id for c in request.chapters[n:]]
+                self.stopped = f"the language model stopped answering at chapter {ch.id} ({exc})"
+                break
             for _, analysis in work.parts:
                 _add_to_bible(bible, analysis)
             done.append(work)
@@ -358,7 +372,7 @@ class LLMPlanner:
             boards.update(fallback.storyboards)
             characters, props, locations = fallback.characters, fallback.props, fallback.locations
             warnings.extend(fallback.warnings)
-        ordered = {ch.id: boards[ch.id] for ch in request.chapters}
+        ordered = {ch.id: boards[ch.id] for ch in request.chapters if ch.id in boards}
         return PlanResult(characters=characters, props=props, locations=locations, storyboards=ordered, warnings=warnings)
 
     # ------------------------------------------------------------------ helpers
