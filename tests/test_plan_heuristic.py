@@ -50,6 +50,7 @@ def _lines(board: Storyboard) -> list[tuple[str, str]]:
 
 
 def _speaker_of(result: PlanResult, chapter: str, text: str) -> str:
+    text = text[:-1] + "." if text.endswith(",") else text  # "Good heavens," said Tobias → line "Good heavens."
     for speaker, line in _lines(result.storyboards[chapter]):
         if line == text:
             return speaker
@@ -158,7 +159,7 @@ def test_narration_and_dialogue_split(fox: tuple[dict, PlanResult]) -> None:
 def test_english_attribution_removed(heron: tuple[dict, PlanResult]) -> None:
     _, result = heron
     texts = [t for _, t in _lines(result.storyboards["01"])]
-    assert "Good heavens," in texts and "Where did you find this?" in texts
+    assert "Good heavens." in texts and "Where did you find this?" in texts
     assert "The heron did not move." in texts
     assert not any("said Tobias" in t or "Pip asked" in t or '"' in t for t in texts)
 
@@ -255,6 +256,115 @@ def test_english_inline_and_unattributed_quote() -> None:
     assert ids == {"Mara": "mara", "Jonah": "jonah"}
     assert _speaker_of(result, "01", "Good.") == "mara"
     assert _speaker_of(result, "01", "Why?") == "jonah"
+
+
+# --------------------------------------------------------------------------- review fixes
+
+ZH_NICKNAMES = (
+    "第一章 药铺\n\n"
+    "苏婉儿是药铺掌柜的女儿，镇上的人都叫她婉丫头。\n"
+    "那天傍晚，小川背着竹篓来到药铺门口。\n"
+    "“婉丫头，你爹在吗？”小川问。\n"
+    "“不在，他上山采药去了。”婉丫头说。\n"
+    "那老道自称青松道人，孩子们都叫他疯道士。\n"
+    "疯道士笑道：“两个娃娃，跟我来。”\n\n"
+    "第二章 龙潭\n\n"
+    "三人来到山顶的龙潭边。\n"
+    "苏婉儿说：“这里好冷。”\n"
+    "一条白龙盘旋在半空，声音如雷：“三百年了，终于有人来了。”\n"
+    "“你也来了？”小川惊讶地问。\n"
+    "“我一直跟着你们。”婉丫头低声道。\n"
+    "青松道人冷冷地说：“别怕，它不会伤人。”\n"
+)
+
+
+@pytest.fixture(scope="module")
+def nicknames() -> PlanResult:
+    return _plan(ZH_NICKNAMES, "zh")
+
+
+def test_chinese_nickname_is_an_alias_of_the_named_character(nicknames: PlanResult) -> None:
+    chars = _by_name(nicknames)
+    assert "婉丫头" not in chars and "婉丫头" in chars["苏婉儿"].aliases  # 苏婉儿…都叫她婉丫头
+    wan = chars["苏婉儿"].id
+    assert _speaker_of(nicknames, "01", "不在，他上山采药去了。") == wan
+    assert _speaker_of(nicknames, "02", "我一直跟着你们。") == wan
+
+
+def test_chinese_self_named_descriptor_with_nickname(nicknames: PlanResult) -> None:
+    chars = _by_name(nicknames)
+    assert set(chars) == {"苏婉儿", "小川", "青松道人", "白龙"}
+    taoist = chars["青松道人"]
+    assert {"老道", "疯道士"} <= set(taoist.aliases) and "青松" not in taoist.aliases  # 老道自称…都叫他疯道士
+    assert taoist.voice.age == "old"
+    assert _speaker_of(nicknames, "01", "两个娃娃，跟我来。") == taoist.id
+    assert _speaker_of(nicknames, "02", "别怕，它不会伤人。") == taoist.id
+
+
+def test_chinese_colon_hands_the_quote_to_the_narrated_speaker(nicknames: PlanResult) -> None:
+    chars = _by_name(nicknames)
+    assert _speaker_of(nicknames, "02", "三百年了，终于有人来了。") == chars["白龙"].id
+    texts = [t for _, t in _lines(nicknames.storyboards["02"])]
+    assert "一条白龙盘旋在半空，声音如雷。" in texts  # the introducing clause stays narration
+
+
+def test_chinese_adverb_between_name_and_speech_verb(nicknames: PlanResult) -> None:
+    assert _speaker_of(nicknames, "02", "你也来了？") == _by_name(nicknames)["小川"].id  # 小川惊讶地问
+    assert "小川惊讶地问。" not in [t for _, t in _lines(nicknames.storyboards["02"])]
+
+
+def test_chinese_quoted_nickname_stays_in_narration() -> None:
+    text = "第一章\n\n那老道自称青松道人，孩子们都叫他“疯道士”。\n“走吧。”青松道人说。\n“等等我！”疯道士又喊。\n"
+    result = _plan(text, "zh")
+    assert [c.name for c in result.characters.characters] == ["青松道人"]
+    lines = _lines(result.storyboards["01"])
+    assert (NARRATOR, "那老道自称青松道人，孩子们都叫他“疯道士”。") in lines
+    assert [s for s, _ in lines].count(result.characters.characters[0].id) == 2
+
+
+EN_FAMILY = (
+    "Chapter 1\n\n"
+    "Mara Quinn was seventeen the winter the boats stopped coming. Her father, old Tobias Quinn, called her "
+    '"Little Gull" when she was small, and the name had stuck.\n\n'
+    "Elias Brandt came down to the pier at dawn. Elias shivered. Brandt looked at the grey water for a long time.\n\n"
+    '"Storm\'s coming," Mara said.\n\n'
+    '"I know," Elias replied. "The gulls went inland."\n\n'
+    'Tobias laughed from the doorway. "Little Gull, bring the nets in."\n\n'
+    "Elias watched her go. Brandt was a patient man.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def family() -> PlanResult:
+    return _plan(EN_FAMILY, "en")
+
+
+def test_english_names_at_sentence_start_and_full_names(family: PlanResult) -> None:
+    chars = _by_name(family)
+    assert set(chars) == {"Mara Quinn", "Tobias Quinn", "Elias Brandt"}  # no "Quinn": a family name
+    assert {"Elias", "Brandt"} <= set(chars["Elias Brandt"].aliases)
+    assert "Tobias" in chars["Tobias Quinn"].aliases and "Mara" in chars["Mara Quinn"].aliases
+    assert chars["Tobias Quinn"].voice.age == "old"  # old Tobias Quinn
+    assert chars["Tobias Quinn"].voice.gender != "female"  # "called her" is about Mara
+    assert _speaker_of(family, "01", "The gulls went inland.") == chars["Elias Brandt"].id
+
+
+def test_english_quoted_nickname_stays_in_narration(family: PlanResult) -> None:
+    chars = _by_name(family)
+    lines = _lines(family.storyboards["01"])
+    sentence = 'Her father, old Tobias Quinn, called her "Little Gull" when she was small, and the name had stuck.'
+    assert (NARRATOR, sentence) in lines
+    assert not any(t in ("Little Gull", "when she was small, and the name had stuck.") for _, t in lines)
+    assert "Little Gull" in chars["Mara Quinn"].aliases
+    assert _speaker_of(family, "01", "Little Gull, bring the nets in.") == chars["Tobias Quinn"].id
+
+
+def test_dialogue_line_ends_with_a_full_stop_not_the_attribution_comma(family: PlanResult) -> None:
+    texts = [t for _, t in _lines(family.storyboards["01"])]
+    assert "Storm's coming." in texts and "I know." in texts
+    assert not any(t.endswith(",") for t in texts)
+    zh = _plan("第一章\n\n“好，”林小雨说，“我们走。”\n", "zh")
+    assert [t for _, t in _lines(zh.storyboards["01"])] == ["好。", "我们走。"]
 
 
 def test_text_without_dialogue_and_empty_chapter() -> None:

@@ -66,8 +66,12 @@ ZH_SENTENCE_END = "。！？!?…"
 ZH_LEAD_RE = re.compile(r"^(?:这时候?|此时|于是|然后|忽然|突然|接着|只见|随后|说完|听了|见状|最后|这才|终于)[，,]?")
 ZH_MODIFIER_RE = re.compile(
     r"(?:低声|小声|轻声|大声|高声|柔声|冷冷地?|淡淡地?|悄悄地?|轻轻地?|慢慢地?|笑着|笑眯眯地|哭着|喘着气|"
-    r"壮着胆子|开口|连忙|赶紧|急忙|忍不住|突然|忽然|回头|抬头|低头|也|又|便|就|才|还|却|正|[\u4e00-\u9fff]{1,3}地)$"
+    r"壮着胆子|开口|连忙|赶紧|急忙|忍不住|突然|忽然|回头|抬头|低头|也|又|便|就|才|还|却|正|"
+    r"(?:不耐烦|慢吞吞|气呼呼|笑嘻嘻|恶狠狠|急匆匆|怯生生|傻乎乎|乐呵呵|懒洋洋|凶巴巴|直勾勾)地|"
+    r"[猛忽蓦霍倏]地|[\u4e00-\u9fff](?![猛忽蓦霍倏]地$)[\u4e00-\u9fff]地)$"
 )
+# Any-length ``…地`` would match leftmost and eat into the name (小川惊讶地 → 小): adverbs before 地
+# are two characters (惊讶地, 冷冷地), a known ABB (慢吞吞地) or one of a few single ones (猛地).
 ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 ZH_SUBJECT_STOP = frozenset(
     {"孩子", "大家", "众人", "人们", "两人", "声音", "开口", "低声", "轻声", "小声", "大声", "胆子", "心里", "口气",
@@ -87,8 +91,14 @@ ZH_SURNAMES = frozenset(
 SURNAME_FLAGS = frozenset({"nr", "ng", "nrfg", "nrt", "n"})
 ZH_SELF_INTRO_RE = re.compile(r"(?:我叫|我是|我的名字叫|我的名字是|叫我|我名叫)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)")
 ZH_CALLED_RE = re.compile(
-    r"(?:叫他|叫她|称他|称她|称呼他|称呼她|名叫|叫做|人称|唤作|喊他|喊她)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)"
+    r"(?P<verb>自称|号称|名叫|叫做|人称|唤作|称呼他|称呼她|叫他|叫她|称他|称她|喊他|喊她)(?:为|作)?[“「]?"
+    r"(?P<name>[\u4e00-\u9fff]{2,4}?)(?=[”」]?(?:[，。！？,.!?、；;]|$))"
 )
+ZH_SELF_NAMING = frozenset({"自称", "号称", "名叫", "叫做"})  # the name a character goes by, not a nickname
+# A determiner before a noun subject: 一条白龙, 那老道, 这个孩子.
+ZH_DETERMINER_RE = re.compile(r"^(?:[一两几这那][条只个位头匹群名]|那|这)$")
+# A narration clause before ``：`` that introduces a voice: 声音如雷, 开口, 大喊.
+ZH_VOICE_RE = re.compile(r"声|开口|喊|嚷|吼|问|答|说")
 ZH_PLACE_SUFFIXES = "村镇城山河江湖寺庙殿院林街桥屋店洞岸溪谷峰顶台阁楼宫府园亭巷坊港湾岛崖坡路边房厅堂"
 ZH_PLACE_STOP = frozenset(
     {"身边", "旁边", "这边", "那边", "外边", "里边", "天边", "东西", "天黑", "天亮", "乌黑", "河水", "眼前", "心里", "一边",
@@ -127,6 +137,12 @@ EN_AFTER_RE = re.compile(
 EN_BEFORE_RE = re.compile(
     rf"(?:^\s*|(?<=[.!?;]\s))(?P<r>{EN_REF})\s+(?:[a-z]+ly\s+)?(?P<v>{EN_SPEECH_VERBS})(?:\s+[a-z]+ly)?\s*[,:]?\s*$"
 )
+EN_CAP_WORD_RE = re.compile(r"\b[A-Z][a-z]+\b")
+EN_FULL_NAME_RE = re.compile(r"\b(?=([A-Z][a-z]+) ([A-Z][a-z]+)\b)")  # lookahead: overlapping pairs
+EN_SPEECH_AFTER_RE = re.compile(rf"\s+(?:[a-z]+ly\s+)?(?:{EN_SPEECH_VERBS})\b")
+EN_CALLED_RE = re.compile(
+    r"\b(?:called|call|calls|nicknamed|dubbed)\s+(?:him|her)\s+[\"“]?(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b[\"”]?"
+)
 EN_SELF_INTRO_RE = re.compile(r"(?:[Mm]y name is|I am|I'm|[Cc]all me)\s+([A-Z][a-z]+)\b")
 EN_TITLES = frozenset(
     {"Grandpa", "Grandma", "Granny", "Grandfather", "Grandmother", "Uncle", "Aunt", "Auntie", "Mr", "Mrs", "Miss", "Ms",
@@ -142,7 +158,12 @@ EN_STOPWORDS = frozenset(
      "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
      "Christmas", "English", "Chinese", "OK", "Okay", "Hello", "Thank", "Thanks", "Please", "Look", "Good", "Very",
      "Click", "Together", "Nobody", "Everyone", "Someone", "Inside", "Below", "Above", "Near", "Through", "At", "In",
-     "On", "To", "Of", "For", "With", "As", "By", "From", "One", "Two", "Three", "Every", "Just", "Let", "Come"}
+     "On", "To", "Of", "For", "With", "As", "By", "From", "One", "Two", "Three", "Every", "Just", "Let", "Come",
+     "Everybody", "Somebody", "Anybody", "Anyone", "Everything", "Something", "Nothing", "Perhaps", "Maybe", "Still",
+     "Even", "Once", "Soon", "Later", "Today", "Tonight", "Outside", "Beside", "Poor", "Dear", "All",
+     "Both", "Only", "Never", "Always", "Again", "Yet", "Across", "Along", "Among", "Around", "Beyond", "Under",
+     "Beneath", "Between", "Without", "Within", "Against", "During", "Since", "Until", "Past", "Despite", "Like",
+     "Upon", "Behind", "Others", "People", "Each", "Neither", "Either"}
 )
 EN_PLACE_NOUNS = (
     "river|forest|woods|temple|workshop|market|street|tower|house|harbor|harbour|village|town|city|marsh|swamp|lake|"
@@ -150,6 +171,7 @@ EN_PLACE_NOUNS = (
     "church|inn|tavern|shop|station|road|lane|square|port|island|camp|farm|barn|cottage|attic|cellar|office|"
     "courtyard|bedroom|classroom|meadow|desert|jungle|cliff|pier|dock|shrine|monastery|mill|forge|ship|boat"
 )
+EN_PLACE_WORDS = frozenset(EN_PLACE_NOUNS.split("|"))
 EN_PLACE_RE = re.compile(
     r"\b(?:in|at|to|into|across|over|onto|toward|towards|from|near|beside|through|inside|reached|entered|of)\s+"
     r"(?:the\s+|a\s+|an\s+|her\s+|his\s+|their\s+|our\s+|my\s+|its\s+|[A-Za-z]+'s\s+)?(?:[a-z-]+\s+){0,2}?"
@@ -220,9 +242,20 @@ TEMPERAMENT = {
     "zh": {"happy": "开朗", "excited": "活泼", "whisper": "温柔", "sad": "忧伤", "angry": "暴躁", "afraid": "胆小", "surprised": "好奇", "old": "慈祥", "neutral": "平和"},
     "en": {"happy": "cheerful", "excited": "lively", "whisper": "gentle", "sad": "melancholy", "angry": "fiery", "afraid": "timid", "surprised": "curious", "old": "kindly", "neutral": "calm"},
 }
+EN_NOT_OWNED = (
+    "to|that|the|a|an|and|or|but|so|if|when|as|for|with|from|into|onto|at|on|by|about|over|in|out|up|down|back|"
+    "off|away|again|too|now|then|go|come|see|know|be|feel|was|is"
+)
 PRONOUN_RES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     "zh": (re.compile(r"(他|她|它)(?!们)"), re.compile(r"(他|她|它)(?!们)")),
-    "en": (re.compile(r"\b(he|she|his|her|him|herself|himself|its|itself)\b", re.IGNORECASE), re.compile(r"(He|She|It)\b")),
+    "en": (
+        # ``him`` and an object ``her`` (``called her "Little Gull"``, ``watched her go``) are someone
+        # else: only a possessive ``her`` (followed by the thing owned) speaks for the subject
+        re.compile(
+            rf"\b(he|she|his|her(?=\s+(?!(?:{EN_NOT_OWNED})\b)[a-z])|herself|himself|its|itself)\b", re.IGNORECASE
+        ),
+        re.compile(r"(He|She|It)\b"),
+    ),
 }
 PRONOUN_GENDER = {
     "他": "male", "她": "female", "它": "neuter", "he": "male", "his": "male", "him": "male", "himself": "male",
@@ -338,7 +371,7 @@ class HeuristicPlanner:
         """Plan every chapter of ``request``; see :class:`~novelcomic.plan.base.PlanResult`."""
         lang: Lang = "zh" if request.config.language == "zh" else "en"
         tagger = _zh_tagger() if lang == "zh" else _no_tagger
-        chapters = [_paragraphs(i, ch) for i, ch in enumerate(request.chapters)]
+        chapters = [_paragraphs(lang, i, ch) for i, ch in enumerate(request.chapters)]
         warnings: list[str] = []
         cast = _build_cast(lang, request, chapters, tagger, self.min_name_count)
         cast = _resolve_genders(lang, cast, chapters)
@@ -387,11 +420,50 @@ def _no_tagger(text: str) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- paragraphs
 
 
-def _paragraphs(chapter_index: int, chapter: ChapterText) -> list[_Para]:
+def _paragraphs(lang: Lang, chapter_index: int, chapter: ChapterText) -> list[_Para]:
     return [
-        _Para(chapter_index, i, p, split_quotes(p.text, p.start))
+        _Para(chapter_index, i, p, _merge_inline_quotes(lang, p, split_quotes(p.text, p.start)))
         for i, p in enumerate(split_paragraphs(chapter.text))
     ]
+
+
+def _merge_inline_quotes(lang: Lang, para: Paragraph, segs: list[Segment]) -> list[Segment]:
+    """A short quoted phrase inside a narration sentence is narration, not a line of dialogue:
+    ``called her "Little Gull" when she was small`` / ``孩子们都叫他“疯道士”，`` stay one sentence."""
+    inline = {
+        i for i, seg in enumerate(segs)
+        if seg.is_quote and 0 < i and not segs[i - 1].is_quote
+        and _inline_quote(lang, segs[i - 1].raw, seg, segs[i + 1] if i + 1 < len(segs) else None)
+    }
+    if not inline:
+        return segs
+    out: list[Segment] = []
+    for i, seg in enumerate(segs):
+        if out and not out[-1].is_quote and (i in inline or (not seg.is_quote and i - 1 in inline)):
+            a, b = out[-1].start - para.start, seg.end - para.start
+            text = para.text[a:b]
+            out[-1] = Segment("narration", text, text, out[-1].start, seg.end)
+        else:
+            out.append(seg)
+    return out
+
+
+def _inline_quote(lang: Lang, before: str, quote: Segment, after: Segment | None) -> bool:
+    """The narration before runs on into the quote (no sentence end, colon, comma or speech verb),
+    the quote is a few words with no punctuation of its own, and no attribution follows."""
+    inner = quote.text
+    if after is not None and after.is_quote:
+        return False
+    if lang == "zh":
+        return (
+            len(inner) <= 6 and not re.search(r"[，,。！？!?；;：:…、]", inner)
+            and not before.endswith(tuple("：:，,。！？!?；;…—句声")) and _zh_speech_verb(before) is None
+        )
+    if len(inner.split()) > 5 or re.search(r"[.!?,;:…—-]$", inner) or re.search(r"[.!?:;,…—-]$", before):
+        return False
+    if re.search(rf"\b(?:{EN_SPEECH_VERBS})(?:\s+[a-z]+ly)?$", before):
+        return False
+    return after is None or not EN_AFTER_RE.match(after.raw)
 
 
 def _seg_text(para: _Para, seg: Segment) -> str:
@@ -440,6 +512,8 @@ def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
     toks = tagger(s[:12])
     if not toks:
         return None
+    if len(toks) > 1 and ZH_DETERMINER_RE.match(toks[0][0]) and toks[1][1].startswith("n"):
+        toks = toks[1:]
     w, f = toks[0]
     nxt = toks[1] if len(toks) > 1 else ("", "")
     if _surname_merge(w, f, nxt):
@@ -504,10 +578,12 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
             cut = body.rfind(last)
             return _Attr(subj, pos + sentence_start, True, sentence, cut=cut)
         return None
-    if cast is None:
-        return None
     subj = _zh_subject(clauses[0], cast, tagger)
-    if subj and (ZH_PRONOUN_RE.match(subj) or subj in cast.lookup):
+    if subj and text.rstrip().endswith(("：", ":")) and ZH_VOICE_RE.search(sentence):
+        # 一条白龙盘旋在半空，声音如雷：“…” — the colon hands the quote to the sentence's subject;
+        # the clause is description, not an attribution, so all of it stays narration
+        return _Attr(subj, pos + sentence_start, True, sentence, cut=len(text))
+    if cast is not None and subj and (ZH_PRONOUN_RE.match(subj) or subj in cast.lookup):
         return _Attr(subj, pos + sentence_start, False, sentence)
     return None
 
@@ -594,7 +670,7 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     """Discover names, descriptors and aliases; merge them with the user's cast; assign ids."""
     names: dict[str, int] = {}  # name → first position key (for ordering)
     descriptors: set[str] = set()
-    links: dict[str, str] = {}  # descriptor → name
+    links: dict[str, str] = {}  # descriptor or nickname → the name it stands for
     speech_refs = _speech_refs(lang, chapters, tagger)
     for ref, kind, quote in speech_refs:
         if kind == "name":
@@ -608,7 +684,9 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     for name in _frequent_names(lang, chapters, tagger, min_count):
         names.setdefault(name, 0)
     if lang == "zh":
-        _zh_called_links(chapters, descriptors, names, links)
+        _zh_called_links(chapters, tagger, descriptors, names, links)
+    else:
+        _en_called_links(chapters, names, links)
     groups = _group_names(lang, list(names), descriptors, links)
     full = "\n".join(p.para.text for paras in chapters for p in paras)
     if lang == "zh":
@@ -669,33 +747,149 @@ def _frequent_names(lang: Lang, chapters: list[list[_Para]], tagger: Tagger, min
 
 
 def _en_frequent_names(narration: list[str], min_count: int) -> list[str]:
-    counts: Counter[str] = Counter()
+    """Capitalised words and two-word full names (``Elias Brandt``) that recur in narration.
+
+    A capitalised word at the start of a sentence (or after a quote) may be any word; it counts
+    as a name when the same word is capitalised mid-sentence somewhere, is followed by a speech
+    verb (``Mara replied``) or is part of a full name. A full name counts with the mentions of
+    its parts, so ``Mara Quinn`` once plus ``Mara`` often is a name.
+    """
+    mid: Counter[str] = Counter()
+    start: Counter[str] = Counter()
     places: Counter[str] = Counter()
+    speaks: set[str] = set()
     for text in narration:
-        for m in re.finditer(r"\b[A-Z][a-z]+\b", text):
-            before = text[: m.start()].rstrip()
-            if not before or before[-1] in ".!?\"“”‘’:":
-                continue  # sentence start
+        for m in EN_CAP_WORD_RE.finditer(text):
             word = m.group(0)
             if word in EN_STOPWORDS or word in EN_TITLES:
                 continue
-            counts[word] += 1
+            before = text[: m.start()].rstrip()
+            (start if _en_sentence_start(before) else mid)[word] += 1
+            if EN_SPEECH_AFTER_RE.match(text, m.end()):
+                speaks.add(word)
             if re.search(r"\b(?:in|at|to|from|into|across|near|of|toward|towards)$", before):
                 places[word] += 1
-    return sorted((w for w, n in counts.items() if n >= min_count and places[w] * 2 < n), key=lambda w: (-counts[w], w))
+    vouched = {w for w in {*mid, *start} if mid[w] or w in speaks}
+    full = _en_full_names(narration, vouched)
+    vouched.update(w for name in full for w in name.split())
+    counts = Counter({w: mid[w] + (start[w] if w in vouched else 0) for w in {*mid, *start}})
+    found = [w for w, n in counts.items() if n >= min_count and places[w] * 2 < n]
+    for name, n in full.items():
+        given, family = name.split()  # their counts include the full name's own mentions
+        if max(n, counts[given], counts[family]) >= min_count and places[given] * 2 < counts[given]:
+            found.append(name)
+    return sorted(found, key=lambda w: (-(counts[w] or full[w]), w))
 
 
-def _zh_called_links(chapters: list[list[_Para]], descriptors: set[str], names: dict[str, int], links: dict[str, str]) -> None:
-    """``一个…老渔夫…村里人都叫他陈伯`` → 老渔夫 is 陈伯."""
+def _en_sentence_start(before: str) -> bool:
+    return not before or before[-1] in ".!?\"“”‘’:"
+
+
+def _en_full_names(narration: list[str], vouched: set[str]) -> Counter[str]:
+    """Mentions of ``Given Family`` pairs. At a sentence start one of the two must be known to be a
+    name (the stop words and ``-ly`` keep out ``Suddenly Pip``); mid-sentence the pair is enough."""
+    full: Counter[str] = Counter()
+    for text in narration:
+        for m in EN_FULL_NAME_RE.finditer(text):
+            given, family = m.group(1), m.group(2)
+            if {given, family} & (EN_STOPWORDS | EN_TITLES) or family.lower() in EN_PLACE_WORDS or given.endswith("ly"):
+                continue
+            if given in vouched or family in vouched or not _en_sentence_start(text[: m.start()].rstrip()):
+                full[f"{given} {family}"] += 1
+    return full
+
+
+def _zh_called_links(
+    chapters: list[list[_Para]], tagger: Tagger, descriptors: set[str], names: dict[str, int], links: dict[str, str]
+) -> None:
+    """What a character is called, linked to who is called it.
+
+    ``苏婉儿是…女儿，镇上的人都叫她婉丫头`` → 婉丫头 is an alias of the name 苏婉儿;
+    ``那老道自称青松道人，孩子们都叫他疯道士`` → 青松道人 is the name, 老道 and 疯道士 aliases;
+    ``一个…老渔夫…。他…，村里人都叫他陈伯`` (no subject of its own) → the latest descriptor is 陈伯.
+    """
     for paras in chapters:
         for para in paras:
-            for m in ZH_CALLED_RE.finditer(para.para.text):
-                name = m.group(1)
-                before = para.para.text[: m.start()]
-                found = [(before.rfind(d), d) for d in descriptors if d in before and d not in links]
-                names.setdefault(name, 0)
-                if found:
-                    links[max(found)[1]] = name
+            text = para.para.text
+            for a, b in sentence_spans(text, "zh"):
+                sentence = text[a:b]
+                found = sorted(
+                    ZH_CALLED_RE.finditer(sentence), key=lambda m: (m.group("verb") not in ZH_SELF_NAMING, m.start())
+                )
+                if not found:
+                    continue
+                subject = _zh_called_subject(sentence[: min(m.start() for m in found)], tagger, names, descriptors)
+                for m in found:
+                    _zh_link_called(m, subject, text[: a + m.start()], tagger, descriptors, names, links)
+
+
+def _zh_called_subject(head: str, tagger: Tagger, names: dict[str, int], descriptors: set[str]) -> str | None:
+    """The one the sentence is about, when it names them before the calling verb: not a pronoun,
+    not a possessor (苏婉儿的父亲名叫…), nobody else brought in (苏婉儿有个弟弟，…) or mentioned
+    between them."""
+    clause = ZH_CLAUSE_SPLIT_RE.split(ZH_LEAD_RE.sub("", head.strip()))[0]
+    subject = _zh_subject(clause, None, tagger) if clause else None
+    if subject is None or ZH_PRONOUN_RE.match(subject):
+        return None
+    rest = head[head.find(subject) + len(subject) :]
+    if rest.startswith("的") or re.search(r"有(?:一)?[个位只条群]", rest):
+        return None
+    if any(n in rest for n in [*names, *descriptors] if n != subject and n not in subject):
+        return None
+    return subject
+
+
+def _zh_link_called(
+    m: re.Match[str],
+    subject: str | None,
+    before: str,
+    tagger: Tagger,
+    descriptors: set[str],
+    names: dict[str, int],
+    links: dict[str, str],
+) -> None:
+    """Link one ``叫她/自称/… Y`` to the sentence's subject (see :func:`_zh_called_links`)."""
+    called = m.group("name")
+    own_clause = ZH_CLAUSE_SPLIT_RE.search(m.string[: m.start()])
+    if m.group("verb") in ("名叫", "叫做") and own_clause:
+        subject = None  # …，名叫苏小宝: a new name in a clause of its own, not the subject's
+    if subject is None:  # 他…，村里人都叫他陈伯: the latest descriptor not linked yet
+        found = [(before.rfind(d), d) for d in descriptors if d in before and d not in links]
+        names.setdefault(called, 0)
+        if found:
+            links[max(found)[1]] = called
+        return
+    if called == subject or links.get(called) == subject:
+        return
+    if subject in names or _ref_kind("zh", subject, tagger) == "name":
+        names.setdefault(subject, 0)
+        links.setdefault(called, subject)  # a nickname of a named character
+    elif subject in links:
+        links.setdefault(called, links[subject])  # 老道 is already 青松道人: 疯道士 is too
+    else:
+        descriptors.add(subject)
+        links[subject] = called
+        names.setdefault(called, 0)
+
+
+def _en_called_links(chapters: list[list[_Para]], names: dict[str, int], links: dict[str, str]) -> None:
+    """``Mara Quinn was seventeen. Her father … called her "Little Gull"`` → Little Gull is Mara.
+
+    The one called is the latest name before the sentence (in the sentence is the one calling).
+    """
+    for paras in chapters:
+        for para in paras:
+            text = para.para.text
+            for a, b in sentence_spans(text, "en"):
+                for m in EN_CALLED_RE.finditer(text, a, b):
+                    nick = m.group("name")
+                    if nick in EN_STOPWORDS or nick in EN_TITLES or nick in links:
+                        continue
+                    found = [
+                        (hit.end(), len(n), n) for n in names for hit in re.finditer(rf"\b{re.escape(n)}\b", text[:a])
+                    ]
+                    if found:
+                        links[nick] = max(found)[2]
 
 
 def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dict[str, str]) -> list[_Entry]:
@@ -708,23 +902,48 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
             if a not in entry.aliases:
                 entry.aliases.append(a)
     for short in sorted(entries, key=len):
-        for long in sorted(entries, key=lambda x: (-len(x), x)):
-            if short == long or short not in entries or long not in entries:
-                continue
-            if _is_short_form(lang, short, long):
-                target = entries[long]
-                for a in [short, *entries.pop(short).aliases]:
-                    if a not in target.aliases and a != target.name:
-                        target.aliases.append(a)
-                break
+        longs = [x for x in sorted(entries, key=lambda x: (-len(x), x)) if x != short and _is_short_form(lang, short, x)]
+        if lang == "en" and len(longs) > 1:
+            del entries[short]  # a family name (old Tobias Quinn, Mara Quinn): nobody in particular
+        elif longs:
+            target = entries[longs[0]]
+            for a in [short, *entries.pop(short).aliases]:
+                if a not in target.aliases and a != target.name:
+                    target.aliases.append(a)
+    for alias in sorted(a for a in links if a not in descriptors):
+        _link_alias(lang, entries, alias, links[alias])
     for d in sorted(descriptors):
-        if d in links and links[d] in entries:
-            target = entries[links[d]]
-            extra = [d, f"the {d}"] if lang == "en" else [d]
-            target.aliases.extend(a for a in extra if a not in target.aliases)
-        elif not any(d in e.names() for e in entries.values()):
+        if d in links and _link_alias(lang, entries, d, links[d]):
+            continue
+        if not any(d in e.names() or _truncated(lang, d, e) for e in entries.values()):
             entries[d] = _Entry(d, descriptor=True)
     return list(entries.values())
+
+
+def _entry_of(entries: dict[str, _Entry], name: str) -> _Entry | None:
+    return entries.get(name) or next((e for e in entries.values() if name in e.names()), None)
+
+
+def _link_alias(lang: Lang, entries: dict[str, _Entry], alias: str, target: str) -> bool:
+    """Make ``alias`` a name of ``target``'s character, merging the entry ``alias`` had of its own
+    (婉丫头 found as a speaker, then ``叫她婉丫头``). False when ``target`` is nobody."""
+    dest = _entry_of(entries, target)
+    if dest is None:
+        return False
+    src = _entry_of(entries, alias)
+    if src is dest:
+        return True
+    if src is not None:
+        extra = entries.pop(src.name).names()
+    else:
+        extra = [alias, f"the {alias}"] if lang == "en" and alias[:1].islower() else [alias]
+    dest.aliases.extend(a for a in extra if a not in dest.names())
+    return True
+
+
+def _truncated(lang: Lang, descriptor: str, entry: _Entry) -> bool:
+    """A Chinese descriptor that is the head of a longer name (青松 of 青松道人, jieba's cut)."""
+    return lang == "zh" and any(n.startswith(descriptor) and 0 < len(n) - len(descriptor) <= 2 for n in entry.names())
 
 
 def _given_name_aliases(groups: list[_Entry], full: str) -> None:
@@ -968,7 +1187,8 @@ def _finish_cast(
             out.append(c)
             continue
         appearance, cue_text = _appearance(lang, cast, c.id, sentences)
-        age = _age(lang, " ".join([cue_text, *c.aliases, c.name]))
+        epithet = _en_epithet_age(c, sentences) if lang == "en" else None
+        age = epithet or _age(lang, " ".join([cue_text, *c.aliases, c.name]))
         temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
         gender = cast.genders.get(c.id, "unknown")
         out.append(c.model_copy(update={
@@ -976,6 +1196,19 @@ def _finish_cast(
             "voice": VoiceSpec(gender=gender, age=age, temperament=temperament),  # type: ignore[arg-type]
         }))
     return _Cast(out, cast.lookup, cast.genders, cast.pattern)
+
+
+def _en_epithet_age(c: Character, sentences: list[str]) -> str | None:
+    """``old Tobias Quinn`` / ``young Elias``: an age said right before the name outweighs the cues
+    of the sentences after it."""
+    names = "|".join(re.escape(n) for n in sorted([c.name, *c.aliases], key=len, reverse=True) if n[:1].isupper())
+    if not names:
+        return None
+    pattern = re.compile(rf"\b([Oo]ld|[Ee]lderly|[Yy]oung)\s+(?:{names})\b")
+    m = next((m for m in map(pattern.search, sentences) if m), None)
+    if m is None:
+        return None
+    return "young" if m.group(1).lower() == "young" else "old"
 
 
 def _temperament(lang: Lang, emotions: Counter[str], age: str) -> str:
@@ -1026,6 +1259,16 @@ def _clean_narration(text: str, lang: Lang) -> str:
         text += "。"
     elif lang == "en" and not text.endswith((".", "!", "?", "…", "\"", "”")):
         text += "."
+    return text
+
+
+def _quote_text(text: str) -> str:
+    """A quote's line: the comma that led into its attribution (``"Storm's coming," Mara said``)
+    ends the line as a full stop once the attribution is gone."""
+    if text.endswith(","):
+        return text[:-1] + "."
+    if text.endswith("，"):
+        return text[:-1] + "。"
     return text
 
 
@@ -1080,7 +1323,8 @@ def _para_units(
         if speaker is None:
             speaker = _alternate(cast, para.index, history)
         cue = chosen.cue if chosen else ""
-        unit = _Unit("quote", seg.text, seg.start, seg.end, para.index, speaker or NARRATOR, _emotion(cue, seg.text), cue=cue)
+        emotion = _emotion(cue, seg.text)
+        unit = _Unit("quote", _quote_text(seg.text), seg.start, seg.end, para.index, speaker or NARRATOR, emotion, cue=cue)
         if speaker:
             history.append((para.index, speaker, seg.text))
             spoke.append((seg.start, speaker))
