@@ -111,6 +111,17 @@ def test_soft_subtitle_track_and_karaoke(composed: dict) -> None:
     assert all(not s.ass for s in track_only)
     with pytest.raises(NovelcomicError, match="subtitle_mode"):
         FFmpegComposer(subtitle_mode="sideways")
+    assert not [w for w in result.warnings if "karaoke" in w]  # word timings were there
+
+
+def test_karaoke_without_word_timings_says_so(tmp_path: Path) -> None:
+    import dataclasses
+
+    _, request = _chapter(tmp_path / "nowords", W, H, effect=None)
+    request.timeline.cues = [dataclasses.replace(c, words=[]) for c in request.timeline.cues]
+    request.cover = request.otio = False
+    result = FFmpegComposer(preset="ultrafast", karaoke=True).compose(request)
+    assert any("karaoke: true lights nothing up" in w and "espeak" in w for w in result.warnings)
 
 
 def test_cover_has_the_title_lettered(composed: dict) -> None:

@@ -390,6 +390,9 @@ class FFmpegComposer:
         seg_dir.mkdir(parents=True, exist_ok=True)
         warnings: list[str] = []
         font = self._subtitle_font(request)
+        if self.karaoke and font and tl.cues and not any(c.words for c in tl.cues):
+            warnings.append("karaoke: true lights nothing up here: the voice backend gave no word timings "
+                            "(edge-tts gives them; espeak and silent do not)")
 
         runs = audiomix.mood_runs(_clip_moods(tl))
         music = self._music_sources(request, {r.mood for r in runs}, warnings) if request.music.enabled else {}
