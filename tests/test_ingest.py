@@ -425,6 +425,10 @@ def test_guess_title_only_from_front_matter(tmp_path: Path) -> None:
         "Alice's Adventures in Wonderland"
     )
     assert guess_title("第一章 开始\n他读着《论语》。\n", book) == "斗破苍穹"
+    assert guess_title("\ufeffThe Lighthouse Keeper's Daughter\nby Anonymous\n\nCHAPTER I\nThe storm came.", book) == (
+        "The Lighthouse Keeper's Daughter")
+    assert guess_title("西游记\n\n作者：吴承恩\n第一回\n正文", book) == "西游记"
+    assert guess_title("It was late.\nby the river she waited.\n", tmp_path / "river.txt") == "river"  # a sentence, not a title
     assert guess_title("第一章 开始\n他读着《论语》。\n", tmp_path / "my book.txt") == "my book"
 
 

@@ -104,17 +104,27 @@ def create_project(
     return Project(target)
 
 
+_BYLINE_RE = re.compile(r"^(?:by\s+\S.*|作者\s*[:：].+|author\s*:.+)$", re.IGNORECASE)
+
+
 def guess_title(text: str, novel: Path) -> str:
-    """The book's title: a 《书名》 or ``书名：/Title:`` line near the top, else the file name.
+    """The book's title: a 《书名》 or ``书名：/Title:`` line near the top, or the line above a
+    byline ("by …", "作者：…"), else the file name.
 
     Looks at the decoded text *before* cleaning, because the line naming the book is often a
     download advert ("《西游记》txt全集下载") that cleaning drops; and only at the front matter
     (short lines before the first chapter heading), because the story may quote other books.
     """
+    previous = ""
     for line in text.lstrip("\ufeff").splitlines()[:_TITLE_SCAN_LINES]:
         line = line.strip()
+        if not line:
+            continue
         if parse_heading(line) is not None:
             break  # past the front matter: a 《…》 in the story names some other book
+        if _BYLINE_RE.match(line) and previous and len(previous) <= _TITLE_LINE_MAX and not previous.endswith((".", "。")):
+            return previous.strip("《》") or previous  # "The Lighthouse\nby Anonymous", "西游记\n作者：吴承恩"
+        previous = line
         m = _LABELLED_TITLE_RE.match(line)
         if m:
             return m.group(1).strip().strip("《》") or m.group(1).strip()
