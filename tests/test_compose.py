@@ -660,6 +660,17 @@ def test_wrap_text_obeys_kinsoku(width: int) -> None:
             assert text_units(line) <= width + 4, (width, lines)  # hanging punctuation may overhang
 
 
+def test_wrap_text_keeps_chinese_words_whole() -> None:
+    """A line never ends inside a word (儿|子, 叮|叮当当): at every width the break falls between words."""
+    text = "老渔夫的儿子叮叮当当地跑过来，手里拿着一盏红色的灯笼。"
+    for width in range(10, 30):
+        lines = wrap_text(text, width, "zh")
+        assert "".join(lines) == text
+        for a, b in zip(lines, lines[1:]):
+            joint = a[-1] + b[0]
+            assert joint not in ("儿子", "叮叮", "叮当", "灯笼", "渔夫"), (width, lines)
+
+
 def test_wrap_text_english_on_word_boundaries() -> None:
     text = "The quick brown fox jumps over the lazy dog, and then it runs away."
     lines = wrap_text(text, 20, "en")

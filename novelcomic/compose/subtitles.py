@@ -61,9 +61,33 @@ def text_units(text: str, language: str = "zh") -> int:
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-.]*|\s+|.", re.S)
 
 
-def _tokens(text: str) -> list[str]:
-    """Unbreakable pieces: a Latin word or number, a run of spaces, or any other single character."""
-    return _TOKEN_RE.findall(text)
+_CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+MAX_WORD = 4  # a Chinese word longer than this may still be broken (rare: long names, 成语 chains)
+
+
+def _tokens(text: str, language: str = "zh") -> list[str]:
+    """Unbreakable pieces: a Latin word or number, a run of spaces, a Chinese word (jieba, up to
+    :data:`MAX_WORD` characters, so that 儿子 or 叮叮当当 is never split over two lines), or any
+    other single character."""
+    if language != "zh" or not _CJK_RE.search(text):
+        return _TOKEN_RE.findall(text)
+    out: list[str] = []
+    for word in _segment(text):
+        if _CJK_RE.search(word) and len(word) <= MAX_WORD and all(_CJK_RE.match(c) for c in word):
+            out.append(word)
+        else:
+            out.extend(_TOKEN_RE.findall(word))
+    return out
+
+
+def _segment(text: str) -> list[str]:
+    """jieba's words of ``text`` (imported on first use: importing novelcomic stays cheap)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba.lcut(text, HMM=False)
 
 
 def wrap_text(text: str, max_units: int, language: str = "zh") -> list[str]:
@@ -95,7 +119,7 @@ def wrap_text(text: str, max_units: int, language: str = "zh") -> list[str]:
 
 
 def _wrap_paragraph(text: str, target: int, max_units: int, language: str, *, prefer_punctuation: bool) -> list[str]:
-    tokens = _tokens(text)
+    tokens = _tokens(text, language)
     lines: list[list[str]] = [[]]
     width = 0
     for tok in tokens:
@@ -106,8 +130,10 @@ def _wrap_paragraph(text: str, target: int, max_units: int, language: str, *, pr
                 current.append(tok)
                 width += w
             continue
-        if current and width + w > target:
+        if current and width + w > target and tok not in CLOSING:  # closing punctuation hangs (避头尾)
             carry = _break_point(current, target, language) if prefer_punctuation else len(current)
+            while carry > 1 and current[carry - 1] in OPENING:  # an opening mark goes down with its words
+                carry -= 1
             lines[-1], moved = current[:carry], current[carry:]
             lines.append(moved)
             current = lines[-1]
