@@ -359,7 +359,8 @@ def produce(
     selected = _chapters(proj, chapters)
     dist = _distributed(distributed)
     with project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
-        pipeline.preflight(proj, selected, stages)
+        here = [s for s in stages if not (dist and s in ("render", "voice"))]  # workers bring their own backends
+        pipeline.preflight(proj, selected, stages, backends_here=here)
         proj.refresh_schemas()
         if "plan" in stages:
             _plan(proj, selected)

@@ -756,7 +756,7 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
 
     cfg = project.config()
     checked: list[str] = []
-    wanted = [s for s in (stages or STAGES) if s in STAGES]
+    wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]
     targets: list[tuple[str, str, str, dict]] = [
         (stage, f"stages.{stage}", getattr(cfg.stages, stage).backend, getattr(cfg.stages, stage).options) for stage in wanted
     ]
@@ -776,10 +776,13 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
     return checked
 
 
-def preflight(project: Project, chapters: list[str], stages: list[str] | None = None) -> None:
+def preflight(project: Project, chapters: list[str], stages: list[str] | None = None,
+              backends_here: list[str] | None = None) -> None:
     """Validate every user file the run will read, before any work starts, so that a typo in a
     storyboard fails in a second with file:line instead of after an hour of rendering. A run of
-    later stages only (``stages`` without ``plan``) needs the chapters planned: it says so."""
+    later stages only (``stages`` without ``plan``) needs the chapters planned: it says so.
+    ``backends_here``: the stages whose backends this process creates (default: ``stages``); a
+    distributed run leaves out render and voice, which its task workers run with their own."""
     stages = list(stages or STAGES)
     if "plan" not in stages:
         unplanned = [ch for ch in chapters if not project.storyboard_path(ch).exists()]
@@ -797,7 +800,7 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
         project.chapter_text(ch)
         if project.storyboard_path(ch).exists():
             project.storyboard(ch)
-    check_backends(project, stages)
+    check_backends(project, stages if backends_here is None else backends_here)
 
 
 def produce(project: Project, chapters: list[str] | None = None, stages: list[str] | None = None) -> list[StageReport]:

@@ -376,7 +376,7 @@ def test_timeline_durations_and_placements(tmp_path: Path) -> None:
         assert cue.start == start and abs(cue.end - (start + line.duration)) < 1e-9
     assert tl.cues[1].speaker_name == "阿青" and not tl.cues[1].is_narration
     assert [c.mood for c in tl.clips] == ["calm", "calm", "tense", "tense"]
-    assert [c.motion for c in tl.clips] == ["pull_out", "push_in", "push_in", "pan_left"]
+    assert [c.motion for c in tl.clips] == ["pull_out", "push_in", "push_in", "pan_right"]  # d: 2nd of its scene
 
 
 def test_timeline_duration_hint_and_explicit_motion(tmp_path: Path) -> None:
@@ -453,7 +453,7 @@ def test_action_moves_quicker_and_camera_motion_overrides(tmp_path: Path) -> Non
     sb.scenes[1].shots[0].camera.motion = "tilt_up"
     tl = build_timeline(sb, audio, images, width=W, height=H, fps=FPS)
     assert [c.motion_speed for c in tl.clips] == [1.0, 1.0, 2.0, 2.0]
-    assert [c.motion for c in tl.clips] == ["pull_out", "push_in", "tilt_up", "pan_left"]
+    assert [c.motion for c in tl.clips] == ["pull_out", "push_in", "tilt_up", "pan_right"]
     segs = plan_segments(tl, {p: p.name for p in images.values()})
     assert {s.a.speed for s in segs if s.a.image.name == "c.png"} == {2.0}
 
