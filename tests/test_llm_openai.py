@@ -195,3 +195,11 @@ def test_cli_plan_server_down_one_line_error_nothing_written(root: Path) -> None
     assert not (project / "storyboards").exists() or not any((project / "storyboards").iterdir())
     for name in ("characters.yaml", "props.yaml", "locations.yaml"):
         assert not (project / name).exists()
+
+
+def test_a_key_written_into_project_yaml_is_refused_with_the_way_to_do_it() -> None:
+    from novelcomic.errors import NovelcomicError
+    from novelcomic.llm.openai_backend import OpenAIBackend
+
+    with pytest.raises(NovelcomicError, match=r"^llm.options.api_key: .*api_key_env"):
+        OpenAIBackend(model="m", api_key="sk-secret")

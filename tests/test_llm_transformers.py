@@ -140,7 +140,7 @@ def test_scripted_llm_with_valid_json_is_accepted() -> None:
 
 def test_missing_model_and_options_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "no-such-model"
-    with pytest.raises(BackendError, match=f"LLM model directory {missing} does not exist"):
+    with pytest.raises(BackendError, match=f"^llm.options.model: LLM model directory {missing} does not exist"):
         TransformersBackend(model=str(missing)).complete([Message("user", "hi")])
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # read at import; this machine is offline anyway

@@ -44,7 +44,13 @@ class OpenAIBackend:
         json_mode: JsonMode = "schema",
         context_tokens: int = 8192,
         extra_headers: dict[str, str] | None = None,
+        api_key: str | None = None,
     ) -> None:
+        if api_key is not None:
+            raise NovelcomicError(
+                "a key does not belong in project.yaml: put it in an environment variable and name that variable "
+                "with api_key_env (e.g. api_key_env: DEEPSEEK_API_KEY)", field="llm.options.api_key"
+            )
         if not model or not isinstance(model, str):
             raise NovelcomicError(
                 "the openai LLM backend needs a model name (e.g. model: qwen2.5:7b for Ollama)", field="llm.options.model"

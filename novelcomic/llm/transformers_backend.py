@@ -136,7 +136,7 @@ def _check_source(model: str) -> None:
     if path.is_dir():
         return
     if model.startswith((".", "/", "~")) or path.is_absolute() or model.count("/") > 1:
-        raise BackendError(f"LLM model directory {model} does not exist")
+        raise BackendError(f"LLM model directory {model} does not exist", field="llm.options.model")
 
 
 @lru_cache(maxsize=2)
