@@ -228,3 +228,20 @@ def test_animatic_frames_are_comic_panels_with_lettering() -> None:
         assert not mask[int(t):int(np.ceil(b)), int(l):int(np.ceil(r))].any()
     px = np.asarray(on.image).astype(int)
     assert np.abs(px[0, 0] - np.array([248, 246, 240])).sum() < 10  # the panel gutter
+
+
+def test_caption_lines_break_between_chinese_words() -> None:
+    """Caption boxes wrap like the subtitles: never 灯|笼 or 好朋|友 (seen in the example's first shot)."""
+    from novelcomic.fonts import pil_font
+    from novelcomic.render.lettering import wrap_text
+
+    text = "元宵节的黄昏，小雨提着灯笼跑到河边，去找她的好朋友阿青。"
+    font = pil_font(30)
+    for chars in range(6, 20):
+        lines = wrap_text(text, font, font.getlength("字") * chars)
+        assert "".join(lines) == text
+        for a, b in zip(lines, lines[1:]):
+            assert a[-1] + b[0] not in ("灯笼", "朋友", "黄昏", "河边"), (chars, lines)
+            assert not ("好朋" in a[-2:] and b.startswith("友")), (chars, lines)
+    english = wrap_text("The lantern drifted down the river, past the old mill.", font, font.getlength("M") * 12)
+    assert " ".join(english) == "The lantern drifted down the river, past the old mill."

@@ -65,7 +65,7 @@ _CJK_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MAX_WORD = 4  # a Chinese word longer than this may still be broken (rare: long names, 成语 chains)
 
 
-def _tokens(text: str, language: str = "zh") -> list[str]:
+def break_tokens(text: str, language: str = "zh") -> list[str]:
     """Unbreakable pieces: a Latin word or number, a run of spaces, a Chinese word (jieba, up to
     :data:`MAX_WORD` characters, so that 儿子 or 叮叮当当 is never split over two lines), or any
     other single character."""
@@ -119,7 +119,7 @@ def wrap_text(text: str, max_units: int, language: str = "zh") -> list[str]:
 
 
 def _wrap_paragraph(text: str, target: int, max_units: int, language: str, *, prefer_punctuation: bool) -> list[str]:
-    tokens = _tokens(text, language)
+    tokens = break_tokens(text, language)
     lines: list[list[str]] = [[]]
     width = 0
     for tok in tokens:

@@ -117,9 +117,12 @@ class LetterFonts:
 
 
 def wrap_text(text: str, font: "Font", max_width: float) -> list[str]:
-    """Break ``text`` into lines no wider than ``max_width``: at any CJK character, at spaces for
-    Latin words, never starting a line with closing punctuation."""
-    tokens = re.findall(r"[A-Za-z0-9'’\-]+|\s+|.", text.replace("\n", " "))
+    """Break ``text`` into lines no wider than ``max_width``: between Chinese words (the subtitles'
+    rule: 灯笼 is never split), at spaces for Latin words, never starting a line with closing
+    punctuation."""
+    from novelcomic.compose.subtitles import break_tokens
+
+    tokens = break_tokens(text.replace("\n", " "), "zh")
     lines: list[str] = []
     cur = ""
     for tok in tokens:
