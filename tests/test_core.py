@@ -220,3 +220,14 @@ def test_importing_novelcomic_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+@pytest.mark.parametrize("example", ["lantern-fox", "clockwork-heron"])
+def test_the_committed_examples_schemas_match_the_models(example: str) -> None:
+    """An editor checks the example's YAML against these files: they must know every setting."""
+    from novelcomic.models import SCHEMA_MODELS
+
+    folder = Path(__file__).resolve().parents[1] / "projects" / example / ".novelcomic" / "schema"
+    for name, model in SCHEMA_MODELS.items():
+        on_disk = json.loads((folder / f"{name}.schema.json").read_text(encoding="utf-8"))
+        assert on_disk == model.model_json_schema(), f"{example}: {name}.schema.json is stale (any run refreshes it)"
