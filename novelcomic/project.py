@@ -222,10 +222,12 @@ class Project:
         if problems:
             from novelcomic.yamlio import format_loc
 
+            from novelcomic.yamlio import owner_of
+
             _, node = read_yaml(path)
             loc, msg = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise NovelcomicError(msg + more, file=path, line=line_of(node, loc), field=format_loc(loc))
+            raise NovelcomicError(msg + owner_of(node, loc) + more, file=path, line=line_of(node, loc), field=format_loc(loc))
 
     def unknown_references(self, sb: Storyboard) -> list[tuple[tuple[object, ...], str]]:
         """(field path, message) of every character, prop or location id ``sb`` uses that the

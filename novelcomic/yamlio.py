@@ -96,6 +96,32 @@ def _id_lines(node: yaml.Node | None, value: str) -> list[int]:
     return sorted(out)
 
 
+_KINDS = {"shots": "shot", "scenes": "scene", "characters": "character", "props": "prop", "locations": "location",
+          "chapters": "chapter", "lines": "line"}
+
+
+def owner_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """" (shot s02-08)" for a path inside a list item that has an id (the innermost one), so a
+    message still names the right shot after shots were added or deleted; else ""."""
+    found = ""
+    current = node
+    parent_key: Any = None
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            nxt = next((v for k, v in current.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            parent_key, current = part, nxt
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int) and part < len(current.value):
+            current = current.value[part]
+            if isinstance(current, yaml.MappingNode) and parent_key in _KINDS:
+                ident = next((v.value for k, v in current.value
+                              if isinstance(k, yaml.ScalarNode) and k.value == "id" and isinstance(v, yaml.ScalarNode)), None)
+                if ident:
+                    found = f" ({_KINDS[parent_key]} {ident})"
+        else:
+            break
+    return found
+
+
 def _locate(node: yaml.Node | None, err: Any) -> tuple[int | None, str | None, str]:
     """(line, field path, message) of one pydantic error."""
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -103,6 +129,7 @@ def _locate(node: yaml.Node | None, err: Any) -> tuple[int | None, str | None, s
     if err.get("type") not in ("missing",) and "input" in err and not isinstance(err["input"], dict | list):
         message += f" (got {err['input']!r})"
     line = line_of(node, loc)
+    message += owner_of(node, loc)
     dup = _DUPLICATE_RE.match(message)
     if dup:  # a whole-file check: point at the second use of the id
         lines = _id_lines(node, dup.group(2))

@@ -27,7 +27,7 @@ def test_validation_error_names_file_line_and_field(tmp_path: Path) -> None:
         load_model(p, Storyboard)
     msg = str(e.value)
     assert msg.startswith(f"{p}:7: scenes[0].shots[0].camera.size:"), msg
-    assert "huge" in msg
+    assert "huge" in msg and msg.endswith("(shot s01-01)"), msg  # the shot by its id, not only its index
 
 
 def test_every_validation_error_is_listed_with_its_line(tmp_path: Path) -> None:
@@ -81,6 +81,7 @@ def test_unknown_character_id_in_storyboard(root: Path) -> None:
     with pytest.raises(NovelcomicError) as e:
         proj.storyboard("01")
     assert e.value.line == 9 and "ghost" in str(e.value) and str(sb) in str(e.value)
+    assert str(e.value).endswith("unknown character id 'ghost' (not in characters.yaml) (shot s01-01)")
 
 
 def test_generated_yaml_has_schema_modeline_that_resolves(root: Path) -> None:
