@@ -123,3 +123,15 @@ def test_validate_checks_backends_and_their_options_with_the_line(root: Path, no
         snap = snapshot(root / "story")
         assert {k: v for k, v in snap.items() if k != "project.yaml" and not k.startswith(".novelcomic")} == \
             {k: v for k, v in before.items() if k != "project.yaml" and not k.startswith(".novelcomic")}, extra
+
+
+def test_plan_says_which_storyboards_it_keeps_because_you_wrote_them(root: Path, novel: Path) -> None:
+    assert cli("new-project", "story", "--novel", str(novel), root=root).returncode == 0
+    assert cli("plan", "story", "--chapters", "1", root=root).returncode == 0  # novelcomic writes 01
+    mine = root / "story" / "storyboards" / "02.yaml"
+    mine.write_text("chapter: '02'\nscenes:\n- id: s01\n  shots:\n  - id: s01-01\n    lines:\n    - text: 天亮了。\n",
+                    encoding="utf-8")
+    r = cli("plan", "story", root=root)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if "storyboards" in ln]
+    assert lines[0].endswith("01.yaml") and lines[1].startswith(str(mine)) and "delete it to have the chapter planned" in lines[1]

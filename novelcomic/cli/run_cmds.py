@@ -111,7 +111,9 @@ def plan(obj: dict, name: str, chapters: str | None) -> None:
     run_project(project, chapters, ("plan",), use_prefect=False)
     for ch in select_chapters(project.config(), chapters):
         if project.storyboard_path(ch).exists():
-            click.echo(str(project.storyboard_path(ch)))
+            ours = project.store.asset("plan", ch) is not None
+            click.echo(str(project.storyboard_path(ch)) + ("" if ours else "  (not written by novelcomic: kept as it is; "
+                                                                          "delete it to have the chapter planned again)"))
 
 
 COMMANDS = [run, demo, plan]
