@@ -125,6 +125,19 @@ def test_narration_gets_a_caption_and_an_off_screen_voice_a_named_one() -> None:
     assert np.abs(corner - np.array([255, 244, 206])).sum() < 10
 
 
+@pytest.mark.parametrize("size", [(360, 640), (640, 360)])
+def test_lettering_reads_top_to_bottom_in_the_order_it_is_heard(size: tuple[int, int]) -> None:
+    """Narration first: its caption is above the bubble. Spoken first: the bubble is above."""
+    w, h = size
+    regions = {"a": (w * 0.3, h * 0.45, w * 0.6, h * 0.95)}
+    said = Line(speaker="a", text="你来了。")
+    told = Line(text="夜深了，河边一片寂静。")
+    for lines, caption_first in (([told, said], True), ([said, told], False)):
+        plan = plan_lettering(size, shot(lines, ["a"]), regions, NAMES, "zh")
+        (caption,), (bubble,) = plan.of_kind("caption"), plan.of_kind("bubble")
+        assert (caption.box[1] < bubble.box[1]) is caption_first, (size, lines[0].text, caption.box, bubble.box)
+
+
 def test_a_sound_effect_is_drawn_when_the_text_has_one() -> None:
     regions = {"a": (40, 300, 200, 620)}
     quiet = shot([Line(speaker="a", text="门开了。")], ["a"])

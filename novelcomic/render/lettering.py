@@ -252,12 +252,23 @@ def plan_lettering(
     bubbles, captions = _sort_lines(shot, set(bodies), speaker_names, language, max_bubbles)
     plan = LetteringPlan(size=(w, h), faces=face)
     n_bubbles = len(bubbles)
-    for text in captions:
-        item = planner.caption(text, sharing=n_bubbles > 0 or len(captions) > 1)
-        _keep(plan, planner, item, text)
+    # Reading order is top to bottom: when someone on screen speaks before the narration, the
+    # bubbles are placed first and the captions go low; otherwise captions take the top.
+    spoken_first = bool(bubbles) and bool(shot.lines) and shot.lines[0] is bubbles[0]
+
+    def place_captions() -> None:
+        for text in captions:
+            below = max((b.box[3] for b in plan.of_kind("bubble")), default=None) if spoken_first else None
+            item = planner.caption(text, sharing=n_bubbles > 0 or len(captions) > 1, below=below)
+            _keep(plan, planner, item, text)
+
+    if not spoken_first:
+        place_captions()
     for line in bubbles:
         item = planner.bubble(line, n_bubbles)
         _keep(plan, planner, item, line.text)
+    if spoken_first:
+        place_captions()
     effect = find_sound_effect([ln.text for ln in shot.lines] + [shot.source], language)
     if effect:
         _keep(plan, planner, planner.sound_effect(effect), effect)
@@ -399,7 +410,9 @@ class _Planner:
 
     # -- captions
 
-    def caption(self, text: str, sharing: bool) -> LetterItem | None:
+    def caption(self, text: str, sharing: bool, below: float | None = None) -> LetterItem | None:
+        """A caption box, as high as it fits; with ``below`` (the bottom of the bubbles said before
+        it), as close under that as it fits, so the page reads in the order it is heard."""
         w, h, unit = self.w, self.h, self.unit
         full = self.aw - 2 * self.margin
         full = min(full, unit * 1.2) if w > h else full
@@ -417,8 +430,9 @@ class _Planner:
                 fp = (x - self.lw, y - self.lw, x + iw + shadow + self.lw, y + ih + shadow + self.lw)
                 if not self._free(fp):
                     continue
-                cost = ((y - self.y0 - self.margin) / h * 1.5 + (x - self.x0 - self.margin) / w * 0.4
-                        + self._body_overlap(fp) * 0.5)
+                height = (y - self.y0 - self.margin) if below is None else (
+                    abs(y - below - self.gap) + (0 if y >= below else h))  # under the bubbles, near them
+                cost = height / h * 1.5 + (x - self.x0 - self.margin) / w * 0.4 + self._body_overlap(fp) * 0.5
                 if best is None or cost < best[0]:
                     best = (cost, box, fp)
             if best:
