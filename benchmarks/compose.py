@@ -112,7 +112,7 @@ def phase_compose(args: argparse.Namespace) -> dict:
     work = Path(args.work)
     tl = timeline_for(work, args.shots, w, h, args.fps)
     cache = work / "music.cache"
-    composer = FFmpegComposer(preset=args.preset, music_cache_dir=str(cache))
+    composer = FFmpegComposer(preset=args.preset, encoder=args.encoder, music_cache_dir=str(cache))
     request = ComposeRequest(
         timeline=tl, out_video=work / "out" / "bench.mp4", out_srt=work / "out" / "bench.srt",
         work_dir=Path(tempfile.mkdtemp(prefix=f"work-{args.shots}-{w}x{h}-", dir=work)), music=MusicConfig(), subtitles=SubtitleConfig(), title="基准测试",
@@ -147,7 +147,7 @@ def phase_floor(args: argparse.Namespace) -> dict:
     work = Path(args.work)
     ch = make_chapter(work / "inputs", 1, w, h)
     still = next(iter(ch["images"].values()))
-    video_args = FFmpegComposer(preset=args.preset)._video_args(args.fps)
+    video_args = FFmpegComposer(preset=args.preset, encoder=args.encoder)._video_args(args.fps)
     vf = (f"scale={w}:{h}:out_color_matrix=bt709:out_range=tv,format=yuv420p,"
           f"loop=loop={args.frames - 1}:size=1:start=0,setpts=N")
     t0 = time.perf_counter()
@@ -167,7 +167,7 @@ def phase_floor_moving(args: argparse.Namespace) -> dict:
     work = Path(args.work)
     ch = make_chapter(work / "inputs", 1, w, h)
     still = next(iter(ch["images"].values()))
-    video_args = FFmpegComposer(preset=args.preset)._video_args(args.fps)
+    video_args = FFmpegComposer(preset=args.preset, encoder=args.encoder)._video_args(args.fps)
     m = max(8, w // 10)  # travel, px
     vf = (f"scale={w + m}:{h + m}:out_color_matrix=bt709:out_range=tv,format=yuv420p,"
           f"loop=loop={args.frames - 1}:size=1:start=0,setpts=N,"
@@ -271,6 +271,7 @@ def chapter_parser(doc: str | None, shots: int = 60) -> argparse.ArgumentParser:
     p.add_argument("--size", type=size_arg, default=(1080, 1920))
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--preset", default="veryfast")
+    p.add_argument("--encoder", default="auto", help="the composer's encoder: auto (h264_nvenc where it works), libx264, h264_nvenc")
     return p
 
 
@@ -302,7 +303,7 @@ def main() -> None:
     ssize = args.scaling_size or args.size
     work = Path(args.work or tempfile.mkdtemp(prefix="nc-bench-"))
     size_s = "x".join(map(str, args.size))
-    common = {"size": size_s, "fps": args.fps, "preset": args.preset, "work": work}
+    common = {"size": size_s, "fps": args.fps, "preset": args.preset, "encoder": args.encoder, "work": work}
 
     ours = run_phase("compose", shots=args.shots, edit=True, **common)
     floor = run_phase("floor", frames=ours["frames"], **common)
@@ -318,7 +319,7 @@ def main() -> None:
 
     rows = []
     for n in scaling:
-        r = run_phase("compose", shots=n, size="x".join(map(str, ssize)), fps=args.fps, preset=args.preset, work=work)
+        r = run_phase("compose", shots=n, size="x".join(map(str, ssize)), fps=args.fps, preset=args.preset, encoder=args.encoder, work=work)
         rows.append((n, r))
 
     def rss(r: dict) -> float:
