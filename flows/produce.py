@@ -369,6 +369,10 @@ def produce(
         published: list[str] = []
         held: list[str] = []
         for ch in selected:
+            if any(s in stages for s in ("render", "voice", "compose")) and not proj.storyboard_path(ch).exists():
+                # the plan could only be proposed (see its warning)
+                get_run_logger().warning(pipeline.unplanned_message(proj, ch))
+                continue
             if "render" in stages:
                 _stage(proj, "render", ch, _render, proj, ch, dist, stall_seconds)
             if "voice" in stages:

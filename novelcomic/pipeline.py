@@ -132,7 +132,10 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
     report = StageReport("plan")
     spec = cfg.stages.plan
     texts = {ch: project.chapter_text(ch) for ch in chapters}
-    model = [llm_identity(cfg.llm)] if spec.backend == "llm" else []  # a new model re-plans; its timeout does not
+    from novelcomic.llm.config import llm_from_env
+
+    # a new model re-plans; its timeout does not (the model from NOVELCOMIC_LLM_* when project.yaml has none)
+    model = [llm_identity(cfg.llm or llm_from_env())] if spec.backend == "llm" else []
     hashes = {ch: hash_inputs(texts[ch], spec, cfg.language, *model) for ch in chapters}
     todo = []
     for ch in chapters:
@@ -383,6 +386,16 @@ def shot_warnings(project: Project, chapter: str, shot_id: str) -> list[str]:
     return [w for w in rec.warnings.splitlines() if w] if rec else []
 
 
+def _draws_from_prompts(backend: str) -> bool:
+    """Whether render backend ``backend`` gets a written prompt (a diffusion backend declares a
+    ``prompt_family``); a plugin registered as a plain function is assumed to."""
+    try:
+        factory = image_backends.factory(backend)
+    except NovelcomicError:
+        return True
+    return hasattr(factory, "prompt_family") if isinstance(factory, type) else True
+
+
 def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
     """Everything a shot's image depends on, hashed: the one recipe the render stage and the
     Prefect cache keys share. Left out on purpose, so that editing them never re-renders (and
@@ -405,8 +418,8 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
-        cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None, llm_identity(cfg.llm),
-        cfg.style_reference,
+        cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None,
+        llm_identity(cfg.llm) if _draws_from_prompts(cfg.stages.render.backend) else None, cfg.style_reference,
     )
 
 
@@ -498,7 +511,8 @@ def shot_prompt(
 
     cfg: ProjectConfig = ctx["cfg"]
     present = {c: chars[c] for c in shot.characters if c in chars}
-    inputs = hash_inputs(shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, present, location, cfg.style,
+    inputs = hash_inputs(shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood,
+                         {cid: character_look(c) for cid, c in present.items()}, location, cfg.style,
                          family, cfg.language, llm_identity(cfg.llm))
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id).with_suffix(".prompt.json")
@@ -517,11 +531,18 @@ def shot_prompt(
             from novelcomic.registry import llms
 
             ctx["llm"] = llms.create(cfg.llm.backend, cfg.llm.options)
+        from novelcomic.llm.structured import LLMOutputError
+
         try:
+            if ctx.get("llm_down"):  # the server did not answer for an earlier shot: do not wait on it again
+                raise BackendError(ctx["llm_down"])
             polished, backend = polish_prompt(ctx["llm"], *args), "llm"
         except BackendError as exc:  # server down, timeouts, no valid answer: the shot is still drawn
+            reason = str(exc).splitlines()[0]
+            if not isinstance(exc, LLMOutputError):
+                ctx["llm_down"] = reason
             warnings.append(f"shot {shot.id} of chapter {chapter}: the language model could not write its image prompt "
-                            f"({str(exc).splitlines()[0]}); the offline rules wrote it (asked again next run)")
+                            f"({reason}); the offline rules wrote it (asked again next run)")
             polished = heuristic_prompt(*args)
             inputs = "fallback:" + inputs  # not up to date: the next run asks the model again
             ctx.setdefault("prompt_fallback", set()).add(shot.id)
@@ -760,8 +781,11 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
     targets: list[tuple[str, str, str, dict]] = [
         (stage, f"stages.{stage}", getattr(cfg.stages, stage).backend, getattr(cfg.stages, stage).options) for stage in wanted
     ]
-    if cfg.llm is not None and (stages is None or "plan" in wanted):
-        targets.append(("llm", "llm", cfg.llm.backend, cfg.llm.options))
+    from novelcomic.llm.config import llm_from_env
+
+    llm = cfg.llm or (llm_from_env() if cfg.stages.plan.backend == "llm" else None)
+    if llm is not None and (stages is None or "plan" in wanted):
+        targets.append(("llm", "llm", llm.backend, llm.options))
     for stage, where, name, options in targets:
         try:
             REGISTRIES[stage].create(name, options, where=where)
@@ -786,7 +810,7 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
     stages = list(stages or STAGES)
     if "plan" not in stages:
         unplanned = [ch for ch in chapters if not project.storyboard_path(ch).exists()]
-        if unplanned and any(s in stages for s in ("design", "render", "voice", "compose")):
+        if unplanned and any(s in stages for s in ("render", "voice", "compose")):
             raise NovelcomicError(
                 f"{'chapter' if len(unplanned) == 1 else 'chapters'} {', '.join(unplanned)} not planned yet "
                 f"(no {project.rel(project.storyboard_path(unplanned[0]))}): "
@@ -801,6 +825,11 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
         if project.storyboard_path(ch).exists():
             project.storyboard(ch)
     check_backends(project, stages if backends_here is None else backends_here)
+
+
+def unplanned_message(project: Project, chapter: str) -> str:
+    return (f"chapter {chapter} has no {project.rel(project.storyboard_path(chapter))} (the plan's warning says why): "
+            f"its render, voice and compose were skipped")
 
 
 def produce(project: Project, chapters: list[str] | None = None, stages: list[str] | None = None) -> list[StageReport]:
@@ -819,7 +848,11 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
         reports.append(plan(project, chapters))
     if "design" in stages:
         reports.append(design(project))
+    later = [s for s in ("render", "voice", "compose") if s in stages]
     for ch in chapters:
+        if later and not project.storyboard_path(ch).exists():  # the plan could only be proposed (see its warning)
+            reports.append(StageReport(later[0], ch, warnings=[unplanned_message(project, ch)]))
+            continue
         for stage, fn in (("render", render), ("voice", voice), ("compose", compose)):
             if stage in stages:
                 project.store.set_stage(stage, "running", ch)

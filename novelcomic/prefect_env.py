@@ -49,7 +49,14 @@ def _user_error(record: logging.LogRecord) -> bool:
     if record.exc_info and isinstance(record.exc_info[1], NovelcomicError):
         return True
     message = record.getMessage()
-    return message.startswith("Finished in state Failed(") and "NovelcomicError" in message
+    if not message.startswith("Finished in state Failed("):
+        return False
+    names, todo = set(), [NovelcomicError]
+    while todo:  # the class and every subclass (BackendError, ProjectLockedError, …)
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return any(f"{name}:" in message or f"{name}(" in message for name in names)
 
 
 class _UserErrorsOnConsole(logging.Filter):

@@ -160,6 +160,19 @@ class Project:
         if self._store is not None:
             self._store.close()
 
+    def is_locked(self) -> bool:
+        """Whether a run holds the project now (a probe: takes nothing, writes nothing)."""
+        path = self.state_dir / "lock"
+        if not path.exists():
+            return False
+        with open(path) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
     @contextlib.contextmanager
     def lock(self, wait: bool = False) -> Iterator[None]:
         """An exclusive lock on the project; a second run waits (``wait``) or refuses clearly."""

@@ -14,6 +14,7 @@ def project_status(project: Project) -> str:
     chars = project.characters().characters
     rows.append(f"characters: {len(chars)}, reference sheets: {len(sheets)}")
     rows.append(f"{'chapter':8} {'plan':6} {'shots':>9} {'lines':>9} {'video':40} title")
+    current_keys: dict[str, set[str]] = {}
     for ch in cfg.chapters:
         planned = project.storyboard_path(ch.id).exists()
         shot_keys: set[str] = set()
@@ -28,6 +29,7 @@ def project_status(project: Project) -> str:
                 shot_keys.add(f"{ch.id}/{shot.id}")
                 line_keys.update(f"{ch.id}/{shot.id}/{i:02d}" for i in range(len(shot.lines)))
         shots_total, lines_total = len(shot_keys), len(line_keys)
+        current_keys[ch.id] = shot_keys | line_keys
         # made for the storyboard as it is now (a deleted shot's old image does not count)
         rendered = sum(1 for a in store.assets("shot", ch.id) if a.key in shot_keys)
         voiced = sum(1 for a in store.assets("audio", ch.id) if a.key in line_keys)
@@ -46,7 +48,8 @@ def project_status(project: Project) -> str:
             rows.append(f"book: {book.path} ({meta.get('duration', 0):.1f} s, {len(meta.get('chapters', []))} chapters)")
         else:
             rows.append("book: not made yet (made once every chapter has a video)")
-    warned = [a for a in store.assets() if a.warnings.strip()]
+    current = set().union(*(keys for keys in current_keys.values())) if current_keys else set()
+    warned = [a for a in store.assets() if a.warnings.strip() and (a.kind not in ("shot", "audio") or a.key in current)]
     if warned:
         rows.append("")
         rows.append(f"warnings ({len(warned)} outputs):")
@@ -62,7 +65,7 @@ def project_status(project: Project) -> str:
     last = store.runs()[-1:] if store.runs() else []
     for r in last:
         status = r.status
-        if status == "running" and not _locked(project):
+        if status == "running" and not project.is_locked():
             status = "interrupted (killed before it finished; run it again to resume)"
         rows.append("")
         rows.append(f"last run #{r.id}: {status} ({r.stages}; chapters {r.chapters}) {r.error}".rstrip())
@@ -70,14 +73,3 @@ def project_status(project: Project) -> str:
 
 
 MAX_WARNINGS = 8
-
-
-def _locked(project: Project) -> bool:
-    """Whether a run holds the project now (a run marked running without it was killed)."""
-    from novelcomic.errors import ProjectLockedError
-
-    try:
-        with project.lock():
-            return False
-    except ProjectLockedError:
-        return True

@@ -112,3 +112,18 @@ def test_flow_refuses_a_locked_project_or_waits_for_it(root: Path, fake_backends
         holder.kill()
         holder.wait()
     assert [r.status for r in project.store.runs()] == ["completed"]
+
+
+def test_the_console_filter_knows_every_user_error_class() -> None:
+    import logging
+
+    import novelcomic.llm.structured  # noqa: F401  (LLMOutputError, as loaded once it was raised)
+    from novelcomic.prefect_env import _user_error
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, message, None, None)
+
+    for name in ("NovelcomicError", "BackendError", "ProjectLockedError", "UnknownBackendError", "LLMOutputError"):
+        assert _user_error(record(f"Finished in state Failed('Flow run encountered an exception: {name}: x')")), name
+    assert not _user_error(record("Finished in state Failed('Flow run encountered an exception: KeyError: x')"))
+    assert not _user_error(record("Finished in state Completed()"))

@@ -159,11 +159,15 @@ def test_a_prompt_the_language_model_cannot_write_falls_back_to_the_rules(root: 
     with image_backends.override("fake", PromptedImages), llms.override("flaky", FlakyLLM):
         pipeline.plan(project)
         report = pipeline.render(project, "01")
-        assert report.made == 2 and asked
-        assert any("could not write its image prompt" in w and "connection refused" in w for w in report.warnings)
+        assert report.made == 2 and len(asked) == 1  # the second shot did not wait on a server that is down
+        assert sum("could not write its image prompt" in w and "connection refused" in w for w in report.warnings) == 2
         assert project.store.asset("prompt", "01/s01-01").backend == "rules"
+        from novelcomic.render.edit import edit_shot
+
+        edit_shot(project, "01", "s01-02", prompt="a heron at dawn")  # your edit of a fallback shot is kept
+        assert not project.store.asset("shot", "01/s01-02").inputs_hash.startswith("fallback:")
         up["ok"] = True
-        assert pipeline.render(project, "01").made == 2  # drawn again from the model's prompts
+        assert pipeline.render(project, "01").made == 1  # s01-01 drawn again from the model's prompt; the edit stays
         assert project.store.asset("prompt", "01/s01-01").backend == "llm"
         assert pipeline.render(project, "01").made == 0
 
@@ -430,6 +434,10 @@ def test_replanning_never_writes_a_storyboard_your_yaml_cannot_load(root: Path, 
     assert any("uses b" in w and "01.proposed.yaml" in w for w in third.warnings), third.warnings
     project.characters()  # your file still loads, unchanged
     assert [c["id"] for c in yaml.safe_load(chars_path.read_text(encoding="utf-8"))["characters"]] == ["a"]
+    # a whole run goes on: the chapter without a storyboard is skipped, saying why
+    reports = pipeline.produce(project)
+    skipped = [r for r in reports if r.chapter == "01"]
+    assert len(skipped) == 1 and "has no storyboards/01.yaml" in skipped[0].warnings[0]
 
 
 def test_status_counts_what_the_storyboard_has_now(root: Path, fake_backends) -> None:
@@ -445,5 +453,29 @@ def test_status_counts_what_the_storyboard_has_now(root: Path, fake_backends) ->
     data = yaml.safe_load(board.read_text(encoding="utf-8"))
     data["scenes"][0]["shots"] = data["scenes"][0]["shots"][:1]  # the user deletes shot s01-02
     board.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
-    row = next(r for r in project_status(project).splitlines() if r.startswith("01 "))
+    text = project_status(project)
+    row = next(r for r in text.splitlines() if r.startswith("01 "))
     assert row.split()[2:4] == ["1/1", "1/1"], row
+    assert "warnings (1 outputs):" in text  # the deleted shot's lines are not counted either
+
+
+def test_the_llm_setting_does_not_touch_a_renderer_that_draws_no_prompts(root: Path, fake_backends) -> None:
+    """The animatic (here the fake) draws from the storyboard, not from a written prompt: adding or
+    changing `llm:` re-plans nothing it made and re-draws no shot."""
+    from novelcomic.models import LLMConfig
+
+    project = Project(make_project(root))
+    _run(project)
+    cfg = project.config()
+    cfg.llm = LLMConfig(backend="openai", options={"model": "qwen2.5:7b"})
+    project.save_config(cfg)
+    assert pipeline.produce(project, stages=["render"])[0].made == 0
+
+
+def test_design_needs_no_storyboard(root: Path, fake_backends) -> None:
+    project = Project(make_project(root))
+    from novelcomic.models import Character, CharactersFile
+
+    project.write_generated(project.characters_yaml, CharactersFile(characters=[Character(id="a", name="阿青")]), "characters")
+    (report,) = pipeline.produce(project, stages=["design"])  # not "plan first": sheets need only the cast
+    assert report.stage == "design" and report.made == 1

@@ -182,7 +182,8 @@ def visual_text(shot: Shot, characters: Mapping[str, Character], location: Locat
     if location is not None:
         names += [n for n in (location.name, *location.aliases) if n.strip()]
     for name in sorted(set(names), key=len, reverse=True):
-        text = re.sub(re.escape(name) + r"\s*(?:（[^）]*）|\([^)]*\))?", "", text)
+        edge = r"\b" if name[:1].isascii() and name[:1].isalnum() else ""  # "Ann" never cuts "Annual"
+        text = re.sub(edge + re.escape(name) + edge + r"\s*(?:（[^）]*）|\([^)]*\))?", "", text)
     parts = [p.strip() for p in re.split(r"[，,、]", text)]
     sep = "，" if _CJK_RE.search(text) else ", "
     return sep.join(p for p in parts if p and not re.fullmatch(r"[\s（）()。.!！?？]*", p))

@@ -172,7 +172,9 @@ def _replace(
         assert source_file is not None
         atomic_write_bytes(path, source_file.read_bytes())
     record = project.store.record(
-        "shot", _key(chapter, shot_id), path, inputs_hash=before.inputs_hash, backend=backend, seed=seed,
+        # the edit is your choice: never "not up to date" because the image it replaced was a fallback
+        "shot", _key(chapter, shot_id), path, inputs_hash=before.inputs_hash.removeprefix("fallback:"), backend=backend,
+        seed=seed,
         chapter=chapter, meta={**meta, "edit": edit, "history": history},
     )
     return path, record.version, kept
