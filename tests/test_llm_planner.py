@@ -252,12 +252,18 @@ def _lantern_script(ch: str, passage: str, ctx: str) -> dict:
     )
 
 
-def test_pipeline_never_overwrites_user_edits(root: Path) -> None:
+def _llm_planned_example(root: Path) -> Path:
+    """The Chinese example, copied, set to be planned by the scripted language model."""
     pdir = copy_example("lantern-fox", root)
     data = yaml.safe_load((pdir / "project.yaml").read_text(encoding="utf-8"))
     data["stages"] = {"plan": {"backend": "llm"}}
     data["llm"] = {"backend": "scripted"}
     (pdir / "project.yaml").write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    return pdir
+
+
+def test_pipeline_never_overwrites_user_edits(root: Path) -> None:
+    pdir = _llm_planned_example(root)
     project = Project(pdir)
     llm = ScriptedLLM(_lantern_script)
     with use(llm):
@@ -300,11 +306,7 @@ def test_a_server_that_stops_answering_keeps_the_chapters_already_planned(root: 
     kept, the run stops with an error naming what is left, and the next run asks only for 02."""
     from novelcomic.errors import BackendError
 
-    pdir = copy_example("lantern-fox", root)
-    data = yaml.safe_load((pdir / "project.yaml").read_text(encoding="utf-8"))
-    data["stages"] = {"plan": {"backend": "llm"}}
-    data["llm"] = {"backend": "scripted"}
-    (pdir / "project.yaml").write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+    pdir = _llm_planned_example(root)
     project = Project(pdir)
     down = {"from": "02"}
 
