@@ -242,7 +242,8 @@ def design(project: Project) -> StageReport:
         seed = shot_seed(cfg, "design", ch.id, None)
         inputs = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language)
         path = project.sheet_path(ch.id)
-        if project.store.fresh("sheet", ch.id, inputs):
+        legacy = hash_inputs(ch, cfg.style, spec, w, h, seed, cfg.language)  # the recipe before 2026-11-21
+        if project.store.fresh("sheet", ch.id, inputs) or project.store.adopt("sheet", ch.id, legacy, inputs):
             report.add(path, made=False)
             continue
         backend = backend or image_backends.create(spec.backend, spec.options, where="stages.design")
@@ -303,7 +304,8 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     inputs = shot_inputs_hash(project, chapter, shot_id, ctx)
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id)
-    if project.store.fresh("shot", key, inputs):
+    if project.store.fresh("shot", key, inputs) or \
+            project.store.adopt("shot", key, legacy_shot_hash(project, chapter, shot_id, ctx), inputs):
         return path, False
     backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
     if cfg.style_reference and hasattr(backend, "style_reference") and not getattr(backend, "style_reference", None):
@@ -420,6 +422,27 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
         cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None,
         llm_identity(cfg.llm) if _draws_from_prompts(cfg.stages.render.backend) else None, cfg.style_reference,
+    )
+
+
+def legacy_shot_hash(project: Project, chapter: str, shot_id: str, ctx: dict) -> str:
+    """A shot's hash by the recipe before 2026-11-21 (it covered the whole shot and every field of
+    its characters). An image recorded under it whose inputs have not changed since is adopted
+    under today's recipe instead of being drawn again: upgrading never re-renders a project
+    (hours of GPU time with diffusers) nor replaces an edit-shot image."""
+    cfg: ProjectConfig = ctx["cfg"]
+    scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
+    chars = [ctx["characters"][c] for c in shot.characters]
+    loc_id = shot.location or scene.location
+    location = ctx["locations"].get(loc_id) if loc_id else None
+    props = [ctx["props"][p] for p in shot.props]
+    sheets = [project.store.asset("sheet", c.id) for c in chars]
+    w, h = cfg.size
+    return hash_inputs(
+        shot, scene.mood, location, props, [_with_project_paths(project, c) for c in chars],
+        [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
+        shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
+        cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
     )
 
 

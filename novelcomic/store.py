@@ -122,6 +122,21 @@ class Store:
                 select(Asset).where(Asset.project == self.project, Asset.kind == kind, Asset.key == key)
             ).first()
 
+    def adopt(self, kind: str, key: str, old_inputs_hash: str, inputs_hash: str) -> Asset | None:
+        """If the asset was made from ``old_inputs_hash`` (an earlier hash recipe of the same
+        inputs) and its file is intact, record it as made from ``inputs_hash`` (same file, same
+        version) and return it; else None."""
+        if self.fresh(kind, key, old_inputs_hash) is None:
+            return None
+        with Session(self.engine) as s:
+            a = s.exec(select(Asset).where(Asset.project == self.project, Asset.kind == kind, Asset.key == key)).first()
+            assert a is not None
+            a.inputs_hash = inputs_hash
+            s.add(a)
+            s.commit()
+            s.refresh(a)
+            return a
+
     def assets(self, kind: str | None = None, chapter: str | None = None) -> list[Asset]:
         with Session(self.engine) as s:
             q = select(Asset).where(Asset.project == self.project)

@@ -479,3 +479,32 @@ def test_design_needs_no_storyboard(root: Path, fake_backends) -> None:
     project.write_generated(project.characters_yaml, CharactersFile(characters=[Character(id="a", name="阿青")]), "characters")
     (report,) = pipeline.produce(project, stages=["design"])  # not "plan first": sheets need only the cast
     assert report.stage == "design" and report.made == 1
+
+
+def test_images_made_under_the_old_hash_recipe_are_adopted_not_drawn_again(root: Path, fake_backends) -> None:
+    """A project made before the 2026-11-21 recipes: its sheets and shots are recorded under the
+    old hashes. Upgrading adopts them (same files, same versions) unless their inputs changed."""
+    from novelcomic.fsutil import hash_inputs
+
+    project = Project(make_project(root))
+    _run(project)
+    cfg = project.config()
+    store = project.store
+    for c in project.characters().characters:  # rewrite the records as the old version made them
+        rec = store.asset("sheet", c.id)
+        old = hash_inputs(c, cfg.style, cfg.stages.design, *pipeline.SHEET_SIZE,
+                          pipeline.shot_seed(cfg, "design", c.id, None), cfg.language)
+        assert store.adopt("sheet", c.id, rec.inputs_hash, old)
+    ctx = pipeline._render_context(project, "01")
+    for shot_id in pipeline.shot_ids(project, "01"):
+        rec = store.asset("shot", f"01/{shot_id}")
+        assert store.adopt("shot", f"01/{shot_id}", rec.inputs_hash, pipeline.legacy_shot_hash(project, "01", shot_id, ctx))
+    calls = fake_backends["images"].calls
+    again = _run(project)
+    assert again["design"].made == 0 and again["render01"].made == 0 and fake_backends["images"].calls == calls
+    assert store.asset("shot", "01/s01-01").version == 1
+    assert store.fresh("shot", "01/s01-01", pipeline.shot_inputs_hash(project, "01", "s01-01"))  # re-recorded
+    # an old record whose inputs did change since is drawn again
+    rec = store.asset("shot", "01/s01-02")
+    store.adopt("shot", "01/s01-02", rec.inputs_hash, "an old hash of other inputs")
+    assert _run(project)["render01"].made == 1
