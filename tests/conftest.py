@@ -18,6 +18,16 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.delenv("NOVELCOMIC_PROJECTS_DIR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_server_remembered_down():  # type: ignore[no-untyped-def]
+    """The process-wide memory of LLM servers found down starts and ends every test empty."""
+    from novelcomic.llm import openai_backend
+
+    openai_backend.forget_unreachable()
+    yield
+    openai_backend.forget_unreachable()
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     r = tmp_path / "projects"

@@ -133,6 +133,29 @@ def test_server_down_names_url() -> None:
     assert f"cannot reach LLM server at {url}/chat/completions" in str(info.value)
 
 
+def test_a_server_found_down_is_not_waited_on_again_until_the_reprobe(llm_stub: LLMStub) -> None:
+    """Prefect gives every shot its own backend: once one found the server down, the others fail at
+    once (no retries, no backoff) until a probe a minute later; an answer clears it."""
+    from novelcomic.llm import openai_backend
+
+    now = [1000.0]
+    memory = openai_backend.forget_unreachable(clock=lambda: now[0])
+    llm_stub.hang(1.0)
+    llm_stub.hang(1.0)
+    with pytest.raises(BackendError, match="timed out"):
+        backend(llm_stub, timeout=0.2, retries=1).complete(ASK)
+    assert len(llm_stub.requests) == 2
+    with pytest.raises(BackendError, match="did not answer earlier in this run .*timed out"):
+        backend(llm_stub, timeout=0.2, retries=1).complete(ASK)  # another instance: no request made
+    assert len(llm_stub.requests) == 2
+    now[0] += openai_backend.REPROBE_SECONDS
+    llm_stub.reply_file("small-valid")
+    generate_structured(backend(llm_stub), ASK, ChunkAnalysis)  # the probe gets an answer: up again
+    llm_stub.reply_file("small-valid")
+    generate_structured(backend(llm_stub), ASK, ChunkAnalysis)  # and every call goes through
+    assert len(llm_stub.requests) == 4 and memory is openai_backend.UNREACHABLE
+
+
 def test_bad_options_are_named() -> None:
     with pytest.raises(NovelcomicError, match="model"):
         OpenAIBackend(base_url="http://localhost:1/v1")

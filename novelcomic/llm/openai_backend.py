@@ -20,6 +20,52 @@ from novelcomic.llm.base import Message
 JsonMode = Literal["schema", "object", "none"]
 JSON_MODES: tuple[JsonMode, ...] = ("schema", "object", "none")
 MAX_RETRY_AFTER = 30.0
+REPROBE_SECONDS = 60.0  # a server that did not answer is asked again (once) after this long
+
+
+class Unreachable:
+    """Servers that gave no HTTP answer after all retries, by URL, shared by every instance in
+    the process: Prefect runs one task per shot, each with its own backend, and none of them
+    should wait out the retries again on a server already found down. One call is let through
+    every :data:`REPROBE_SECONDS`; any answer clears the URL."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        import threading
+
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down: dict[str, tuple[float, str]] = {}
+
+    def check(self, url: str) -> None:
+        """Raise at once if ``url`` was found down less than REPROBE_SECONDS ago."""
+        with self._lock:
+            seen = self._down.get(url)
+            if seen is None:
+                return
+            since, reason = seen
+            if self.clock() - since >= REPROBE_SECONDS:
+                self._down[url] = (self.clock(), reason)  # this call probes; the others keep failing fast
+                return
+        raise BackendError(f"LLM server at {url} did not answer earlier in this run ({reason}); "
+                           f"asked again every {REPROBE_SECONDS:g} s")
+
+    def mark(self, url: str, reason: str) -> None:
+        with self._lock:
+            self._down[url] = (self.clock(), reason)
+
+    def clear(self, url: str) -> None:
+        with self._lock:
+            self._down.pop(url, None)
+
+
+UNREACHABLE = Unreachable()
+
+
+def forget_unreachable(clock: Any = time.monotonic) -> Unreachable:
+    """Start over (tests): no server is remembered as down; returns the fresh memory."""
+    global UNREACHABLE
+    UNREACHABLE = Unreachable(clock)
+    return UNREACHABLE
 
 
 class OpenAIBackend:
@@ -137,6 +183,7 @@ class OpenAIBackend:
         """
         import httpx
 
+        UNREACHABLE.check(self.url)
         last_error = ""
         last_status: int | None = None
         only_connect_errors = True
@@ -163,6 +210,7 @@ class OpenAIBackend:
                         if retry_after.replace(".", "", 1).isdigit():
                             wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER))
                     else:
+                        UNREACHABLE.clear(self.url)
                         try:
                             data = resp.json()
                         except ValueError:
@@ -171,6 +219,8 @@ class OpenAIBackend:
                 if attempt + 1 < attempts:
                     time.sleep(wait)
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if last_status is None:  # no HTTP answer at all (refused, unreachable, timed out)
+            UNREACHABLE.mark(self.url, last_error)
         if only_connect_errors:
             raise BackendError(
                 f"cannot reach LLM server at {self.url} ({tries}; last error: {last_error}): is the server running?"
