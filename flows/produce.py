@@ -75,10 +75,12 @@ def project_lock(project: Project, wait: bool = False) -> Iterator[bool]:
         yield True
 
 
-def _chapters(project: Project, chapters: str | list[str] | None) -> list[str]:
+def _chapters(project: Project, chapters: str | int | list[str] | None) -> list[str]:
+    """Chapter ids from a spec ("1-3,5"), a number (`prefect deployment run -p chapters=1` sends
+    an int), or a list of ids or numbers."""
     if isinstance(chapters, list):
-        return pipeline.select_chapters(project.config(), ",".join(chapters)) if chapters else pipeline.select_chapters(project.config(), None)
-    return pipeline.select_chapters(project.config(), chapters)
+        return pipeline.select_chapters(project.config(), ",".join(map(str, chapters)) if chapters else None)
+    return pipeline.select_chapters(project.config(), None if chapters is None else str(chapters))
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -335,7 +337,7 @@ def _run_record(project: Project, took_lock: bool, stages: list[str], chapters: 
 @flow(name="produce", task_runner=ThreadPoolTaskRunner(max_workers=_workers))
 def produce(
     project: str,
-    chapters: list[str] | str | None = None,
+    chapters: list[str] | str | int | None = None,
     stages: list[str] | None = None,
     style: list[str] | None = None,
     seed: int | None = None,
@@ -391,7 +393,7 @@ def produce(
 
 
 @flow(name="plan")
-def plan_flow(project: str, chapters: list[str] | str | None = None, wait: bool = False) -> None:
+def plan_flow(project: str, chapters: list[str] | str | int | None = None, wait: bool = False) -> None:
     """Plan the chapters (characters, props, locations and storyboards)."""
     proj = open_project(project)
     selected = _chapters(proj, chapters)
@@ -412,7 +414,7 @@ def design_flow(
 
 @flow(name="render", task_runner=ThreadPoolTaskRunner(max_workers=_workers))
 def render_flow(
-    project: str, chapters: list[str] | str | None = None, style: list[str] | None = None, seed: int | None = None,
+    project: str, chapters: list[str] | str | int | None = None, style: list[str] | None = None, seed: int | None = None,
     wait: bool = False, distributed: bool = False, stall_seconds: float = 900,
 ) -> None:
     """Shot images of the selected chapters."""
@@ -424,7 +426,7 @@ def render_flow(
 
 @flow(name="voice", task_runner=ThreadPoolTaskRunner(max_workers=_workers))
 def voice_flow(
-    project: str, chapters: list[str] | str | None = None, wait: bool = False, distributed: bool = False, stall_seconds: float = 900,
+    project: str, chapters: list[str] | str | int | None = None, wait: bool = False, distributed: bool = False, stall_seconds: float = 900,
 ) -> None:
     """Spoken lines of the selected chapters."""
     proj = open_project(project)
@@ -434,7 +436,7 @@ def voice_flow(
 
 
 @flow(name="compose")
-def compose_flow(project: str, chapters: list[str] | str | None = None, wait: bool = False) -> list[str]:
+def compose_flow(project: str, chapters: list[str] | str | int | None = None, wait: bool = False) -> list[str]:
     """Videos of the selected chapters (from rendered shots and spoken lines)."""
     proj = open_project(project)
     out = []

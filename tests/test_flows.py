@@ -127,3 +127,12 @@ def test_the_console_filter_knows_every_user_error_class() -> None:
         assert _user_error(record(f"Finished in state Failed('Flow run encountered an exception: {name}: x')")), name
     assert not _user_error(record("Finished in state Failed('Flow run encountered an exception: KeyError: x')"))
     assert not _user_error(record("Finished in state Completed()"))
+
+
+def test_deployment_parameters_take_chapters_as_a_number_too(root: Path, fake_backends) -> None:
+    """`prefect deployment run … -p chapters=1` sends an int; the UI may send a list of numbers."""
+    from flows.produce import _chapters
+
+    project = Project(make_project(root, chapters={"01": "一。", "02": "二。"}))
+    assert _chapters(project, 1) == ["01"]
+    assert _chapters(project, "1-2") == _chapters(project, ["1", 2]) == _chapters(project, None) == ["01", "02"]

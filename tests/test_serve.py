@@ -106,11 +106,16 @@ def test_prefect_yaml_declares_the_served_deployments() -> None:
     spec = yaml.safe_load((repo / "prefect.yaml").read_text(encoding="utf-8"))
     loaded = {}
     for d in spec["deployments"]:
-        flow = load_flow_from_entrypoint(str(repo / d["entrypoint"]))
+        assert ":" not in d["entrypoint"], "module paths: task workers must see the same task keys"
+        flow = load_flow_from_entrypoint(d["entrypoint"])
         assert set(d["parameters"]) <= set(flow.parameters.properties), d["entrypoint"]
         assert d["work_pool"]["name"] == "novelcomic"
         loaded[flow.name] = d["name"]
     assert loaded == {name: "novelcomic" for name in FLOWS}
+    from novelcomic.cli.serve_cmds import deployments
+
+    served = {d.entrypoint for d in deployments()}
+    assert served == {d["entrypoint"] for d in spec["deployments"]}  # serve and work pools load the flows alike
 
 
 HANGING_SERVE = """

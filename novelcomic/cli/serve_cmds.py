@@ -50,7 +50,10 @@ class PrefectServer:
         self.log_path = home / f"server-{self.port}.log"
         cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
         with open(self.log_path, "w") as log:  # a pipe nobody reads would fill up and stall the server
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            # its own session: Ctrl-C at the terminal reaches serve only, which pauses the deployments
+            # against a live server and then stops it (sharing the signal, the server died under the
+            # runner's shutdown calls, which then hung until the deadline)
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_healthy()
         return self
 
@@ -128,10 +131,16 @@ def ensure_gpu_limit(slots: int) -> None:
 
 
 def deployments() -> list:
-    """One deployment per flow, named ``<flow>/novelcomic``."""
+    """One deployment per flow, named ``<flow>/novelcomic``. Entrypoints are module paths
+    (``flows.produce.produce``), not file paths: a run then imports the flows as the package a task
+    worker imports, so distributed tasks get the keys the workers listen for, wherever serve was
+    started from (a file path made them ``produce.…`` tasks no worker could import)."""
+    from prefect.deployments.runner import EntrypointType
+
     from flows.produce import FLOWS
 
-    return [f.to_deployment(name=DEPLOYMENT, tags=["novelcomic"], description=(f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else None)
+    return [f.to_deployment(name=DEPLOYMENT, tags=["novelcomic"], entrypoint_type=EntrypointType.MODULE_PATH,
+                            description=(f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else None)
             for f in FLOWS.values()]
 
 
