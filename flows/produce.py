@@ -254,16 +254,23 @@ def _design(project: review.ReviewedProject, review_timeout: int, poll_seconds: 
 
     SheetReview = review.sheet_review_model()
     round_ = 0
+    problem = ""
     while pending := review.sheets_to_review(project):
         round_ += 1
         ids = [c.id for c in pending]
         desc = (
-            f"Review the character sheets of **{project.name}** (artifact `{artifacts.key(project, 'characters')}`). "
+            f"{problem}Review the character sheets of **{project.name}** (artifact `{artifacts.key(project, 'characters')}`). "
             f"For each of {', '.join(ids)}: `approve`, `regenerate` with a note, or `edit` the appearance."
         )
         model = SheetReview.with_initial_data(description=desc, decisions={i: review.CharacterDecision() for i in ids})
         answer = pause_flow_run(wait_for_input=model, timeout=review_timeout, poll_interval=poll_seconds, key=f"sheets-{round_}")
-        outcome = review.apply_sheet_review(project, ids, answer.decisions)
+        try:
+            outcome = review.apply_sheet_review(project, ids, answer.decisions)
+        except NovelcomicError as exc:  # a typo in the answer: ask again, saying what was wrong
+            get_run_logger().warning("the review answer was not used: %s", exc)
+            problem = f"**Your last answer was not used: {exc}.** "
+            continue
+        problem = ""
         for p in outcome.proposals:
             get_run_logger().warning("characters.yaml was edited by you; the review edit is in %s and used for generation", p)
         if outcome.done:

@@ -99,6 +99,7 @@ def test_character_gate_pauses_and_applies_the_reviewers_decisions(root: Path, f
     project = Project(make_project(root, name="gate", review=ReviewConfig(characters=True, publish=True)))
     chars_before = None
     reviewer = Reviewer([
+        {"decisions": {"aa": {"decision": "approve"}}},  # a typo: asked again, nothing recorded
         {"decisions": {"a": {"decision": "regenerate", "note": "red scarf"}, "b": {"decision": "approve"}}},
         {"decisions": {"a": {"decision": "approve"}}},  # only "a" is asked about again
         {"approve": False, "note": "not yet"},  # the publish gate of chapter 01
@@ -107,7 +108,7 @@ def test_character_gate_pauses_and_applies_the_reviewers_decisions(root: Path, f
     videos = produce(str(project.dir), review_poll_seconds=1)
     reviewer.join(5)
     assert reviewer.error is None
-    assert reviewer.seen == ["sheets-1", "sheets-2", "publish-01"]
+    assert reviewer.seen == ["sheets-1", "sheets-2", "sheets-3", "publish-01"]
     assert videos == []  # held back at the publish gate
     # "a" was generated again with the note, characters.yaml (now the user's file) untouched.
     assert project.store.asset("sheet", "a").version == 2
