@@ -37,6 +37,8 @@ def project_status(project: Project) -> str:
         vtext = "-"
         if video and (project.dir / video.path).exists():
             vtext = f"{video.path} ({video.meta_dict().get('duration', 0):.1f} s)"
+            if cfg.review.publish:
+                vtext += " " + _publish_state(project, ch.id)
         rows.append(
             f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} "
             f"{vtext:40} {ch.title}".rstrip()
@@ -47,7 +49,13 @@ def project_status(project: Project) -> str:
             meta = book.meta_dict()
             rows.append(f"book: {book.path} ({meta.get('duration', 0):.1f} s, {len(meta.get('chapters', []))} chapters)")
         else:
-            rows.append("book: not made yet (made once every chapter has a video)")
+            without = [c.id for c in cfg.chapters if not store.asset("video", c.id)]
+            if without:
+                rows.append(f"book: not made yet (chapters without a video: {', '.join(without)})")
+            elif cfg.review.publish:
+                rows.append("book: waits for the publish review of every chapter")
+            else:
+                rows.append("book: not made yet (the next run makes it)")
     current = set().union(*(keys for keys in current_keys.values())) if current_keys else set()
     warned = [a for a in store.assets() if a.warnings.strip() and (a.kind not in ("shot", "audio") or a.key in current)]
     if warned:
@@ -73,3 +81,17 @@ def project_status(project: Project) -> str:
 
 
 MAX_WARNINGS = 8
+
+
+def _publish_state(project: Project, chapter: str) -> str:
+    """The publish review of the chapter's current video: ``[approved]``, ``[rejected: note]`` or
+    ``[awaiting review]``."""
+    from novelcomic import review
+
+    subject = review.video_subject(project, chapter) or ""
+    rows = [r for r in review.approvals(project, subject) if r.subject == subject]
+    if not rows:
+        return "[awaiting review]"
+    last = rows[-1]
+    return f"[{last.decision}{': ' + last.note if last.note and last.decision == 'rejected' else ''}]"
+

@@ -508,3 +508,18 @@ def test_images_made_under_the_old_hash_recipe_are_adopted_not_drawn_again(root:
     rec = store.asset("shot", "01/s01-02")
     store.adopt("shot", "01/s01-02", rec.inputs_hash, "an old hash of other inputs")
     assert _run(project)["render01"].made == 1
+
+
+def test_status_shows_the_publish_review_of_each_video(root: Path, fake_backends) -> None:
+    from novelcomic import review
+    from novelcomic.models import ReviewConfig
+    from novelcomic.status import project_status
+
+    project = Project(make_project(root, chapters={"01": "一。", "02": "二。"}, review=ReviewConfig(publish=True), book=True))
+    _run(project)
+    text = project_status(project)
+    assert "[awaiting review]" in text and "book: waits for the publish review" in text
+    review.record_publish(project, "01", True)
+    review.record_publish(project, "02", False, "cut the last shot")
+    rows = {r.split()[0]: r for r in project_status(project).splitlines() if r[:2] in ("01", "02")}
+    assert "[approved]" in rows["01"] and "[rejected: cut the last shot]" in rows["02"]
