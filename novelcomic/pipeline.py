@@ -398,12 +398,9 @@ def _draws_from_prompts(backend: str) -> bool:
     return hasattr(factory, "prompt_family") if isinstance(factory, type) else True
 
 
-def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
-    """Everything a shot's image depends on, hashed: the one recipe the render stage and the
-    Prefect cache keys share. Left out on purpose, so that editing them never re-renders (and
-    never replaces an ``edit-shot`` result): a shot's transition, duration hint and effect, a
-    character's TTS settings, and the QA / safety / LLM settings while they are not in use."""
-    ctx = ctx or _render_context(project, chapter)
+def _shot_parts(project: Project, shot_id: str, ctx: dict) -> tuple:
+    """(config, scene, shot, characters, location, props, sheet records) of a shot: what its hash
+    recipes read."""
     cfg: ProjectConfig = ctx["cfg"]
     scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
     chars = [ctx["characters"][c] for c in shot.characters]
@@ -411,6 +408,16 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
     location = ctx["locations"].get(loc_id) if loc_id else None
     props = [ctx["props"][p] for p in shot.props]
     sheets = [project.store.asset("sheet", c.id) for c in chars]
+    return cfg, scene, shot, chars, location, props, sheets
+
+
+def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
+    """Everything a shot's image depends on, hashed: the one recipe the render stage and the
+    Prefect cache keys share. Left out on purpose, so that editing them never re-renders (and
+    never replaces an ``edit-shot`` result): a shot's transition, duration hint and effect, a
+    character's TTS settings, and the QA / safety / LLM settings while they are not in use."""
+    ctx = ctx or _render_context(project, chapter)
+    cfg, scene, shot, chars, location, props, sheets = _shot_parts(project, shot_id, ctx)
     w, h = cfg.size
     # lettering names every speaker, also one who is not in the picture
     speakers = {ln.speaker: ctx["characters"][ln.speaker].name for ln in shot.lines if ln.speaker in ctx["characters"]}
@@ -430,13 +437,7 @@ def legacy_shot_hash(project: Project, chapter: str, shot_id: str, ctx: dict) ->
     its characters). An image recorded under it whose inputs have not changed since is adopted
     under today's recipe instead of being drawn again: upgrading never re-renders a project
     (hours of GPU time with diffusers) nor replaces an edit-shot image."""
-    cfg: ProjectConfig = ctx["cfg"]
-    scene, shot = next((s, sh) for s, sh in ctx["storyboard"].shots() if sh.id == shot_id)
-    chars = [ctx["characters"][c] for c in shot.characters]
-    loc_id = shot.location or scene.location
-    location = ctx["locations"].get(loc_id) if loc_id else None
-    props = [ctx["props"][p] for p in shot.props]
-    sheets = [project.store.asset("sheet", c.id) for c in chars]
+    cfg, scene, shot, chars, location, props, sheets = _shot_parts(project, shot_id, ctx)
     w, h = cfg.size
     return hash_inputs(
         shot, scene.mood, location, props, [_with_project_paths(project, c) for c in chars],
