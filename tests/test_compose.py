@@ -312,7 +312,6 @@ def test_changing_one_image_rerenders_only_its_clip_and_transitions(chapter: dic
     # This test changes the shared chapter, so it runs after the others that read it.
     request: ComposeRequest = chapter["request"]
     seg_dir = request.work_dir / "segments"
-    tl: Timeline = chapter["timeline"]
     before = snapshot(seg_dir)
     assert len(before) == 6  # 4 bodies, a→b dissolve, b→c fadeblack (c→d is a cut)
     make_still(chapter["images"]["b"], (140, 40, 20), seed=99)

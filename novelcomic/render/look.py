@@ -800,7 +800,7 @@ class _FigurePainter:
     # -- behind the body: long hair, tails, a sword on the back
 
     def _behind(self) -> None:
-        pen, g, lk = self.pen, self.g, self.look
+        pen, lk = self.pen, self.look
         if lk.ears == "fox":
             fur = mix(lk.hair, (220, 120, 50), 0.6)
             pen.poly(_plume((0.02, 0.66), (0.16, 0.72), (0.25, 0.5), 0.0, 1.0), fur)
