@@ -27,6 +27,14 @@ CameraAngle = Literal["eye_level", "high", "low", "overhead", "dutch"]
 CameraMotion = Literal["auto", "static", "push_in", "pull_out", "pan_left", "pan_right", "tilt_up", "tilt_down"]
 Mood = Literal["calm", "tense", "sad", "joyful", "mysterious", "action"]
 Emotion = Literal["neutral", "happy", "sad", "angry", "afraid", "surprised", "whisper", "excited"]
+Species = Literal["human", "monkey", "fox", "rabbit", "dragon", "demon", "bird", "cat", "dog", "horse", "tiger", "other"]
+Role = Literal["main", "supporting", "minor", "extra"]
+Period = Literal["auto", "ancient_china", "victorian_england", "modern_city", "fantasy", "unknown"]
+LocationKind = Literal[
+    "sea", "mountain", "cave", "forest", "river", "palace", "temple", "city_street", "village",
+    "interior", "battlefield", "sky", "field", "unknown",
+]
+Weather = Literal["clear", "rain", "snow", "fog", "storm", "wind", "unknown"]
 # Into the next shot. "dissolve"/"crossfade"/"fade" cross-fade; fades through black or white,
 # wipes and slides are drawn by the composer; the rest are ffmpeg xfade transitions of that name.
 Transition = Literal[
@@ -128,6 +136,7 @@ class ProjectConfig(_Model):
     )
     fps: int = Field(30, ge=1, le=120)
     style: list[str] = Field(default_factory=lambda: ["国漫"], description="Named styles (see `novelcomic styles`)")
+    period: Period = Field("auto", description="The book's period and region; auto = the one the planner found (locations.yaml)")
     seed: int = 0
     stages: StagesConfig = Field(default_factory=StagesConfig)
     music: MusicConfig = Field(default_factory=MusicConfig)
@@ -187,6 +196,9 @@ class Character(_Model):
     id: str
     name: str
     aliases: list[str] = Field(default_factory=list)
+    role: Role = Field("supporting", description="main characters first; an extra (a guard, 众猴) is a generic figure with no reference sheet")
+    species: Species = Field("human", description="What the character is drawn as")
+    group: bool = Field(False, description="A group or generic figure (soldiers, servants): drawn without its own reference sheet")
     appearance: str = Field("", description="Fixed look: hair, clothes, colours, build; used in every image prompt")
     description: str = ""
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
@@ -220,7 +232,9 @@ class Location(_Model):
     name: str
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
+    kind: LocationKind = Field("unknown", description="What the place is: the backdrop drawn for it")
     time_of_day: Literal["day", "night", "dusk", "dawn", "unknown"] = "unknown"
+    weather: Weather = Field("unknown", description="Only when the text says so")
     interior: bool = False
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
@@ -249,6 +263,7 @@ class PropsFile(_Model):
 
 
 class LocationsFile(_Model):
+    period: Period = Field("unknown", description="The book's period and region, found by the planner: how people, clothes and buildings look")
     locations: list[Location] = Field(default_factory=list)
 
     @model_validator(mode="after")
