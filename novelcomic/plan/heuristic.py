@@ -128,8 +128,22 @@ EN_SPEECH_VERBS = (
     "announced|demanded|screamed|sobbed|giggled|chuckled|hissed|gasped|grumbled|mumbled|pleaded|promised|repeated|"
     "suggested|wondered|roared|squeaked|chirped|stammered|declared|urged"
 )
-EN_NAME = r"[A-Z][a-z]+(?:\s+[A-Z][a-z]+){0,2}"
-EN_REF = rf"(?:{EN_NAME}|[Hh]e|[Ss]he|[Tt]he\s+(?:old\s+|young\s+|little\s+)?[a-z]+)"
+# Honorifics that are part of who is meant: Mr. Bennet and Mrs. Bennet are two people.
+EN_HONORIFICS = (
+    "Mr", "Mrs", "Miss", "Ms", "Mx", "Dr", "Sir", "Lady", "Lord", "Colonel", "Captain", "Major", "General", "Madame",
+    "Madam", "Mme", "Mlle", "Monsieur", "Count", "Countess", "Duke", "Duchess", "Professor", "Reverend", "Rev",
+)
+EN_HON = "|".join(EN_HONORIFICS)
+EN_NAME = rf"(?:(?:{EN_HON})\.?\s+)?[A-Z][a-z]+(?:\s+[A-Z][a-z]+){{0,2}}"
+EN_TITLED_RE = re.compile(rf"\b(?P<hon>{EN_HON})(?P<dot>\.?)\s+(?P<name>[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+# A speaker named by relation to someone: "replied her mother", "said his lady".
+EN_RELATIONS = {
+    "mother": "Mrs", "father": "Mr", "wife": "Mrs", "husband": "Mr", "lady": "Mrs",
+    "sister": "", "sisters": "", "brother": "", "friend": "", "aunt": "", "uncle": "", "daughter": "", "son": "",
+    "cousin": "", "companion": "",
+}
+EN_RELATION_RE = rf"(?:[Hh]er|[Hh]is|[Tt]heir)\s+(?:{'|'.join(EN_RELATIONS)})"
+EN_REF = rf"(?:{EN_NAME}|{EN_RELATION_RE}|[Hh]e|[Ss]he|[Tt]he\s+(?:old\s+|young\s+|little\s+)?[a-z]+)"
 EN_AFTER_RE = re.compile(
     rf"^\s*(?:(?P<v1>{EN_SPEECH_VERBS})\s+(?P<r1>{EN_REF})|(?P<r2>{EN_REF})\s+(?:[a-z]+ly\s+)?(?P<v2>{EN_SPEECH_VERBS}))"
     r"(?P<adv>\s+[a-z]+ly)?\b"
@@ -149,6 +163,27 @@ EN_TITLES = frozenset(
      "Dr", "Doctor", "Captain", "Sir", "Lady", "Lord", "King", "Queen", "Prince", "Princess", "Professor", "Master",
      "Old", "Father", "Mother", "Brother", "Sister", "Papa", "Mama"}
 )
+# Common English hypocorisms (a general table of the language, not of any one book): a character
+# called by one of these is the one whose given name it shortens, when exactly one has it.
+EN_DIMINUTIVES: dict[str, tuple[str, ...]] = {
+    "Elizabeth": ("Lizzy", "Lizzie", "Liz", "Eliza", "Beth", "Betsy", "Bess", "Bessie", "Betty", "Libby"),
+    "Catherine": ("Kitty", "Kate", "Katie", "Cathy", "Kit"), "Katherine": ("Kitty", "Kate", "Katie", "Kathy"),
+    "Margaret": ("Peggy", "Maggie", "Meg", "Madge", "Daisy"), "Mary": ("Polly", "Molly", "Mamie"),
+    "Sarah": ("Sally", "Sadie"), "Martha": ("Patty", "Matty"), "Anne": ("Nancy", "Annie", "Nan"),
+    "Ann": ("Nancy", "Annie", "Nan"), "Frances": ("Fanny", "Frankie"), "Eleanor": ("Nell", "Nelly", "Ellie"),
+    "Helen": ("Nell", "Nelly"), "Dorothy": ("Dolly", "Dot", "Dora"), "Rebecca": ("Becky", "Becca"),
+    "Jane": ("Jenny", "Janey"), "Susan": ("Sue", "Susie", "Sukey"), "Caroline": ("Carrie", "Caddy"),
+    "Isabella": ("Bella", "Isa"), "Georgiana": ("Georgie",), "Louisa": ("Lou", "Louie"), "Henrietta": ("Hetty",),
+    "Harriet": ("Hattie", "Hetty"), "Josephine": ("Josie", "Jo"), "Amelia": ("Emmy", "Milly"),
+    "William": ("Bill", "Billy", "Will", "Willy", "Willie"), "Robert": ("Bob", "Bobby", "Rob", "Robin"),
+    "Richard": ("Dick", "Dickie", "Rick"), "Thomas": ("Tom", "Tommy"), "Henry": ("Harry", "Hal", "Hank"),
+    "Edward": ("Ned", "Ted", "Teddy", "Eddie"), "John": ("Jack", "Johnny", "Jackie"), "James": ("Jim", "Jimmy", "Jem", "Jamie"),
+    "Charles": ("Charley", "Charlie", "Chuck"), "Joseph": ("Joe", "Joey"), "Samuel": ("Sam", "Sammy"),
+    "Benjamin": ("Ben", "Benny"), "Frederick": ("Fred", "Freddy"), "Nicholas": ("Nick", "Nicky"),
+    "Michael": ("Mike", "Mick", "Mickey"), "Alexander": ("Alex", "Sandy"), "Daniel": ("Dan", "Danny"),
+    "Christopher": ("Kit", "Chris"), "Anthony": ("Tony",), "Lawrence": ("Larry",), "Theodore": ("Theo", "Ted"),
+    "Philip": ("Phil",), "Matthew": ("Matt",), "Peter": ("Pete",), "Timothy": ("Tim", "Timmy"),
+}
 EN_VOCATIVE_TITLES = frozenset({"Grandpa", "Grandma", "Granny", "Uncle", "Aunt", "Auntie", "Papa", "Mama"})
 EN_STOPWORDS = frozenset(
     {"I", "I'm", "I'll", "I've", "I'd", "The", "A", "An", "He", "She", "It", "They", "We", "You", "His", "Her", "Its",
@@ -169,7 +204,8 @@ EN_PLACE_NOUNS = (
     "river|forest|woods|temple|workshop|market|street|tower|house|harbor|harbour|village|town|city|marsh|swamp|lake|"
     "sea|shore|beach|bridge|castle|palace|cave|mountain|hill|valley|field|garden|kitchen|room|hall|library|school|"
     "church|inn|tavern|shop|station|road|lane|square|port|island|camp|farm|barn|cottage|attic|cellar|office|"
-    "courtyard|bedroom|classroom|meadow|desert|jungle|cliff|pier|dock|shrine|monastery|mill|forge|ship|boat"
+    "courtyard|bedroom|classroom|meadow|desert|jungle|cliff|pier|dock|shrine|monastery|mill|forge|ship|boat|lodge|park|"
+    "manor|abbey|court|grange|heath|terrace|crescent|parsonage|rectory|cathedral|chapel|palace|fort|wood|moor|bay"
 )
 EN_PLACE_WORDS = frozenset(EN_PLACE_NOUNS.split("|"))
 EN_PLACE_RE = re.compile(
@@ -593,9 +629,9 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
 
 def _en_ref(ref: str) -> str:
     """Normalise an English reference: ``The heron`` → ``heron``, ``Then Pip`` → ``Pip``."""
-    ref = ref.strip()
+    ref = " ".join(ref.split())
     low = ref.lower()
-    if low in ("he", "she"):
+    if low in ("he", "she") or re.fullmatch(EN_RELATION_RE, ref):
         return low
     if low.startswith("the "):
         return low[4:]
@@ -687,8 +723,8 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
         _zh_called_links(chapters, tagger, descriptors, names, links)
     else:
         _en_called_links(chapters, names, links)
-    groups = _group_names(lang, list(names), descriptors, links)
     full = "\n".join(p.para.text for paras in chapters for p in paras)
+    groups = _group_names(lang, list(names), descriptors, links, full)
     if lang == "zh":
         _given_name_aliases(groups, full)
     entries = _merge_existing(request.characters.characters, groups)
@@ -721,6 +757,8 @@ def _ref_kind(lang: Lang, ref: str, tagger: Tagger) -> str:
         return "name" if is_name else "descriptor"
     if ref in ("he", "she"):
         return "pronoun"
+    if re.fullmatch(EN_RELATION_RE, ref):
+        return "relation"
     return "name" if ref[:1].isupper() else "descriptor"
 
 
@@ -743,22 +781,41 @@ def _frequent_names(lang: Lang, chapters: list[list[_Para]], tagger: Tagger, min
             if counts[w] >= min_count and 2 <= len(w) <= 4 and w not in ZH_NAME_STOP
             and (w[0] in ZH_SURNAMES or w.startswith("阿"))
         ]
-    return _en_frequent_names(narration, min_count)
+    quotes = [s.text for paras in chapters for p in paras for s in p.segments if s.is_quote]
+    return _en_frequent_names(narration, min_count, quotes)
 
 
-def _en_frequent_names(narration: list[str], min_count: int) -> list[str]:
-    """Capitalised words and two-word full names (``Elias Brandt``) that recur in narration.
+def _en_frequent_names(narration: list[str], min_count: int, quotes: Sequence[str] = ()) -> list[str]:
+    """Capitalised words, honorific names (``Mrs. Bennet``) and two-word full names (``Elias Brandt``)
+    that recur in narration.
 
     A capitalised word at the start of a sentence (or after a quote) may be any word; it counts
     as a name when the same word is capitalised mid-sentence somewhere, is followed by a speech
-    verb (``Mara replied``) or is part of a full name. A full name counts with the mentions of
-    its parts, so ``Mara Quinn`` once plus ``Mara`` often is a name.
+    verb (``Mara replied``) or is part of a full name. A word the text also writes in lower case
+    more often than capitalised mid-sentence is an ordinary word (``Long``, ``Which``, ``However``),
+    unless an honorific names it (``Mrs. Long``). A full name counts with the mentions of its
+    parts, so ``Mara Quinn`` once plus ``Mara`` often is a name. Names ending in a place noun
+    (``Lucas Lodge``) and plural family names (``the Bennets``) are not people.
     """
     mid: Counter[str] = Counter()
     start: Counter[str] = Counter()
     places: Counter[str] = Counter()
+    lower: Counter[str] = Counter()
+    titled: Counter[str] = Counter()
     speaks: set[str] = set()
+    plain: list[str] = []
+    for text in quotes:  # Mrs. Long, only talked about, is someone all the same
+        for m in EN_TITLED_RE.finditer(text):
+            titled[_en_titled(m)] += 1
     for text in narration:
+        for m in EN_TITLED_RE.finditer(text):
+            name = _en_titled(m)
+            if name.split()[-1].lower() not in EN_PLACE_WORDS and name.split()[1] not in EN_STOPWORDS:
+                titled[name] += 1
+        text = EN_TITLED_RE.sub(lambda m: " " * len(m.group(0)), text)  # their words are not bare names
+        plain.append(text)
+        for w in re.findall(r"\b[a-z]+\b", text):
+            lower[w] += 1
         for m in EN_CAP_WORD_RE.finditer(text):
             word = m.group(0)
             if word in EN_STOPWORDS or word in EN_TITLES:
@@ -769,16 +826,37 @@ def _en_frequent_names(narration: list[str], min_count: int) -> list[str]:
                 speaks.add(word)
             if re.search(r"\b(?:in|at|to|from|into|across|near|of|toward|towards)$", before):
                 places[word] += 1
-    vouched = {w for w in {*mid, *start} if mid[w] or w in speaks}
-    full = _en_full_names(narration, vouched)
+
+    def word_like(w: str) -> bool:
+        return lower[w.lower()] > mid[w] or w.lower() in EN_PLACE_WORDS
+
+    vouched = {w for w in {*mid, *start} if (mid[w] or w in speaks) and not word_like(w)}
+    full = _en_full_names(plain, vouched)
+    full = Counter({n: c for n, c in full.items() if not any(word_like(w) for w in n.split())})
     vouched.update(w for name in full for w in name.split())
     counts = Counter({w: mid[w] + (start[w] if w in vouched else 0) for w in {*mid, *start}})
-    found = [w for w, n in counts.items() if n >= min_count and places[w] * 2 < n]
+    families = {n.split()[-1] for n in [*full, *titled]}
+    found = [
+        w for w, n in counts.items()
+        if n >= min_count and places[w] * 2 < n and not word_like(w) and not (w.endswith("s") and w[:-1] in families)
+    ]
     for name, n in full.items():
         given, family = name.split()  # their counts include the full name's own mentions
         if max(n, counts[given], counts[family]) >= min_count and places[given] * 2 < counts[given]:
             found.append(name)
-    return sorted(found, key=lambda w: (-(counts[w] or full[w]), w))
+    for name, n in titled.items():
+        words = name.split()
+        if n >= min_count or any(name.endswith(" " + f) for f in full) or (
+            len(words) > 2 and titled[" ".join(words[:2])] >= min_count  # Sir William Lucas, once, of Sir William
+        ):
+            found.append(name)
+    size = {**counts, **full, **titled}
+    return sorted(set(found), key=lambda w: (-size.get(w, 0), w))
+
+
+def _en_titled(m: re.Match[str]) -> str:
+    """``Mrs.  Bennet`` → ``Mrs. Bennet``; ``Sir William Lucas`` stays whole."""
+    return f"{m.group('hon')}{m.group('dot')} {' '.join(m.group('name').split())}"
 
 
 def _en_sentence_start(before: str) -> bool:
@@ -892,7 +970,7 @@ def _en_called_links(chapters: list[list[_Para]], names: dict[str, int], links: 
                         links[nick] = max(found)[2]
 
 
-def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dict[str, str]) -> list[_Entry]:
+def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dict[str, str], full: str = "") -> list[_Entry]:
     """Merge aliases into groups: suffix/word aliases, titles, linked descriptors."""
     entries: dict[str, _Entry] = {}
     for name in names:
@@ -904,12 +982,19 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
     for short in sorted(entries, key=len):
         longs = [x for x in sorted(entries, key=lambda x: (-len(x), x)) if x != short and _is_short_form(lang, short, x)]
         if lang == "en" and len(longs) > 1:
-            del entries[short]  # a family name (old Tobias Quinn, Mara Quinn): nobody in particular
-        elif longs:
+            misters = [x for x in longs if x.split()[0].rstrip(".") == "Mr"]
+            if len(misters) == 1 and all(x.split()[0].rstrip(".") in EN_HONORIFICS for x in longs):
+                longs = misters  # Bingley, in narration, is Mr. Bingley (not Miss Bingley)
+            else:
+                del entries[short]  # a family name (old Tobias Quinn, Mara Quinn): nobody in particular
+                continue
+        if longs:
             target = entries[longs[0]]
             for a in [short, *entries.pop(short).aliases]:
                 if a not in target.aliases and a != target.name:
                     target.aliases.append(a)
+    if lang == "en":
+        _en_diminutives(entries, full)
     for alias in sorted(a for a in links if a not in descriptors):
         _link_alias(lang, entries, alias, links[alias])
     for d in sorted(descriptors):
@@ -918,6 +1003,25 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
         if not any(d in e.names() or _truncated(lang, d, e) for e in entries.values()):
             entries[d] = _Entry(d, descriptor=True)
     return list(entries.values())
+
+
+def _en_diminutives(entries: dict[str, _Entry], full: str) -> None:
+    """``Lizzy`` and ``Eliza`` are ``Elizabeth Bennet`` when she is the only Elizabeth without an
+    honorific (``Lady Catherine`` is nobody's ``Kitty``); a pet name used only in dialogue
+    (``Another time, Lizzy, …``) becomes an alias too."""
+    for given, shorts in EN_DIMINUTIVES.items():
+        targets = [e for e in entries.values() if any(n.split()[0] == given for n in e.names())
+                   and e.name.split()[0].rstrip(".") not in EN_HONORIFICS]
+        if len(targets) != 1:
+            continue
+        dest = targets[0]
+        for short in shorts:
+            src = entries.get(short)
+            if src is not None and src is not dest:
+                del entries[short]
+                dest.aliases.extend(a for a in src.names() if a not in dest.names())
+            elif src is None and short not in dest.names() and not _entry_of(entries, short) and re.search(rf"\b{short}\b", full):
+                dest.aliases.append(short)
 
 
 def _entry_of(entries: dict[str, _Entry], name: str) -> _Entry | None:
@@ -956,9 +1060,10 @@ def _given_name_aliases(groups: list[_Entry], full: str) -> None:
 
 
 def _split_title(name: str) -> tuple[str, list[str]]:
-    """``Grandpa Tobias`` → (``Tobias``, [``Grandpa Tobias``, ``Grandpa``])."""
+    """``Grandpa Tobias`` → (``Tobias``, [``Grandpa Tobias``, ``Grandpa``]). An honorific stays:
+    ``Mrs. Bennet`` is not ``Mr. Bennet``."""
     words = name.split()
-    if len(words) > 1 and words[0] in EN_TITLES:
+    if len(words) > 1 and words[0] in EN_TITLES and words[0].rstrip(".") not in EN_HONORIFICS:
         aliases = [name] + ([words[0]] if words[0] in EN_VOCATIVE_TITLES else [])
         return " ".join(words[1:]), aliases
     return name, []
@@ -967,7 +1072,12 @@ def _split_title(name: str) -> tuple[str, list[str]]:
 def _is_short_form(lang: Lang, short: str, long: str) -> bool:
     if lang == "zh":
         return len(short) >= 2 and long.endswith(short) and len(long) - len(short) <= 2
-    return short in long.split()
+    sw, lw = short.split(), long.split()
+    if len(sw) >= len(lw):
+        return False
+    if sw[0].rstrip(".") in EN_HONORIFICS:  # Sir William of Sir William Lucas, not of Lady Lucas
+        return lw[0] == sw[0] and any(lw[i : i + len(sw) - 1] == sw[1:] for i in range(1, len(lw)))
+    return any(lw[i : i + len(sw)] == sw for i in range(len(lw)))
 
 
 def _merge_existing(existing: Sequence[Character], groups: list[_Entry]) -> list[_Entry]:
@@ -1289,8 +1399,11 @@ def _chapter_units(lang: Lang, cast: _Cast, paras: list[_Para], tagger: Tagger) 
     narr_mentions = [
         m for p in paras for s in p.segments if not s.is_quote for m in cast.mentions(_seg_text(p, s), s.start)
     ]
+    quote_mentions = [
+        m for p in paras for s in p.segments if s.is_quote for m in cast.mentions(_seg_text(p, s), s.start)
+    ] if lang == "en" else []
     for para in paras:
-        units.extend(_para_units(lang, cast, para, tagger, history, spoke, narr_mentions))
+        units.extend(_para_units(lang, cast, para, tagger, history, spoke, narr_mentions, quote_mentions))
     return units
 
 
@@ -1302,6 +1415,7 @@ def _para_units(
     history: list[tuple[int, str, str]],
     spoke: list[tuple[int, str]],
     narr_mentions: list[tuple[int, str]],
+    quote_mentions: list[tuple[int, str]] | None = None,
 ) -> list[_Unit]:
     segs = para.segments
     keep = {i: [0, len(_seg_text(para, s))] for i, s in enumerate(segs) if not s.is_quote}
@@ -1316,7 +1430,7 @@ def _para_units(
         if before and before.speech and qi - 1 in keep:
             keep[qi - 1][1] = min(keep[qi - 1][1], max(before.cut, keep[qi - 1][0]))
         chosen = _choose(after, before, last_speaker)
-        ctx = (cast, narr_mentions, spoke)
+        ctx = (cast, narr_mentions, spoke, quote_mentions or [])
         speaker = _resolve_ref(chosen, ctx) if chosen and chosen.ref else None
         if speaker is None and chosen is not None and chosen.ref == "":
             speaker = last_speaker
@@ -1343,11 +1457,16 @@ def _choose(after: _Attr | None, before: _Attr | None, last_speaker: str | None)
     return after
 
 
-def _resolve_ref(attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tuple[int, str]]]) -> str | None:
+def _resolve_ref(
+    attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]]]
+) -> str | None:
     """A reference → character id: by name/alias, or a pronoun → the latest character of that gender."""
-    cast, narr_mentions, spoke = ctx
+    cast, narr_mentions, spoke, quoted = ctx
     if attr.ref in cast.lookup:
         return cast.lookup[attr.ref]
+    if re.fullmatch(EN_RELATION_RE, attr.ref):  # "My dear Mr. Bennet," said his lady: the one addressed counts
+        seen = [m for m in [*narr_mentions, *quoted] if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos]
+        return _en_relation(cast, attr, sorted(seen))
     gender = {"他": "male", "he": "male", "她": "female", "she": "female"}.get(attr.ref)
     if gender is None:
         return None
@@ -1361,14 +1480,50 @@ def _resolve_ref(attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tupl
     return None
 
 
+def _en_relation(cast: _Cast, attr: _Attr, before: list[tuple[int, str]]) -> str | None:
+    """``her mother`` / ``his wife`` / ``her father``: the latest character of the possessor's
+    gender (anyone for ``their``) is the possessor; the speaker is ``Mrs. <their family name>``
+    (mother, wife, lady) or ``Mr. <family>`` (father, husband) when the cast has exactly that."""
+    owner, relation = attr.ref.split()
+    title = EN_RELATIONS.get(relation, "")
+    if not title:
+        return None
+    gender = {"her": "female", "his": "male"}.get(owner)
+    for _, cid in reversed(before):
+        if gender and cast.genders.get(cid, "unknown") not in (gender, "unknown"):
+            continue
+        char = next(c for c in cast.characters if c.id == cid)
+        family = next((n.split()[-1] for n in [char.name, *char.aliases] if len(n.split()) > 1), None)
+        if family is None:
+            continue
+        for form in (f"{title}. {family}", f"{title} {family}"):
+            if form in cast.lookup and cast.lookup[form] != cid:
+                return cast.lookup[form]
+        return None
+    return None
+
+
+def _addressed(cast: _Cast, quote: str) -> str | None:
+    """The one a line speaks to: a name set off as a vocative (``Come, Darcy, I must…``,
+    ``小雨，快来！``, ``…, Lizzy?``); None when it addresses several or nobody."""
+    if cast.pattern is None:
+        return None
+    found = {
+        cast.lookup[m.group(0)] for m in cast.pattern.finditer(quote)
+        if re.search(r"(?:^|[,，!！?？;；:：—]\s*|\b(?:[Dd]ear|[Mm]y)\s)$", quote[: m.start()])
+        and re.match(r"\s*(?:[,，!！?？.。;；:：—]|$)", quote[m.end():])
+    }
+    return found.pop() if len(found) == 1 else None
+
+
 def _alternate(cast: _Cast, para_index: int, history: list[tuple[int, str, str]]) -> str | None:
     """An unattributed quote in a two-person exchange: the one addressed, else the other participant."""
     if not history or para_index - history[-1][0] > 3:
         return None
     prev_para, prev, prev_text = history[-1]
-    addressed = cast.at_start(prev_text)
-    if addressed and re.match(rf"{re.escape(addressed)}\s*[，,!！]", prev_text) and cast.lookup[addressed] != prev:
-        return cast.lookup[addressed]
+    addressed = _addressed(cast, prev_text)
+    if addressed and addressed != prev:
+        return addressed
     for p, speaker, _ in reversed(history[:-1]):
         if prev_para - p > 6:
             break
