@@ -111,8 +111,28 @@ _BOILERPLATE_RES: tuple[re.Pattern[str], ...] = tuple(
         r"^(?:for|get|find|read|download) (?:more|the latest|all)\b.{0,30}\b(?:e-?books?|novels?|books|chapters|"
         r"stories|updates)\b.{0,40}\b(?:at|on|visit|from|free|online|here)\b.{0,60}$",
         r"^.{0,60}\bproject gutenberg\b.{0,120}$",
+        # site markers around the text: ------章节内容开始------- / 正文结束
+        r"^(?:章节|小说|本书|全书|作品)?(?:内容|正文)(?:开始|结束|完)$",
+        # 请购买正版 / 请支持正版图书 / 请您购买正版
+        r"^(?:请|敬请)(?:您|大家|各位)?(?:购买|支持|订阅|阅读)正版[^。，,]{0,30}$",
     )
 )
+
+# A line made only of site metadata labels and numbers: "更新时间:2007-11-16 7:55:51 本章字数:4804",
+# "发布时间：2020年1月2日", "字数：3021", "Updated: 2019-03-04 · 2,345 words".
+_META_LABEL_RE = re.compile(
+    r"(?:本章|全文|章节|全书|本书|总)?(?:更新|发布|发表|上传|创建|修改|首发)(?:时间|日期|于)?"
+    r"|(?:本章|全文|章节|全书|本书|总)?(?:字数|点击(?:数|量)?|阅读(?:数|量)|收藏(?:数|量)?|推荐(?:票|数)?|人气)"
+    r"|时间|日期|字|\b(?:updated?|posted|published|last\s+updated|word\s*count|words|date|time|on|at)\b",
+    re.IGNORECASE,
+)
+# The labels that make such a line site metadata rather than story (a bare 时间/日期 might be story).
+_META_KEY_RE = re.compile(
+    r"更新|发布|发表|上传|首发|字数|点击|阅读数|阅读量|收藏|推荐票|人气|\bupdated\b|\bposted\b|\bword\s*count\b|\bwords\b",
+    re.IGNORECASE,
+)
+_META_NUMBER_RE = re.compile(r"[0-9][0-9,]*|[年月日时分秒号點点]|am\b|pm\b", re.IGNORECASE)
+_META_MAX = 80
 
 
 def clean_text(text: str) -> str:
@@ -127,11 +147,15 @@ def clean_text(text: str) -> str:
     text = _NEWLINES_RE.sub("\n", text)
     text = _INVISIBLE_RE.sub("", text)
     text, gutenberg = _strip_gutenberg(text)
-    lines = [_SPACES_RE.sub(" ", line).strip() for line in text.split("\n")]
+    raw_lines = [line.rstrip() for line in text.split("\n")]
+    lines = [_SPACES_RE.sub(" ", line).strip() for line in raw_lines]
+    indents = [_indent_width(raw) if line else 0 for raw, line in zip(raw_lines, lines)]
     if gutenberg:
-        lines = _drop_gutenberg_credits(lines)
-    kept = [line for line in lines if not is_boilerplate(line)]
-    out = _BLANK_RUN_RE.sub("\n\n", "\n".join(kept)).strip("\n")
+        keep = _drop_gutenberg_credits(lines)
+        lines, indents = [lines[i] for i in keep], [indents[i] for i in keep]
+    kept = [(line, ind) for line, ind in zip(lines, indents) if not is_boilerplate(line)]
+    flowed = reflow([line for line, _ in kept], [ind for _, ind in kept])
+    out = _BLANK_RUN_RE.sub("\n\n", "\n".join(flowed)).strip("\n")
     return out + "\n" if out else ""
 
 
@@ -149,16 +173,16 @@ def _strip_gutenberg(text: str) -> tuple[str, bool]:
     return text, found
 
 
-def _drop_gutenberg_credits(lines: list[str]) -> list[str]:
-    """Drop "Produced by …" credits among the first non-blank lines of a Gutenberg text."""
-    out: list[str] = []
+def _drop_gutenberg_credits(lines: list[str]) -> list[int]:
+    """Indices of the lines to keep: "Produced by …" credits among the first non-blank lines go."""
+    out: list[int] = []
     seen = 0
-    for line in lines:
+    for i, line in enumerate(lines):
         if line and seen < _GUTENBERG_CREDIT_WINDOW:
             seen += 1
             if _GUTENBERG_CREDIT_RE.match(line):
                 continue
-        out.append(line)
+        out.append(i)
     return out
 
 
@@ -185,7 +209,229 @@ def is_boilerplate(line: str) -> bool:
         rest = _PUNCT_SPACE_RE.sub(" ", _URL_RE.sub(" ", core)).strip()
         if not rest or (len(rest.replace(" ", "")) <= _URL_REMAINDER_MAX and _AD_WORDS_RE.search(rest)):
             return True
-    return any(p.match(core) for p in _BOILERPLATE_RES)
+    return _is_site_metadata(core) or any(p.match(core) for p in _BOILERPLATE_RES)
+
+
+def _is_site_metadata(core: str) -> bool:
+    """``更新时间:2007-11-16 7:55:51 本章字数:4804``: only metadata labels, numbers and dates."""
+    if len(core) > _META_MAX or not any(c.isdigit() for c in core) or not _META_KEY_RE.search(core):
+        return False
+    rest = _META_NUMBER_RE.sub(" ", _META_LABEL_RE.sub(" ", core))
+    return not _PUNCT_SPACE_RE.sub("", rest)
+
+
+# --------------------------------------------------------------------------- re-flow
+
+# Hard-wrapped text (Gutenberg's ~70 columns, Chinese files cut every N characters) has a break
+# inside every paragraph. The wrap width is read from the book itself: the lines that run on
+# into a next line cluster just under it. A line is joined to the next when it reaches the wrap
+# width (for English: the next line's first word would not have fitted on it), the next line is
+# not indented (an indented line starts a paragraph, or is verse) and neither is a heading or a
+# scene break. Short lines (verse, letters, signatures, lists) keep their breaks.
+
+_WRAP_MIN_INNER = 3  # lines that run on into a next line, at least
+_WRAP_MIN_INNER_SHARE = 0.3  # … and this share of the non-blank lines
+_WRAP_MIN_WIDTH = 30  # columns: shorter "wraps" are verse
+_WRAP_MIN_CLUSTER = 0.5  # share of run-on lines within the band under the wrap width
+_WRAP_MAX_OVER = 0.05  # share of run-on lines wider than the wrap width
+_WRAP_MIN_OPEN = 0.3  # share of run-on lines that end without closing punctuation
+_CLOSING_PUNCT = frozenset("。！？!?.…；;：:”’」』\"')）】》")
+_CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_LOCAL_WRAP_MIN_CHARS = 10  # a Chinese line cut mid-phrase without a book-wide wrap width
+_HEADING_CACHE_MAX = 4096
+
+
+def _indent_width(raw: str) -> int:
+    """Columns of leading whitespace (tab = 4, ideographic space = 2)."""
+    width = 0
+    for c in raw:
+        if c == "\t":
+            width += 4
+        elif c == "\u3000":
+            width += 2
+        elif c.isspace():
+            width += 1
+        else:
+            break
+    return width
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a monospaced font: wide (CJK, full-width) characters count two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _is_structural(line: str) -> bool:
+    """A heading or a scene break: never joined to a neighbour."""
+    if not any(c.isalnum() for c in line):
+        return True  # "* * *", "——", "◇◇◇"
+    from novelcomic.ingest.split import parse_heading
+
+    return parse_heading(line) is not None
+
+
+def _is_open(line: str) -> bool:
+    """The line does not end with sentence or closing punctuation (it runs on)."""
+    return line[-1:] not in _CLOSING_PUNCT
+
+
+def wrap_width(lines: list[str], indents: list[int] | None = None) -> int | None:
+    """The column width a book was hard-wrapped at, or None when it was not.
+
+    ``lines`` are stripped lines, ``indents`` their indentation in columns. Looks at the lines
+    followed by a non-blank line: in a wrapped book most of them end within a few columns of
+    one width, few go past it, and many end mid-sentence.
+    """
+    indents = indents or [0] * len(lines)
+    widths: list[int] = []
+    open_count = 0
+    nonblank = sum(1 for line in lines if line)
+    for i in range(len(lines) - 1):
+        if lines[i] and lines[i + 1]:
+            widths.append(indents[i] + display_width(lines[i]))
+            open_count += _is_open(lines[i])
+    if len(widths) < _WRAP_MIN_INNER or len(widths) < nonblank * _WRAP_MIN_INNER_SHARE:
+        return None
+    if open_count < len(widths) * _WRAP_MIN_OPEN:
+        return None
+    widths.sort()
+    best_w, best_n = 0, 0
+    from bisect import bisect_left, bisect_right
+
+    for w in sorted(set(widths)):
+        if w < _WRAP_MIN_WIDTH:
+            continue
+        n = bisect_right(widths, w) - bisect_left(widths, w - _wrap_tolerance(w))
+        if n > best_n or (n == best_n and w > best_w):
+            best_w, best_n = w, n
+    if best_n < len(widths) * _WRAP_MIN_CLUSTER:
+        return None
+    # The top of the band: the widest width that still has company (a few long lines are noise).
+    over = len(widths) - bisect_right(widths, best_w)
+    if over > len(widths) * _WRAP_MAX_OVER:
+        return None
+    return best_w
+
+
+def _wrap_tolerance(width: int) -> int:
+    return max(4, round(width * 0.1))
+
+
+def reflow(lines: list[str], indents: list[int] | None = None) -> list[str]:
+    """Join hard-wrapped lines back into paragraphs (see the section comment); blank lines stay.
+
+    ``lines`` are stripped; ``indents`` their original indentation in columns (all 0 when not
+    known). Idempotent on its own output.
+    """
+    indents = indents or [0] * len(lines)
+    if len(lines) < 2:
+        return list(lines)
+    width = wrap_width(lines, indents)
+    nonblank_indents = [ind for line, ind in zip(lines, indents) if line]
+    base = min(nonblank_indents) if nonblank_indents else 0
+    structural = [bool(line) and _is_structural(line) for line in lines]
+    punctuated = _zh_paragraphs_end_punctuated(lines, structural)
+    join = [False] * len(lines)
+    for i in range(len(lines) - 1):
+        cur, nxt = lines[i], lines[i + 1]
+        if not cur or not nxt or structural[i] or structural[i + 1]:
+            continue
+        if width is not None and indents[i + 1] <= base:
+            join[i] = _runs_on(cur, indents[i], nxt, width)
+        if not join[i] and indents[i + 1] <= indents[i]:
+            join[i] = _cut_mid_phrase(lines, indents, i, punctuated)
+    out: list[str] = []
+    current = ""
+    for i, line in enumerate(lines):
+        current = _glue(current, line) if current else line
+        if not join[i]:
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
+    return out
+
+
+def _runs_on(cur: str, indent: int, nxt: str, width: int) -> bool:
+    """In a book wrapped at ``width``: ``cur`` was cut to make room, ``nxt`` is its continuation."""
+    used = indent + display_width(cur)
+    tol = _wrap_tolerance(width)
+    if _CJK_CHAR_RE.match(nxt[0]) or _CJK_CHAR_RE.match(cur[-1]):
+        # Chinese is cut at a character count: the line is (nearly) full.
+        return used >= width - tol // 2 and (_is_open(cur) or used >= width - 1)
+    first_word = nxt.split(" ", 1)[0]
+    if used + 1 + display_width(first_word) > width - tol // 2:
+        return True  # the next word would not have fitted
+    # An uneven wrap: a line that stops mid-sentence, continued in lower case or nearly full.
+    return _is_open(cur) and (nxt[0].islower() and used >= width // 2 or used >= width - 2 * tol)
+
+
+_ZH_MID_PHRASE_END = "，、—"  # besides a character: a Chinese paragraph never ends on these
+_ZH_PUNCTUATED_SHARE = 0.9
+_ZH_PUNCTUATED_MIN = 20
+
+
+def _zh_paragraphs_end_punctuated(lines: list[str], structural: list[bool]) -> bool:
+    """Whether this book's Chinese prose lines (some length, punctuation inside) end with
+    sentence punctuation as a rule: then one that ends on a character or a comma was cut."""
+    prose = [
+        line
+        for line, st in zip(lines, structural)
+        if line and not st and len(line) >= _LOCAL_WRAP_MIN_CHARS and _CJK_CHAR_RE.search(line)
+        and any(c in "，。、；" for c in line[:-1])
+    ]
+    if len(prose) < _ZH_PUNCTUATED_MIN:
+        return False
+    ended = sum(1 for line in prose if not _zh_ends_mid_phrase(line))
+    return ended >= len(prose) * _ZH_PUNCTUATED_SHARE
+
+
+def _zh_ends_mid_phrase(line: str) -> bool:
+    return bool(_CJK_CHAR_RE.match(line[-1])) or line[-1] in _ZH_MID_PHRASE_END
+
+
+def _cut_mid_phrase(lines: list[str], indents: list[int], i: int, punctuated: bool) -> bool:
+    """A Chinese line cut in the middle of a phrase, in a book with no wrap width (a passage that
+    kept its fixed-width lines): it ends on a character (or a comma) and the next line goes on
+    with characters; it holds punctuation of its own (prose, not a title); it is not one of two
+    parallel lines of verse (same length, punctuation in the same places). Either the book's
+    prose lines end with punctuation as a rule, or a neighbour of the same length is cut too."""
+    cur, nxt = lines[i], lines[i + 1]
+    if not (_zh_ends_mid_phrase(cur) and (_CJK_CHAR_RE.match(nxt[0]) or nxt[0] in "“「『")):
+        return False
+    if len(cur) < _LOCAL_WRAP_MIN_CHARS or not any(c in _CLOSING_PUNCT or c in "，、" for c in cur[:-1]):
+        return False
+    if _parallel(cur, nxt):
+        return False
+    if punctuated:
+        return True
+    if not _CJK_CHAR_RE.match(cur[-1]):
+        return False
+    used = indents[i] + display_width(cur)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(lines) and lines[j] and _CJK_CHAR_RE.match(lines[j][-1]):
+            if abs(indents[j] + display_width(lines[j]) - used) <= 4:
+                return True
+    return False
+
+
+def _parallel(a: str, b: str) -> bool:
+    """Two lines of regular verse: the same length, punctuation at the same places."""
+    if len(a) != len(b):
+        return False
+    marks = [i for i, c in enumerate(a) if not (c.isalnum() or _CJK_CHAR_RE.match(c))]
+    return marks == [i for i, c in enumerate(b) if not (c.isalnum() or _CJK_CHAR_RE.match(c))]
+
+
+def _glue(left: str, right: str) -> str:
+    """Join a wrapped line to its continuation: no space between Chinese characters or after a
+    hyphen or dash that ends a word (``well-`` + ``known``), one space otherwise."""
+    a, b = left[-1], right[0]
+    if _CJK_CHAR_RE.match(a) or _CJK_CHAR_RE.match(b) or unicodedata.east_asian_width(a) in "WF":
+        return left + right
+    if a in "—–" or (left.endswith("--")) or (a == "-" and len(left) > 1 and left[-2].isalpha() and b.isalpha()):
+        return left + right
+    return f"{left} {right}"
 
 
 # --------------------------------------------------------------------------- language
