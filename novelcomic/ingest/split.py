@@ -19,11 +19,22 @@ from dataclasses import dataclass
 
 @dataclass
 class Chapter:
-    """One chapter: ``id`` ("01", "02" …), ``title`` (the heading), ``text`` (without the heading)."""
+    """One chapter: ``id`` ("01", "02" …), ``title`` (the heading), ``text`` (without the heading),
+    ``volume`` (the 卷/部/Book/Part heading it belongs to, ``""`` when none)."""
 
     id: str
     title: str
     text: str
+    volume: str = ""
+
+
+class ChapterList(list):  # type: ignore[type-arg]
+    """The chapters, a plain list, plus ``warnings``: sentences a caller can show the user
+    (e.g. that no headings were found and the text was cut by size)."""
+
+    def __init__(self, chapters: list[Chapter] | None = None, warnings: list[str] | None = None) -> None:
+        super().__init__(chapters or [])
+        self.warnings: list[str] = list(warnings or [])
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,8 @@ class Heading:
     head: str  # "第十二章", "Chapter 12": compared to find a table of contents
     title: str  # the normalised heading text, e.g. "第十二章 风起"
     end: int  # index of the first body line (after a title on the next line, if one was taken)
+    volume_level: bool = False  # 卷/部/集/篇, Book/Part/Volume: may group the chapters after it
+    volume: str = ""  # "第一卷" of a "第一卷 第三章 标题" line
 
 
 # --------------------------------------------------------------------------- heading patterns
@@ -45,6 +58,10 @@ _SEP = r"[\s:：、.．_\-—–·]*"
 _ZH_CHAPTER_RE = re.compile(
     rf"^{_ZH_PREFIX}(?P<head>第\s*{_ZH_NUM}\s*[章回节節卷集部篇话話]"
     rf"(?:\s*第\s*{_ZH_NUM}\s*[章回节節集话話])?)(?P<sep>{_SEP})(?P<title>.*)$"
+)
+# 卷一 / 上卷 / 下部: volume headings without 第.
+_ZH_VOLUME_RE = re.compile(
+    rf"^{_ZH_PREFIX}(?P<head>卷\s*{_ZH_NUM}|[上中下]\s*[卷部册])(?P<sep>{_SEP})(?P<title>.*)$"
 )
 _ZH_SPECIAL_RE = re.compile(
     rf"^{_ZH_PREFIX}(?P<head>楔子|序章|序言|序幕|引子|引言|前言|尾声|尾聲|终章|終章|后记|後記"
@@ -74,6 +91,25 @@ _EN_SPECIAL_RE = re.compile(
     re.IGNORECASE,
 )
 
+_ZH_VOLUME_UNITS = "卷部集篇册"
+_EN_VOLUME_WORDS = ("part", "book", "volume", "vol.")
+
+# Site decoration around a heading: 【某某网】第3章 标题 (求收藏) / 第3章 标题 www.xxx.com.
+_SITE_PREFIX_RE = re.compile(
+    r"^(?:[【\[〖〔｛{][^】\]〗〕｝}]{1,24}[】\]〗〕｝}]"
+    r"|(?:https?://|www\.)\S+|[A-Za-z0-9][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*\.(?:com|net|org|cc|cn|info|me|la|tw)\S*)"
+    r"[\s:：|｜\-—_]*"
+)
+_SITE_SUFFIX_RE = re.compile(
+    r"[\s\-—_|｜]*(?:[（(【\[〖][^）)】\]〗]{0,30}?"
+    r"(?:求|收藏|月票|推荐|订阅|打赏|加更|更新|首发|爆发|[一二三四五六七八九十两\d]更|红包|盟主|票|网|站|www|\.com|vip|VIP)"
+    r"[^）)】\]〗]{0,30}[）)】\]〗]"
+    r"|(?:https?://|www\.)\S+)$",
+    re.IGNORECASE,
+)
+# A table of contents' dot leaders and page number: "第一章 开端 ………… 12", "Chapter 1 . . . . 5".
+_LEADERS_RE = re.compile(r"\s*(?:[.·…．。_\-]\s*){3,}\d*\s*$|\s{2,}\d{1,4}\s*$")
+
 _ZH_MAX_LINE = 60
 _ZH_MAX_TITLE = 30
 _EN_MAX_LINE = 80
@@ -92,13 +128,15 @@ _SENTENCE_RE = re.compile(r"[^。！？!?…；;.]*(?:[。！？!?…；;.]+[”
 _WS_RE = re.compile(r"\s+")
 
 
-def split_chapters(text: str, language: str | None = None, max_chars: int = 3000) -> list[Chapter]:
+def split_chapters(text: str, language: str | None = None, max_chars: int = 3000) -> ChapterList:
     """Split cleaned text into chapters (see the module docstring).
 
     ``language`` ("zh"/"en", detected when None) only chooses the wording of made-up titles
     ("序章"/"Prologue", "第N部分"/"Part N"); both languages' headings are recognised either way.
     Ids are sequential, zero-padded to the width of the largest (at least two digits).
-    Returns an empty list for empty text.
+    Returns an empty list for empty text. The result is a list with ``warnings`` (see
+    :class:`ChapterList`): without headings the text is cut at scene breaks and paragraph ends
+    near ``max_chars`` (:func:`split_at_breaks`), and a warning says so.
     """
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
@@ -109,11 +147,22 @@ def split_chapters(text: str, language: str | None = None, max_chars: int = 3000
     lines = text.split("\n")
     headings = find_headings(lines)
     sections = _sections(lines, headings, language)
+    warnings: list[str] = []
     if not sections:
-        pieces = split_by_size(text, max_chars)
-        sections = [(_part_title(i + 1, language), piece) for i, piece in enumerate(pieces)]
+        pieces, kinds = split_at_breaks(text, max_chars)
+        sections = [(_part_title(i + 1, language), piece, "") for i, piece in enumerate(pieces)]
+        if pieces:
+            where = " and ".join(kinds) if kinds else "paragraph ends"
+            warnings.append(
+                f"no chapter headings found: the text was cut into {len(pieces)} part(s) of at most "
+                f"about {max_chars} characters at {where}"
+            )
     width = max(2, len(str(len(sections))))
-    return [Chapter(id=str(i + 1).zfill(width), title=title, text=body) for i, (title, body) in enumerate(sections)]
+    chapters = [
+        Chapter(id=str(i + 1).zfill(width), title=title, text=body, volume=volume)
+        for i, (title, body, volume) in enumerate(sections)
+    ]
+    return ChapterList(chapters, warnings)
 
 
 # --------------------------------------------------------------------------- headings
@@ -123,21 +172,45 @@ def parse_heading(line: str) -> tuple[str, str] | None:
     """``(head, title)`` when ``line`` is a chapter heading, else None.
 
     ``head`` is the structural part ("第十二章", "CHAPTER XII"); ``title`` the whole normalised
-    heading without any 《书名》/正文 prefix ("第十二章 风起", "CHAPTER XII").
+    heading without any 《书名》/正文 prefix, site decoration (``【某某网】``, ``(求收藏)``, a URL)
+    or table-of-contents leaders ("第十二章 风起", "CHAPTER XII").
     """
+    match = _match_heading(line)
+    return None if match is None else (match[0], match[1])
+
+
+def _match_heading(line: str) -> tuple[str, str, bool, str] | None:
+    """``(head, title, volume_level, volume)`` of a heading line (see :func:`parse_heading`)."""
     line = _unwrap(line.strip())
     if not line:
         return None
+    bare = _LEADERS_RE.sub("", _SITE_SUFFIX_RE.sub("", line)).strip() or line
+    found = _match_bare(bare)
+    if found is None:
+        prefix = _SITE_PREFIX_RE.match(bare)
+        if prefix and prefix.end() < len(bare):
+            found = _match_bare(bare[prefix.end() :])
+    return found
+
+
+def _match_bare(line: str) -> tuple[str, str, bool, str] | None:
+    line = _unwrap(line)
     if len(line) <= _ZH_MAX_LINE:
-        for regex, special in ((_ZH_CHAPTER_RE, False), (_ZH_SPECIAL_RE, True)):
+        for regex, special in ((_ZH_CHAPTER_RE, False), (_ZH_VOLUME_RE, True), (_ZH_SPECIAL_RE, True)):
             m = regex.match(line)
             if m and _zh_title_ok(m["sep"], m["title"].strip(), special and not m["head"].startswith("番外")):
-                return _normalise(m["head"]), _join(m["head"], m["sep"], m["title"])
+                head = _normalise(m["head"])
+                parts = re.findall(rf"第\s*{_ZH_NUM}\s*[{_ZH_VOLUME_UNITS}章回节節话話]", head)
+                volume = _normalise(parts[0]) if len(parts) == 2 and parts[0][-1] in _ZH_VOLUME_UNITS else ""
+                level = regex is not _ZH_SPECIAL_RE and head[-1] in _ZH_VOLUME_UNITS
+                return head, _join(m["head"], m["sep"], m["title"]), level, volume
     if len(line) <= _EN_MAX_LINE:
         for regex in (_EN_CHAPTER_RE, _EN_SPECIAL_RE):
             m = regex.match(line)
             if m and _en_title_ok(m["sep"], m["title"].strip()):
-                return _normalise(m["head"]), _join(m["head"], m["sep"], m["title"])
+                head = _normalise(m["head"])
+                level = head.lower().startswith(_EN_VOLUME_WORDS)
+                return head, _join(m["head"], m["sep"], m["title"]), level, ""
     return None
 
 
@@ -195,66 +268,117 @@ def find_headings(lines: list[str]) -> list[Heading]:
     """Every heading line, with a title taken from the next line when the heading has none.
 
     ``CHAPTER I.`` followed directly by ``Down the Rabbit-Hole`` and then a blank line is one
-    heading: "CHAPTER I: Down the Rabbit-Hole".
+    heading: "CHAPTER I: Down the Rabbit-Hole"; so is ``第一回`` followed by its 回目
+    ``宴桃园豪杰三结义 斩黄巾英雄首立功``, or ``Chapter 3`` by a title-case ``The Storm``.
     """
     found: list[Heading] = []
     for i, line in enumerate(lines):
-        parsed = parse_heading(line)
+        parsed = _match_heading(line)
         if parsed is None:
             continue
-        head, title = parsed
+        head, title, level, volume = parsed
         end = i + 1
         if title == head:
             sub = _subtitle(lines, i + 1)
             if sub is not None:
                 joiner = ": " if head[:1].isascii() else " "
                 title, end = f"{head}{joiner}{sub}", i + 2
-        found.append(Heading(line=i, head=head, title=title, end=end))
+        found.append(Heading(line=i, head=head, title=title, end=end, volume_level=level, volume=volume))
     return found
 
 
 def _subtitle(lines: list[str], j: int) -> str | None:
-    """The line at ``j`` when it is a short title line directly under a bare heading."""
+    """The line at ``j`` when it is a short title line directly under a bare heading.
+
+    It is followed by a blank line, or it reads as a title by itself: Chinese without any
+    punctuation but the spaces between the halves of a 回目, or English in title case.
+    """
     if j >= len(lines):
         return None
     sub = lines[j].strip()
     if not sub or len(sub) > _SUBTITLE_MAX or sub.endswith(_SENTENCE_END) or parse_heading(sub) is not None:
         return None
-    if j + 1 < len(lines) and lines[j + 1].strip():
-        return None  # not followed by a blank line: it is the first paragraph
     if not any(line.strip() for line in lines[j + 1 :]):
         return None
+    if j + 1 < len(lines) and lines[j + 1].strip() and not _reads_as_title(sub):
+        return None  # not followed by a blank line, and it may be the first paragraph
     return _normalise(sub)
+
+
+_ZH_TITLE_RE = re.compile(r"^[\u3400-\u9fff《》·\s]{2,30}$")
+_EN_TITLE_SMALL = frozenset("a an the of in on at to and or but for with by from as into".split())
+
+
+def _reads_as_title(line: str) -> bool:
+    """A title by its look: 宴桃园豪杰三结义 斩黄巾英雄首立功 / The Pool of Tears / THE STORM."""
+    if _ZH_TITLE_RE.match(line):
+        return True
+    words = re.findall(r"[A-Za-z][A-Za-z'’\-]*", line)
+    if not words or len(words) > 8 or not re.fullmatch(r"[A-Za-z0-9'’\-,:;!?&\s]+", line):
+        return False
+    return words[0][0].isupper() and all(w[0].isupper() or w.lower() in _EN_TITLE_SMALL for w in words)
 
 
 # --------------------------------------------------------------------------- sections
 
 
-def _sections(lines: list[str], headings: list[Heading], language: str) -> list[tuple[str, str]]:
-    """(title, body) for the prologue and every heading that has a body; TOC entries dropped."""
+def _sections(lines: list[str], headings: list[Heading], language: str) -> list[tuple[str, str, str]]:
+    """(title, body, volume) for the prologue and every heading that has a body.
+
+    Table-of-contents entries are dropped: headings with no text under them (a run of them, or
+    one with only a page number), and the TOC's last entry followed by a stray line or two when
+    its heading appears again later. A volume heading (卷/部/Book/Part) followed by chapter
+    headings groups them: it becomes no chapter of its own unless substantial text stands under
+    it; a short introduction goes in front of its first chapter.
+    """
     if not headings:
         return []
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str, str]] = []
     preamble = _body(lines[: headings[0].line])
-    if len(_WS_RE.sub("", preamble)) > _PROLOGUE_MIN:
-        out.append(("序章" if language == "zh" else "Prologue", preamble))
+    if _size(preamble) > _PROLOGUE_MIN:
+        out.append(("序章" if language == "zh" else "Prologue", preamble, ""))
+    volume = ""
+    intro = ""
     previous_empty = False
+    kept: list[tuple[Heading, str, str]] = []
     for k, h in enumerate(headings):
         stop = headings[k + 1].line if k + 1 < len(headings) else len(lines)
         body = _body(lines[h.end : stop])
-        if not body:
+        empty = not any(c.isalpha() for c in body)  # nothing, or a TOC's page number
+        following = headings[k + 1] if k + 1 < len(headings) else None
+        if h.volume_level and following is not None and not following.volume_level:
+            volume = h.title  # groups the chapters after it
+            if not empty and _size(body) > _PROLOGUE_MIN:
+                kept.append((h, body, ""))
+            elif not empty:
+                intro = body
+            continue
+        if empty:
             previous_empty = True
-            continue  # a table-of-contents entry, or a volume heading right before its first chapter
+            continue  # a table-of-contents entry
         toc_tail = (
-            previous_empty
-            and len(_WS_RE.sub("", body)) < _TOC_BODY_MAX
-            and any(g.head == h.head for g in headings[k + 1 :])
+            previous_empty and _size(body) < _TOC_BODY_MAX and any(g.head == h.head for g in headings[k + 1 :])
         )
         previous_empty = False
         if toc_tail:
             continue  # the last TOC entry, with a stray line ("正文") before the real chapter
-        out.append((h.title, body))
+        if intro:
+            body, intro = f"{intro}\n\n{body}", ""
+        kept.append((h, body, h.volume or volume))
+    # Numbering that starts again in every volume: say which volume in the title.
+    volumes_of: dict[str, set[str]] = {}
+    for h, _, vol in kept:
+        volumes_of.setdefault(h.head, set()).add(vol)
+    for h, body, vol in kept:
+        title = h.title
+        if vol and len(volumes_of[h.head]) > 1 and not h.volume:
+            title = f"{vol} {title}"
+        out.append((title, body, vol))
     return out
+
+
+def _size(text: str) -> int:
+    return len(_WS_RE.sub("", text))
 
 
 def _body(lines: list[str]) -> str:
@@ -266,6 +390,83 @@ def _part_title(n: int, language: str) -> str:
 
 
 # --------------------------------------------------------------------------- size-based split
+
+
+_SCENE_BREAK_RE = re.compile(r"^(?:[*＊#＃~～〜=＝·•◇◆○●☆★※§◎\-－—_＿]\s*){3,}$")
+# Kinds of cut, strongest first, as the warning names them.
+_BREAK_NAMES = {3: "scene breaks", 2: "blank lines", 1: "paragraph ends"}
+
+
+def split_at_breaks(text: str, max_chars: int) -> tuple[list[str], list[str]]:
+    """Cut a text that has no headings into pieces of at most about ``max_chars`` characters.
+
+    Each cut falls at the strongest break in the second half of the allowed size: a scene-break
+    line (``* * *``, ``～～～``, ``◇◇◇``), else a blank line (when paragraphs are not separated by
+    blank lines anyway, a blank line is a section break), else the end of a paragraph; a
+    paragraph longer than ``max_chars`` is cut between sentences (:func:`split_by_size`).
+    Scene-break lines at the edges of a piece are dropped. Returns the pieces and the kinds of
+    break used (for the warning).
+    """
+    text = text.strip()
+    if not text:
+        return [], []
+    lines = text.split("\n")
+    nonblank = sum(1 for line in lines if line.strip())
+    blanks = sum(1 for i in range(1, len(lines)) if not lines[i].strip() and lines[i - 1].strip())
+    blank_is_section = blanks < nonblank * 0.2
+    # Paragraphs with the strength of the break before each and whether a blank line preceded.
+    units: list[tuple[int, bool, str]] = []
+    strength, blank = 0, False
+    for line in lines:
+        stripped = line.strip()
+        if not stripped:
+            strength, blank = max(strength, 2 if blank_is_section else 1), True
+            continue
+        if _SCENE_BREAK_RE.match(stripped):
+            strength, blank = 3, True
+            continue
+        units.append((max(strength, 1) if units else 0, blank, stripped))
+        strength, blank = 0, False
+    pieces: list[list[tuple[int, bool, str]]] = []
+    current: list[tuple[int, bool, str]] = []
+    size = 0
+    used: set[int] = set()
+    for unit in units:
+        if current and size + len(unit[2]) + 1 + unit[1] > max_chars:
+            # Cut at the strongest break in the second half of the piece (the latest of equals).
+            candidates = [(unit[0], len(current))]
+            running = 0
+            for i, (s_i, _, p_i) in enumerate(current):
+                if i and running >= max_chars // 2:
+                    candidates.append((s_i, i))
+                running += len(p_i) + 2
+            best, at = max(candidates)
+            pieces.append(current[:at])
+            used.add(best)
+            current = current[at:]
+            size = len(_join_units(current))
+        size += len(unit[2]) + (1 + unit[1] if current else 0)
+        current.append(unit)
+    if current:
+        pieces.append(current)
+    out: list[str] = []
+    for piece in pieces:
+        body = _join_units(piece)
+        out.extend(split_by_size(body, max_chars) if len(body) > max_chars else [body])
+    if len(out) > 1 and len(out[-1]) < max_chars // 5 and len(out[-2]) + len(out[-1]) + 2 <= max_chars:
+        tail = out.pop()
+        out[-1] = f"{out[-1]}\n\n{tail}" if blanks else f"{out[-1]}\n{tail}"
+    return out, [_BREAK_NAMES[k] for k in sorted(used, reverse=True)]
+
+
+def _join_units(units: list[tuple[int, bool, str]]) -> str:
+    """Paragraphs back into text, with a blank line where there was one (or a scene break)."""
+    parts: list[str] = []
+    for i, (_, blank, para) in enumerate(units):
+        if i:
+            parts.append("\n\n" if blank else "\n")
+        parts.append(para)
+    return "".join(parts)
 
 
 def split_by_size(text: str, max_chars: int) -> list[str]:
