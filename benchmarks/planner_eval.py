@@ -335,9 +335,9 @@ _CLOSE_PUNCT = "。！？；：，、…—.!?;:,'\"”’」』）)》〉】～
 
 def local_ends_mid_clause(text: str) -> bool:
     """True when ``text`` does not end with clause punctuation (emphasis marks such as ``_…_``
-    and trailing spaces do not count)."""
+    and trailing spaces do not count; ``--`` is a dash)."""
     t = text.rstrip().rstrip("_*").rstrip()
-    return bool(t) and t[-1] not in _CLOSE_PUNCT
+    return bool(t) and t[-1] not in _CLOSE_PUNCT and not t.endswith("--")
 
 
 def ends_mid_clause_fn(language: str):
@@ -581,13 +581,14 @@ def line_figures(doc: Ingested, result: PlanResult, out: CorpusScore) -> None:
                 out.mid_clause_examples.append(line.text[-40:])
 
 
-def score_corpus(key: str) -> CorpusScore:
-    """All the figures for the real text ``key``; never raises (errors land in ``.error``)."""
+def score_corpus(key: str, path: Path | None = None) -> CorpusScore:
+    """All the figures for the real text ``key`` (read from ``path``, default: the gold file's
+    ``source`` in the shared corpus); never raises (errors land in ``.error``)."""
     out = CorpusScore(key)
     try:
         gold = load_gold(key)
         out.chapters_expected = gold.chapters
-        path = resolve_source(gold.source)
+        path = path or resolve_source(gold.source)
         if path is None:
             out.error = f"{gold.source} not found under {', '.join(str(r) for r in shared_roots())}"
             return out
