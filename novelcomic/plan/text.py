@@ -6,7 +6,11 @@ passage of the chapter each piece came from (``Shot.source``).
 - :func:`split_paragraphs`: non-empty lines → :class:`Paragraph` (with scene-break/blank-line flags)
 - :func:`split_quotes`: a paragraph → narration and quote :class:`Segment` s
   (“” 「」 『』 ‘’ "" and, cautiously, straight ``'…'``)
-- :func:`sentence_spans` / :func:`split_sentences`: Chinese (。！？…… + closing quotes) and English
+- :func:`sentence_spans` / :func:`split_sentences`: Chinese (。！？…… + closing quotes) and English;
+  a sentence longer than :data:`LINE_MAX` is cut at clause boundaries (；;： first, then ，,、 and
+  dashes), never inside a clause
+- :func:`ends_mid_clause` / :func:`lines_cut_mid_clause`: whether a storyboard line ends where
+  the text has no clause boundary (the measure for "lines cut mid-clause")
 - :func:`split_chapters`: a minimal chapter-heading splitter (第X章 / Chapter N) for tests and tools
 """
 
@@ -275,8 +279,27 @@ def _add_narration(segments: list[Segment], piece: str, start: int) -> None:
 # --------------------------------------------------------------------------- sentences
 
 
-def sentence_spans(text: str, lang: Lang) -> list[tuple[int, int]]:
-    """``(start, end)`` of each sentence of ``text`` (whitespace around them excluded)."""
+# A storyboard line longer than this (characters for Chinese, words for English) is cut at
+# clause boundaries: about what a viewer reads in one subtitle or hears in one breath group.
+LINE_MAX: dict[str, int] = {"zh": 80, "en": 45}
+# Clause boundaries, strongest first: a cut goes after one of these.
+_STRONG_CLAUSE_RE = {"zh": re.compile(r"[；;：:]+[”」』’）)]*"), "en": re.compile(r"[;:]+[\"”’)]*(?=\s)")}
+_WEAK_CLAUSE_RE = {
+    "zh": re.compile(r"(?:[，,、]|——|—)+[”」』’）)]*"),
+    "en": re.compile(r"(?:,|\s--|--(?=\s)|\s?—|\s–)[\"”’)]*(?=\s)"),
+}
+# Where a line may end: sentence and clause punctuation, a dash, an ellipsis.
+CLAUSE_END = frozenset("。！？；，、,.!?;:：…—–")
+_LINE_CLOSERS = "”’」』\"'»›"
+_TRAILING_MARKUP = "_*~＿"
+
+
+def sentence_spans(text: str, lang: Lang, max_size: int | None = -1) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of ``text`` (whitespace around them excluded).
+
+    A sentence longer than ``max_size`` (:func:`text_size`; default :data:`LINE_MAX` for the
+    language, None for no limit) is cut at clause boundaries (:func:`clause_spans`).
+    """
     cuts = _zh_cuts(text) if lang == "zh" else _en_cuts(text)
     spans: list[tuple[int, int]] = []
     prev = 0
@@ -286,7 +309,110 @@ def sentence_spans(text: str, lang: Lang) -> list[tuple[int, int]]:
             lead = len(piece) - len(piece.lstrip())
             spans.append((prev + lead, prev + len(piece.rstrip())))
         prev = cut
-    return spans
+    limit = LINE_MAX.get(lang, 0) if max_size == -1 else max_size
+    if not limit:
+        return spans
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        out.extend(clause_spans(text, lang, limit, a, b))
+    return out
+
+
+def clause_spans(text: str, lang: Lang, max_size: int, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut at clause boundaries into pieces of at most ``max_size`` where it can be.
+
+    A cut goes after a semicolon or colon when one splits the span into pieces of a fair size,
+    else after a comma, 、 or dash; the cut nearest the middle wins, and each side is cut again
+    if still too long. A span with no boundary stays whole: a line is never cut inside a clause.
+    """
+    end = len(text) if end is None else end
+    if text_size(text[start:end], lang) <= max_size:
+        return [(start, end)]
+    least = max(1, max_size // 4)  # no piece smaller than this
+    middle = (start + end) / 2
+    for regex in (_STRONG_CLAUSE_RE[lang], _WEAK_CLAUSE_RE[lang]):
+        cuts = [
+            m.end()
+            for m in regex.finditer(text, start, end)
+            if m.end() < end
+            and text_size(text[start : m.end()], lang) >= least
+            and text_size(text[m.end() : end], lang) >= least
+            and not _inside_quote(text, start, m.end())
+        ]
+        if cuts:
+            cut = min(cuts, key=lambda c: abs(c - middle))
+            right = cut + len(text[cut:end]) - len(text[cut:end].lstrip())
+            return clause_spans(text, lang, max_size, start, cut) + clause_spans(text, lang, max_size, right, end)
+    return [(start, end)]
+
+
+def _inside_quote(text: str, start: int, pos: int) -> bool:
+    """Whether ``pos`` lies inside a quotation opened after ``start``."""
+    piece = text[start:pos]
+    for opener, closer in QUOTE_PAIRS.items():
+        if opener != "‘" and piece.count(opener) > piece.count(closer):
+            return True
+    return piece.count('"') % 2 == 1
+
+
+def ends_mid_clause(text: str, lang: Lang = "zh") -> bool:
+    """Whether a storyboard line ends without a clause boundary.
+
+    A line may end with sentence or clause punctuation (。！？；，、.!?;:), an ellipsis, a dash,
+    or a closing quote; emphasis markup (``_word_``) and closing brackets after such a mark are
+    looked through. ``lang`` is accepted for symmetry (both languages' marks count either way).
+    """
+    t = text.rstrip().rstrip(_TRAILING_MARKUP).rstrip()
+    if not t:
+        return False
+    if t[-1] in _LINE_CLOSERS:
+        return False
+    if t[-1] in ")）]】〕":
+        t = t[:-1].rstrip().rstrip(_TRAILING_MARKUP)
+        return not (t[-1:] in CLAUSE_END or t[-1:] in _LINE_CLOSERS)
+    if t.endswith("--"):
+        return False
+    return t[-1] not in CLAUSE_END
+
+
+def lines_cut_mid_clause(lines: list[str], source: str, lang: Lang) -> list[int]:
+    """Indices of the ``lines`` (storyboard lines of one chapter, in order) that end where the
+    ``source`` (the chapter text) has no clause boundary.
+
+    Planners add a full stop to a narration line and change a quote's last comma to one, so the
+    line's own last mark proves nothing: the words of the line are found in the source (after
+    the previous line's) and the character after them is looked at: clause punctuation, a
+    quotation mark (closing, or opening a quote the line leads into) or the paragraph's end is a
+    boundary. A line whose words are not found is judged by its text alone (:func:`ends_mid_clause`).
+    """
+    flat = _WS_ANY_RE.sub(lambda m: "\n" if "\n" in m.group() else " ", source)  # a paragraph end stays
+    cursor = 0
+    bad: list[int] = []
+    for i, line in enumerate(lines):
+        words = _WS_ANY_RE.sub(" ", line).strip().rstrip(_TRAILING_MARKUP + "。.，,").rstrip()
+        if "\n" in words:
+            words = words.rsplit("\n", 1)[-1]
+        if ends_mid_clause(line, lang):
+            bad.append(i)
+            continue
+        if not words:
+            continue
+        at = flat.find(words, cursor)
+        if at < 0:
+            at = flat.find(words)
+        if at < 0:
+            continue
+        cursor = at + len(words)
+        after = flat[cursor:].lstrip(" " + _TRAILING_MARKUP)
+        if after and ends_mid_clause(words, lang) and after[0] not in CLAUSE_END and after[0] not in _BOUNDARY_AFTER:
+            bad.append(i)
+    return bad
+
+
+_WS_ANY_RE = re.compile(r"\s+")
+# What may follow a line's words in the source: the end of the paragraph, a closing quote, or
+# the opening of a quotation the line introduces (大呼“逆贼休走！” → 大呼 / 逆贼休走！).
+_BOUNDARY_AFTER = frozenset(_LINE_CLOSERS + "\n" + "".join(QUOTE_PAIRS))
 
 
 def split_sentences(text: str, lang: Lang) -> list[str]:
