@@ -42,6 +42,7 @@ from novelcomic.models import (
     Storyboard,
     VoiceSpec,
 )
+from novelcomic.plan import zh_cast
 from novelcomic.plan.base import ChapterText, PlanRequest, PlanResult
 from novelcomic.plan.text import Lang, Paragraph, Segment, sentence_spans, split_paragraphs, split_quotes, text_size
 
@@ -54,6 +55,7 @@ ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
         {
             "回答道", "回答", "答道", "说道", "问道", "笑道", "喊道", "叫道", "嚷道", "吼道", "骂道", "叹道",
             "应道", "低语", "嘟囔", "嘀咕", "大喊", "大叫", "说", "问", "道", "喊", "叫", "嚷", "答", "吼",
+            "曰", "喝道", "骂道", "云",
         },
         key=len,
         reverse=True,
@@ -89,6 +91,18 @@ ZH_SURNAMES = frozenset(
     "卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝萧"
 )
 SURNAME_FLAGS = frozenset({"nr", "ng", "nrfg", "nrt", "n"})
+# The heads of Chinese nouns for people (探子, 县令, 众官, 叔父, 老人, 庄主, 军士): a descriptor that
+# speaks ends in one of these; 共议 (a verb) and 书略 (a letter) do not.
+ZH_PERSON_SUFFIXES = frozenset(
+    "人子官令主父母兄弟妹姐嫂叔伯姑姨师生客者士卒兵将王帝后妃公侯相臣吏使童翁婆娘女儿夫妇汉僧道尼仆婢奴民贼众郎君爷奶叟"
+    "龙狐猴猿兔猫狗犬鸟鹤鹰雀燕虎狼熊蛇鱼妖怪魔鬼精仙神"  # creatures speak in fables and fantasy
+)
+# Titles that follow a surname to name someone (曹丞相, 刘皇叔, 关将军).
+ZH_TITLES = frozenset(
+    {"丞相", "将军", "皇叔", "太守", "刺史", "都督", "先生", "公子", "小姐", "大人", "老爷", "夫人", "太尉", "司徒", "司空",
+     "军师", "元帅", "大王", "国舅", "娘娘", "员外", "掌柜", "师父", "师傅", "道长", "大师", "长老", "姑娘", "少爷", "总管"}
+)
+ZH_NUMERAL_MEASURE_RE = re.compile(r"[一二三四五六七八九十百千两几数][个匹只头条口把张位名员]")
 ZH_SELF_INTRO_RE = re.compile(r"(?:我叫|我是|我的名字叫|我的名字是|叫我|我名叫)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)")
 ZH_CALLED_RE = re.compile(
     r"(?P<verb>自称|号称|名叫|叫做|人称|唤作|称呼他|称呼她|叫他|叫她|称他|称她|喊他|喊她)(?:为|作)?[“「]?"
@@ -449,6 +463,13 @@ def _zh_tagger() -> Tagger:
     return tag
 
 
+def _zh_dictionary() -> dict[str, str]:
+    """jieba's dictionary: word → part of speech."""
+    import jieba.posseg as pseg
+
+    return pseg.dt.word_tag_tab
+
+
 def _no_tagger(text: str) -> list[tuple[str, str]]:
     return []
 
@@ -719,16 +740,99 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
                 names.setdefault(intro.group(1), 0)
     for name in _frequent_names(lang, chapters, tagger, min_count):
         names.setdefault(name, 0)
+    full = "\n".join(p.para.text for paras in chapters for p in paras)
     if lang == "zh":
         _zh_called_links(chapters, tagger, descriptors, names, links)
+        _zh_refine(names, descriptors, links, full, tagger, {r for r, kind, _ in speech_refs if kind != "pronoun"})
     else:
         _en_called_links(chapters, names, links)
-    full = "\n".join(p.para.text for paras in chapters for p in paras)
     groups = _group_names(lang, list(names), descriptors, links, full)
     if lang == "zh":
         _given_name_aliases(groups, full)
+        groups = _zh_merge(groups, full)
     entries = _merge_existing(request.characters.characters, groups)
     return _assign_ids(lang, entries, full)
+
+
+def _zh_refine(
+    names: dict[str, int], descriptors: set[str], links: dict[str, str], full: str, tagger: Tagger, speakers: set[str]
+) -> None:
+    """Keep the candidates that are people (see :mod:`novelcomic.plan.zh_cast`): courtesy names
+    linked, glued verbs and titles cut off, places and words that never act dropped; a descriptor
+    (探子, 县令) is one noun."""
+    for alias, name in zh_cast.courtesy_links(full).items():
+        if name not in names and name[0] not in ZH_SURNAMES:
+            continue
+        names.setdefault(name, 0)
+        names.pop(alias, None)
+        links.setdefault(alias, name)
+    counts = {n: full.count(n) for n in [*names, *descriptors]}
+    for w in sorted(names, key=len, reverse=True):
+        if w in links:
+            continue
+        heads = [n for n in names if n not in links] + list(links)
+        head = zh_cast.glued_head(w, heads, counts)
+        if head is not None and counts.get(w, 0) * 2 <= counts.get(head, full.count(head)):
+            del names[w]
+            continue
+        split = zh_cast.title_split(w, names)
+        if split is not None:
+            del names[w]
+            links.setdefault(w, split[1])
+    evidence = zh_cast.person_evidence(full, [*names, *descriptors])
+    for w in list(names):
+        if w in links.values():
+            continue
+        ev = evidence.get(w)
+        acts = w in speakers or (ev is not None and ev.person)
+        if not acts or (ev is not None and zh_cast.is_place_like(w) and ev.place) or ZH_NUMERAL_MEASURE_RE.search(w):
+            del names[w]
+    people = [n for n in names if n not in links]
+    for d in list(descriptors):
+        ev = evidence.get(d)
+        toks = tagger(d)
+        if d not in links and (
+            (d not in speakers and (ev is None or not ev.person)) or zh_cast.is_place_like(d) or zh_cast.glued_head(d, people, counts)
+            or len(toks) != 1 or not toks[0][1].startswith("n") or d[-1] not in ZH_PERSON_SUFFIXES
+        ):
+            descriptors.discard(d)
+
+
+def _zh_merge(groups: list[_Entry], full: str) -> list[_Entry]:
+    """Abbreviations (何后 of 何太后) join their full form; an alias two people share (太后) is
+    nobody's; a one-character given name that opens clauses (操曰) joins its owner."""
+    by_len = sorted(groups, key=lambda e: len(e.name))
+    merged: list[_Entry] = []
+    for e in by_len:
+        target = next((g for g in groups if g is not e and g not in merged and not e.descriptor
+                       and zh_cast.abbreviates(e.name, g.name)), None)
+        if target is not None:
+            target.aliases.extend(a for a in e.names() if a not in target.names())
+            merged.append(e)
+    groups = [g for g in groups if not any(g is m for m in merged)]
+    owners = Counter(a for g in groups for a in set(g.names()))
+    for g in groups:
+        g.aliases = [a for a in g.aliases if owners[a] == 1]
+    mentions = {n: full.count(n) for g in groups if not g.descriptor for n in g.names() if n[0] in ZH_SURNAMES}
+    total = {id(g): sum(full.count(n) for n in g.names()) for g in groups}
+    for g in list(groups):  # 关公, 曹丞相: a surname and a title are the one of that surname the book is about
+        if len(g.name) < 2 or g.name[0] not in ZH_SURNAMES or not (
+            g.name[1:] in ZH_TITLES or (len(g.name) == 2 and g.name[1] in "公侯君爷")
+        ):
+            continue
+        kin = sorted((k for k in groups if k is not g and not k.descriptor and k.name[0] == g.name[0]
+                      and k.name[1:] not in ZH_TITLES), key=lambda k: -total[id(k)])
+        if kin and (len(kin) == 1 or total[id(kin[0])] >= 3 * max(1, total[id(kin[1])])):
+            kin[0].aliases.extend(a for a in g.names() if a not in kin[0].names())
+            groups.remove(g)
+    singles = zh_cast.single_char_aliases(
+        full, {n: c for n, c in mentions.items() if len(n) in (2, 3) and n[-1] not in ZH_PERSON_SUFFIXES}
+    )
+    for ch, name in singles.items():
+        owner = next((g for g in groups if name in g.names()), None)
+        if owner is not None and ch not in owners:
+            owner.aliases.append(ch)
+    return groups
 
 
 def _speech_refs(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> list[tuple[str, str, str]]:
@@ -776,11 +880,13 @@ def _frequent_names(lang: Lang, chapters: list[list[_Para]], tagger: Tagger, min
                 counts[w] += 1
                 if f in ("nr", "nrfg", "nrt"):
                     tagged.add(w)
-        return [
+        found = [
             w for w in sorted(tagged, key=lambda x: (-counts[x], x))
             if counts[w] >= min_count and 2 <= len(w) <= 4 and w not in ZH_NAME_STOP
-            and (w[0] in ZH_SURNAMES or w.startswith("阿"))
+            and (w[0] in ZH_SURNAMES or w.startswith("阿") or w[:2] in zh_cast.COMPOUND_SURNAMES)
         ]
+        missed = zh_cast.surname_ngrams("\n".join(narration), ZH_SURNAMES, _zh_dictionary(), max(3, min_count))
+        return found + [w for w in missed if w not in found and w not in ZH_NAME_STOP]
     quotes = [s.text for paras in chapters for p in paras for s in p.segments if s.is_quote]
     return _en_frequent_names(narration, min_count, quotes)
 
@@ -1090,15 +1196,27 @@ def _merge_existing(existing: Sequence[Character], groups: list[_Entry]) -> list
     return entries
 
 
+MAX_CAST = 300  # new characters kept from one book, most mentioned first
+MAX_MAIN = 12
+
+
 def _assign_ids(lang: Lang, entries: list[_Entry], full: str) -> _Cast:
-    """Order new characters by first appearance and give them ids; build the lookup."""
+    """Rank new characters (most mentioned first, then by first appearance), give them ids and
+    roles (main / supporting / minor; descriptors are extras drawn without a sheet of their own),
+    keep at most :data:`MAX_CAST`; build the lookup."""
 
     def first(e: _Entry) -> int:
         positions = [p for p in (full.find(n) for n in e.names()) if p >= 0]
         return min(positions) if positions else len(full)
 
     kept = [e for e in entries if e.existing is not None]
-    new = sorted((e for e in entries if e.existing is None and first(e) < len(full)), key=lambda e: (first(e), e.name))
+    mentions = _mention_counts(lang, entries, full)
+    new = sorted(
+        (e for e in entries if e.existing is None and first(e) < len(full)),
+        key=lambda e: (e.descriptor, -mentions.get(e.name, 0), first(e), e.name),
+    )
+    new = [e for e in new if not e.descriptor][:MAX_CAST] + [e for e in new if e.descriptor][: MAX_CAST // 10]
+    top = max((mentions.get(e.name, 0) for e in new), default=0)
     used = {e.fixed_id for e in kept if e.fixed_id}
     n = 0
     for e in new:
@@ -1111,8 +1229,40 @@ def _assign_ids(lang: Lang, entries: list[_Entry], full: str) -> _Cast:
         e.fixed_id = slug
         used.add(slug)
     ordered = kept + new
-    chars = [e.existing or Character(id=e.fixed_id or "", name=e.name, aliases=e.aliases) for e in ordered]
+    chars = [
+        e.existing or Character(
+            id=e.fixed_id or "", name=e.name, aliases=e.aliases,
+            role=_role(e, i, mentions.get(e.name, 0), top), group=e.descriptor and _is_group(lang, e.name),
+        )
+        for i, e in enumerate(ordered)
+    ]
     return _make_cast(chars, {})
+
+
+def _role(e: _Entry, rank: int, mentions: int, top: int) -> str:
+    if e.descriptor:
+        return "extra"
+    if rank < MAX_MAIN and mentions >= max(3, top // 4):
+        return "main"
+    return "minor" if mentions <= 3 else "supporting"
+
+
+def _is_group(lang: Lang, name: str) -> bool:
+    """众官, 二人, 军士, the soldiers: several people, or anyone of a kind."""
+    if lang == "zh":
+        return bool(re.match(r"^(?:众|诸|群|[二两三四五六七八九十百千数]+[人个位名])", name)) or name.endswith(("们", "众", "军", "兵", "士"))
+    return name.lower().endswith("s") or name.lower().startswith(("the crowd", "people"))
+
+
+def _mention_counts(lang: Lang, entries: list[_Entry], full: str) -> dict[str, int]:
+    """Entry name → how often any of its names occurs (one pass, longest names first)."""
+    owner = {n: e.name for e in entries for n in e.names() if n}
+    cast = _make_cast([Character(id=f"x{i}", name=n) for i, n in enumerate(owner)], {})
+    counts: Counter[str] = Counter()
+    if cast.pattern is not None:
+        for m in cast.pattern.finditer(full):
+            counts[owner[m.group(0)]] += 1
+    return counts
 
 
 def _make_cast(chars: list[Character], genders: dict[str, str]) -> _Cast:
@@ -1123,8 +1273,11 @@ def _make_cast(chars: list[Character], genders: dict[str, str]) -> _Cast:
                 lookup[n] = c.id
     if not lookup:
         return _Cast(chars, lookup, genders, None)
-    alts = "|".join(re.escape(n) for n in sorted(lookup, key=lambda x: (-len(x), x)))
+    alts = "|".join(re.escape(n) for n in sorted(lookup, key=lambda x: (-len(x), x)) if len(n) > 1 or n.isascii())
     ascii_only = all(n.isascii() for n in lookup)
+    singles = "".join(re.escape(n) for n in lookup if len(n) == 1 and not n.isascii())
+    if singles:  # 操 is 曹操 where it opens a clause before more text (操曰), not inside 操练
+        alts = "|".join(a for a in (alts, rf"(?<![\u4e00-\u9fff])[{singles}](?=[\u4e00-\u9fff])") if a)
     pattern = re.compile(rf"\b(?:{alts})\b" if ascii_only else alts)
     return _Cast(chars, lookup, genders or _genders(chars), pattern)
 
