@@ -202,6 +202,10 @@ def is_boilerplate(line: str) -> bool:
     """
     if not line or any(c in _DIALOGUE_CHARS for c in line):
         return False
+    from novelcomic.ingest.split import parse_heading
+
+    if parse_heading(line) is not None:
+        return False  # 第3章 标题（求收藏）: the splitter strips the decoration
     core = _core(line)
     if not core:
         return False
@@ -331,13 +335,21 @@ def reflow(lines: list[str], indents: list[int] | None = None) -> list[str]:
     base = min(nonblank_indents) if nonblank_indents else 0
     structural = [bool(line) and _is_structural(line) for line in lines]
     punctuated = _zh_paragraphs_end_punctuated(lines, structural)
+    # Paragraphs separated by blank lines: a nearly full line before a non-blank one is a wrap,
+    # whatever it ends with.
+    nonblank = sum(1 for line in lines if line)
+    indented = sum(1 for line, ind in zip(lines, indents) if line and ind > base)
+    blank_paragraphs = (
+        sum(1 for a, b in zip(lines, lines[1:]) if a and not b) >= nonblank * _BLANK_PARAGRAPHS_SHARE
+        and indented < nonblank * _INDENTED_PARAGRAPHS_SHARE
+    )
     join = [False] * len(lines)
     for i in range(len(lines) - 1):
         cur, nxt = lines[i], lines[i + 1]
         if not cur or not nxt or structural[i] or structural[i + 1]:
             continue
         if width is not None and indents[i + 1] <= base:
-            join[i] = _runs_on(cur, indents[i], nxt, width)
+            join[i] = _runs_on(cur, indents[i], nxt, width, blank_paragraphs)
         if not join[i] and indents[i + 1] <= indents[i]:
             join[i] = _cut_mid_phrase(lines, indents, i, punctuated)
     out: list[str] = []
@@ -352,10 +364,16 @@ def reflow(lines: list[str], indents: list[int] | None = None) -> list[str]:
     return out
 
 
-def _runs_on(cur: str, indent: int, nxt: str, width: int) -> bool:
+_BLANK_PARAGRAPHS_SHARE = 0.03
+_INDENTED_PARAGRAPHS_SHARE = 0.05
+
+
+def _runs_on(cur: str, indent: int, nxt: str, width: int, blank_paragraphs: bool = False) -> bool:
     """In a book wrapped at ``width``: ``cur`` was cut to make room, ``nxt`` is its continuation."""
     used = indent + display_width(cur)
     tol = _wrap_tolerance(width)
+    if blank_paragraphs and used >= width - 2 * tol:
+        return True
     if _CJK_CHAR_RE.match(nxt[0]) or _CJK_CHAR_RE.match(cur[-1]):
         # Chinese is cut at a character count: the line is (nearly) full.
         return used >= width - tol // 2 and (_is_open(cur) or used >= width - 1)
