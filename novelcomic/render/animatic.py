@@ -129,7 +129,7 @@ class AnimaticBackend:
         """A turnaround sheet: name on top, front / three-quarter / side / back / face, palette swatches."""
         self.check_inputs(request)
         ss = self.supersample
-        look = look_for(request.character)
+        look = look_for(request.character, character_period(request, request.character), request.language)
         canvas = Image.new("RGB", (request.width * ss, request.height * ss), SHEET_BG)
         fonts = LetterFonts(self.font, request.language)
         sheet = _SheetPainter(canvas, look, request, fonts)
@@ -154,7 +154,10 @@ class AnimaticBackend:
         ground = scenery.ground_y(h, shot.camera.angle)
         canvas = _Backdrop(scenery, w, h, request.seed, shot.camera.angle).paint()
         _apply_mood(canvas, shot.mood or request.scene.mood)
-        looks = {ref.character.id: look_for(ref.character) for ref in request.characters}
+        looks = {
+            ref.character.id: look_for(ref.character, character_period(request, ref.character), request.language)
+            for ref in request.characters
+        }
         safe = check_safe_area(request.safe_area)
         placements = _layout(shot, looks, w, h, ground, safe)
         for p in placements:
@@ -188,6 +191,9 @@ class AnimaticBackend:
                 "time_of_day": scenery.time,
                 "interior": scenery.interior,
                 "scenery": list(scenery.elements),
+                "kind": scenery.kind,
+                "region": scenery.region,
+                "weather": scenery.weather,
                 "props": {pid: _scale_box(b, ss, image.size) for pid, b in prop_boxes.items()},
             },
         )
@@ -245,6 +251,7 @@ def _look_meta(look: CharacterLook) -> dict[str, Any]:
     return {
         "clothing": list(look.clothing), "accent": list(look.accent), "hair": list(look.hair),
         "skin": list(look.skin), "hair_style": look.hair_style, "garment": look.garment,
+        "species": look.species, "region": look.region,
     }
 
 
@@ -292,33 +299,98 @@ _SUN_AND_MOON: dict[str, RGB] = {
 
 @dataclass(frozen=True)
 class _Scenery:
-    """What a location looks like: time of day, inside or out, and the elements to draw."""
+    """What a location looks like: its kind (sea, cave, palace …), the book's region (how
+    buildings look), time of day and weather (only when set or stated: else plain daylight),
+    inside or out, and the elements to draw for a place of unknown kind."""
 
     key: str
     words: str
     time: str
     interior: bool
     elements: tuple[str, ...]
+    kind: str = "unknown"
+    region: str = "china"
+    weather: str = "unknown"
 
     @classmethod
     def for_request(cls, request: ShotRequest) -> "_Scenery":
+        from novelcomic.plan.world import location_kind, time_and_weather
+
+        lang = request.language if request.language in ("zh", "en") else "zh"
         loc: Location | None = request.location
         if loc is not None:
-            key = loc.id
+            key = loc.id + "/" + loc.name
             words = _words(loc.id, loc.name, " ".join(loc.aliases), loc.description)
-            interior = loc.interior
+            kind = loc.kind if loc.kind != "unknown" else location_kind(loc.name, loc.description, lang)
+            if kind == "unknown":
+                kind = next((k for k in (location_kind(a, "", lang) for a in loc.aliases) if k != "unknown"), "unknown")
+            stated_time, stated_weather = time_and_weather(" ".join([loc.name, *loc.aliases, loc.description]), lang)
+            time = loc.time_of_day if loc.time_of_day != "unknown" else stated_time
+            weather = loc.weather if loc.weather != "unknown" else stated_weather
+            interior = loc.interior or kind == "interior"
         else:
             key = request.shot.location or request.scene.location or f"{request.chapter}/{request.scene.id}"
             words = _words(key, request.scene.summary)
-            interior = False
-        time = loc.time_of_day if loc is not None and loc.time_of_day != "unknown" else _time_from_words(words, key)
-        return cls(key, words, time, interior, () if interior else _elements(words, key))
+            kind, time, weather, interior = "unknown", "unknown", "unknown", False
+        time = time if time in _SKY else "day"  # unknown: plain daylight
+        if interior:
+            weather = "unknown"  # the weather outside is not drawn in a room
+        region = request_region(request)
+        elements = () if interior else ((kind,) if kind != "unknown" else _elements(words, key))
+        return cls(key, words, time, interior, elements, kind, region, weather)
 
     def ground_y(self, h: int, angle: str) -> int:
         """Where figures' feet meet the horizon line (interiors: where the wall meets the floor)."""
         base = 0.62 if self.interior else 0.56
+        if self.kind != "unknown" and not self.interior:  # each place its own horizon
+            base += ((_hash_int("horizon:" + self.key) % 9) - 4) * 0.006
         base += {"low": 0.09, "high": -0.1, "overhead": -0.2}.get(angle, 0.0)
         return round(h * base)
+
+
+def request_region(request: SheetRequest | ShotRequest) -> str:
+    """Where the pictures' buildings and clothes come from (see world.period_region): the
+    request's ``period`` when the pipeline passes one, else the period its own words suggest,
+    else the language's (zh: China)."""
+    from novelcomic.plan.world import period_region
+
+    lang = request.language if request.language in ("zh", "en") else "zh"
+    return period_region(request_period(request), lang)
+
+
+def character_period(request: SheetRequest | ShotRequest, character: Any) -> str:
+    """The period a character's clothes follow: the request's, else what the character's own
+    words suggest — the same on its sheet and in every shot."""
+    from novelcomic.plan.world import detect_period
+
+    period = getattr(request, "period", None)
+    if period and period not in ("auto", "unknown"):
+        return period
+    lang = request.language if request.language in ("zh", "en") else "zh"
+    text = " ".join([character.appearance, character.description])
+    return detect_period(text, lang) if text.strip() else "unknown"
+
+
+def request_period(request: SheetRequest | ShotRequest) -> str:
+    """The book's period for ``request``: its ``period`` field (project.yaml over locations.yaml,
+    set by the pipeline) when there is one, else detected from the words the request carries."""
+    from novelcomic.plan.world import detect_period
+
+    period = getattr(request, "period", None)
+    if period and period not in ("auto", "unknown"):
+        return period
+    lang = request.language if request.language in ("zh", "en") else "zh"
+    if isinstance(request, SheetRequest):
+        c = request.character
+        text = " ".join([c.appearance, c.description])
+    else:
+        parts = [request.scene.summary, request.shot.source, request.shot.image_prompt]
+        parts += [ln.text for ln in request.shot.lines]
+        parts += [ref.character.appearance + " " + ref.character.description for ref in request.characters]
+        if request.location is not None:
+            parts += [request.location.name, request.location.description]
+        text = " ".join(p for p in parts if p)
+    return detect_period(text, lang) if text.strip() else "unknown"
 
 
 def _time_from_words(words: str, key: str) -> str:
@@ -348,12 +420,14 @@ class _Backdrop:
         self.image = Image.new("RGB", (w, h), self.bottom)
         self.draw = ImageDraw.Draw(self.image)
         self.unit = min(w, h)
+        self.clouds = True
 
     def paint(self) -> Image.Image:
-        if self.sc.interior:
-            self._interior()
-        else:
-            self._exterior()
+        if not _paint_place(self):
+            if self.sc.interior:
+                self._interior()
+            else:
+                self._exterior()
         return self.image
 
     # -- helpers
@@ -413,7 +487,7 @@ class _Backdrop:
         colour = _SUN_AND_MOON[self.sc.time]
         self._circle(body_x, body_y, r * 1.6, mix(mix(colour, self.bottom, 0.55), self.top, 0.4))
         self._circle(body_x, body_y, r, colour)
-        if self.sc.time != "night":
+        if self.sc.time != "night" and self.clouds:
             for _ in range(rng.randint(2, 4)):
                 self._cloud(rng.uniform(-0.1, 1.1) * w, rng.uniform(0.08, 0.5) * hz, rng.uniform(0.12, 0.22) * w)
 
@@ -628,6 +702,684 @@ class _Backdrop:
 
     def _candle_glow(self) -> None:
         self.image.paste((255, 176, 90), mask=_radial_mask(self.image.size, (0.5, 0.55), 0.6, 90))
+
+
+# --------------------------------------------------------------------------- places by kind
+
+_OVERCAST: dict[str, tuple[RGB, RGB, float]] = {  # weather → sky top, horizon, light
+    "rain": ((108, 118, 132), (168, 176, 184), 0.78),
+    "storm": ((44, 48, 62), (96, 102, 116), 0.6),
+    "snow": ((176, 184, 196), (226, 230, 236), 0.95),
+    "fog": ((196, 200, 204), (224, 226, 226), 0.9),
+}
+_GROUND: dict[str, RGB] = {
+    "mountain": (112, 132, 92), "forest": (70, 110, 62), "river": (110, 150, 84), "village": (150, 160, 96),
+    "field": (128, 166, 78), "battlefield": (170, 150, 112), "palace": (196, 190, 176), "temple": (184, 176, 160),
+    "city_street": (150, 146, 140), "sea": (222, 206, 160), "sky": (236, 240, 246),
+}
+
+
+def _paint_place(bd: "_Backdrop") -> bool:
+    """Paint the backdrop of a place of known kind (and any place's weather); False: the generic
+    painter draws it (a place of unknown kind and no weather)."""
+    sc = bd.sc
+    if sc.kind == "unknown" and sc.weather == "unknown":
+        return False
+    place = _Place(bd)
+    if sc.kind == "unknown":
+        place.overcast()
+        bd._interior() if sc.interior else bd._exterior()
+    elif sc.kind == "cave":
+        place.cave()
+    elif sc.interior:
+        place.room()
+    else:
+        place.overcast()
+        getattr(place, sc.kind)()
+    place.weather()
+    return True
+
+
+class _Place:
+    """Backdrops by kind of place, in the buildings of the book's region; each place's colours
+    and layout vary with its id and name, so two places of one kind never look alike."""
+
+    def __init__(self, bd: "_Backdrop") -> None:
+        self.bd, self.sc, self.draw = bd, bd.sc, bd.draw
+        self.w, self.h, self.hz, self.u = bd.w, bd.h, bd.horizon, bd.unit
+        self.rng = random.Random(_hash_int("layout:" + bd.sc.key))
+        v = random.Random(_hash_int("tint:" + bd.sc.key))
+        self.tint: RGB = (v.randint(40, 230), v.randint(40, 230), v.randint(40, 230))
+        self.amount = v.uniform(0.1, 0.22)
+        self.region = bd.sc.region
+        self.east = self.region in ("china", "fantasy_east")
+
+    # -- colour and sky
+
+    def c(self, colour: RGB, far: float = 0.0) -> RGB:
+        """``colour`` with this place's tint, under the light of its time and weather."""
+        return self.bd._lit(mix(colour, self.tint, self.amount), far)
+
+    def overcast(self) -> None:
+        if self.sc.weather in _OVERCAST and not self.sc.interior:
+            top, bottom, light = _OVERCAST[self.sc.weather]
+            if self.sc.time != "day":
+                t0, b0, l0 = _SKY[self.sc.time]
+                top, bottom, light = mix(top, t0, 0.6), mix(bottom, b0, 0.6), min(light, l0)
+            self.bd.top, self.bd.bottom, self.bd.light = top, bottom, light
+        tint = mix(self.tint, (255, 255, 255), 0.5)
+        self.bd.top, self.bd.bottom = mix(self.bd.top, tint, 0.12), mix(self.bd.bottom, tint, 0.08)
+
+    def _sky(self, horizon: int | None = None) -> None:
+        hz = self.hz if horizon is None else horizon
+        self.bd._gradient((0, 0, self.w, hz), self.bd.top, self.bd.bottom)
+        if self.sc.weather in ("rain", "storm", "fog", "snow"):
+            rng = self.bd.weather
+            for _ in range(rng.randint(3, 5)):  # a lid of grey cloud
+                self.bd._cloud(rng.uniform(-0.1, 1.1) * self.w, rng.uniform(0.02, 0.3) * hz, rng.uniform(0.3, 0.5) * self.w)
+            return
+        self.bd.clouds = self.sc.weather != "clear"
+        self.bd._sky_objects()
+
+    def ground(self, colour: RGB, top: int | None = None) -> None:
+        t = self.hz if top is None else top
+        self.bd._gradient((0, t, self.w, self.h), self.c(colour, 0.3), self.c(shade(colour, 0.8)))
+
+    def poly(self, pts: Sequence[tuple[float, float]], colour: RGB) -> None:
+        self.draw.polygon([(float(x), float(y)) for x, y in pts], fill=colour)
+
+    def rect(self, l: float, t: float, r: float, b: float, colour: RGB) -> None:
+        self.draw.rectangle((l, t, r, b), fill=colour)
+
+    def lw(self, f: float = 1.0) -> int:
+        return max(1, round(self.u / 220 * f))
+
+    def hills(self, colour: RGB, height: float, far: float, peaks: int, sharp: bool = False) -> None:
+        pts = [(0.0, float(self.hz))]
+        for i in range(peaks * 2 + 1):
+            x = self.w * i / (peaks * 2) + self.rng.uniform(-0.03, 0.03) * self.w
+            top = self.rng.uniform(0.55, 1.0) if i % 2 else self.rng.uniform(0.1, 0.4)
+            pts.append((x, self.hz - height * self.h * top))
+        pts.append((float(self.w), float(self.hz)))
+        if not sharp:
+            pts = _smooth(pts)
+        self.poly(pts, self.c(colour, far))
+
+    # -- buildings in the region's style
+
+    def building(self, x: float, base: float, bw: float, bh: float, far: float = 0.25, storeys: int = 1) -> None:
+        night = self.sc.time in ("night", "dusk")
+        glow: RGB = (252, 208, 110)
+        r = self.region
+        if r in ("china", "fantasy_east"):
+            wall = self.c((228, 220, 200), far)
+            self.rect(x - bw / 2, base - bh, x + bw / 2, base, wall)
+            self.rect(x - bw / 2, base - bh * 0.12, x + bw / 2, base, self.c((120, 100, 86), far))
+            self.bd._roof(x, base - bh, bw * 1.3, bh * 0.5, self.c((66, 62, 72), far))
+            for k in (-0.25, 0.25):
+                ww = bw * 0.13
+                self.rect(x + k * bw - ww, base - bh * 0.72, x + k * bw + ww, base - bh * 0.35,
+                          glow if night else self.c((120, 84, 62), far))
+            return
+        if r == "modern":
+            wall = self.c(self.rng.choice(((178, 190, 204), (200, 196, 188), (150, 164, 180), (210, 204, 196))), far)
+            self.rect(x - bw / 2, base - bh, x + bw / 2, base, wall)
+            cols, rows = max(2, round(bw / (self.u * 0.04))), max(2, round(bh / (self.u * 0.05)))
+            win = glow if night else self.c((120, 160, 196), far)
+            for i in range(cols):
+                for j in range(rows):
+                    if night and self.rng.random() < 0.35:
+                        continue
+                    wx = x - bw / 2 + bw * (i + 0.25) / cols
+                    wy = base - bh + bh * (j + 0.2) / rows
+                    self.rect(wx, wy, wx + bw / cols * 0.5, wy + bh / rows * 0.55, win)
+            return
+        # England, a western fantasy, an English book of unknown period: brick or stone, pitched roofs
+        brick = self.rng.choice(((160, 84, 64), (176, 104, 76), (196, 184, 160), (150, 140, 130)))
+        if r == "fantasy_west":
+            brick = (232, 222, 196)
+        wall = self.c(brick, far)
+        self.rect(x - bw / 2, base - bh, x + bw / 2, base, wall)
+        roof = self.c((70, 74, 86) if r != "fantasy_west" else (120, 70, 50), far)
+        rise = bh * (0.45 if r == "fantasy_west" else 0.32)
+        self.poly([(x - bw * 0.56, base - bh), (x, base - bh - rise), (x + bw * 0.56, base - bh)], roof)
+        cx = x + bw * 0.28
+        self.rect(cx - bw * 0.05, base - bh - rise * 0.9, cx + bw * 0.05, base - bh - rise * 0.4, shade(wall, 0.8))
+        if r == "fantasy_west":
+            beam = self.c((70, 50, 40), far)
+            for k in (-0.5, 0.0, 0.5):
+                self.draw.line((x + k * bw, base - bh, x + k * bw, base), fill=beam, width=self.lw(1.4))
+        win = glow if night else self.c((64, 74, 96), far)
+        frame = self.c((236, 232, 224), far)
+        for s_ in range(storeys):
+            wy = base - bh * (0.78 - s_ * 0.42) if storeys > 1 else base - bh * 0.7
+            for k in (-0.28, 0.28):
+                ww, wh = bw * 0.12, bh * 0.16
+                self.rect(x + k * bw - ww - 2, wy - 2, x + k * bw + ww + 2, wy + wh + 2, frame)
+                self.rect(x + k * bw - ww, wy, x + k * bw + ww, wy + wh, win)
+        self.rect(x - bw * 0.08, base - bh * 0.3, x + bw * 0.08, base, self.c((70, 56, 50), far))
+
+    def gas_lamp(self, x: float, base: float, size: float) -> None:
+        post = (40, 40, 46)
+        self.draw.line((x, base, x, base - size), fill=post, width=self.lw(1.6))
+        glass = (252, 220, 140) if self.sc.time in ("night", "dusk") else (220, 224, 210)
+        self.poly([(x - size * 0.08, base - size), (x + size * 0.08, base - size), (x + size * 0.06, base - size * 1.16),
+                   (x - size * 0.06, base - size * 1.16)], glass)
+        self.poly([(x - size * 0.1, base - size * 1.16), (x + size * 0.1, base - size * 1.16), (x, base - size * 1.24)], post)
+
+    def flag(self, x: float, base: float, size: float, colour: RGB) -> None:
+        self.draw.line((x, base, x, base - size), fill=(70, 54, 40), width=self.lw(1.2))
+        if self.east:
+            self.poly([(x, base - size), (x + size * 0.38, base - size * 0.9), (x, base - size * 0.62)], colour)
+        else:
+            self.rect(x, base - size, x + size * 0.32, base - size * 0.76, colour)
+
+    def tree(self, x: float, base: float, size: float, far: float) -> None:
+        if self.east and self.rng.random() < 0.5:
+            self.bd._pine(x, base, size, far)
+        elif "竹" in self.sc.words or "bamboo" in self.sc.words:
+            self.bd._bamboo(x, base, size * 1.5, far)
+        else:
+            self.bd._round_tree(x, base, size, far)
+
+    # -- kinds
+
+    def sea(self) -> None:
+        hz = self.hz = self.bd.horizon = round(self.h * (0.42 + self.rng.uniform(-0.03, 0.03)))
+        self._sky()
+        if self.rng.random() < 0.6:  # a far island or headland
+            x = self.rng.uniform(0.1, 0.9) * self.w
+            iw, ih = self.w * self.rng.uniform(0.2, 0.4), self.h * self.rng.uniform(0.03, 0.07)
+            self.poly(_smooth([(x - iw / 2, hz), (x - iw * 0.2, hz - ih), (x + iw * 0.1, hz - ih * 0.7), (x + iw / 2, hz)]),
+                      self.c((90, 110, 110), 0.6))
+        deep, near = self.c((40, 96, 150), 0.2), self.c((60, 140, 170))
+        self.bd._gradient((0, hz, self.w, self.h), deep, near)
+        foam = mix(self.bd.bottom, (255, 255, 255), 0.6)
+        for i in range(18):
+            y = hz + (self.h - hz) * (i / 18) ** 1.5 + self.rng.uniform(0, 6)
+            x = self.rng.uniform(-0.1, 1.0) * self.w
+            span = self.w * self.rng.uniform(0.05, 0.16) * (0.4 + i / 18)
+            self.draw.arc((x, y - span * 0.12, x + span, y + span * 0.12), 200, 340, fill=foam, width=self.lw(0.8 + i / 9))
+        self._ship(self.rng.uniform(0.15, 0.85) * self.w, hz + (self.h - hz) * 0.08, self.u * self.rng.uniform(0.1, 0.16))
+        if self.rng.random() < 0.5:  # a strip of beach in front
+            top = self.h - (self.h - hz) * 0.18
+            self.poly(_smooth([(0, top + 20), (self.w * 0.4, top), (self.w, top + 30), (self.w, self.h), (0, self.h)]),
+                      self.c(_GROUND["sea"]))
+
+    def _ship(self, x: float, y: float, size: float) -> None:
+        hull = self.c((96, 66, 46), 0.3)
+        self.poly([(x - size, y - size * 0.15), (x + size, y - size * 0.15), (x + size * 0.7, y), (x - size * 0.7, y)], hull)
+        sail = self.c((236, 226, 200), 0.3)
+        self.draw.line((x, y - size * 0.15, x, y - size * 1.3), fill=hull, width=self.lw())
+        if self.east:  # a junk's battened sail
+            self.poly([(x + size * 0.05, y - size * 1.25), (x + size * 0.6, y - size * 1.1), (x + size * 0.55, y - size * 0.25),
+                       (x + size * 0.05, y - size * 0.25)], self.c((200, 120, 80), 0.3))
+            for k in range(1, 5):
+                yy = y - size * (0.25 + k * 0.2)
+                self.draw.line((x + size * 0.05, yy, x + size * 0.58, yy - size * 0.03), fill=hull, width=self.lw(0.6))
+        else:
+            for k in (0.3, 0.75):
+                self.rect(x - size * 0.4, y - size * (k + 0.45), x + size * 0.4, y - size * k, sail)
+
+    def mountain(self) -> None:
+        self._sky()
+        self.hills((120, 136, 156), 0.42, 0.65, 3, sharp=True)
+        if self.sc.time != "night":
+            for _ in range(3):  # a band of mist between the ranges
+                y = self.hz - self.h * self.rng.uniform(0.05, 0.2)
+                self.draw.ellipse((self.rng.uniform(-0.3, 0.6) * self.w, y - self.u * 0.02,
+                                   self.rng.uniform(0.5, 1.3) * self.w, y + self.u * 0.02),
+                                  fill=mix(self.bd.bottom, (255, 255, 255), 0.4))
+        self.hills((84, 104, 96), 0.26, 0.3, 4, sharp=True)
+        self.ground(_GROUND["mountain"])
+        for _ in range(self.rng.randint(2, 4)):
+            self.tree(self.rng.uniform(0, 1) * self.w, self.hz + self.u * 0.02, self.u * 0.12, 0.3)
+        rock = self.c((128, 120, 112))
+        for side in (-1, 1):  # near rocks framing the view
+            x = self.w * (0.5 + side * self.rng.uniform(0.38, 0.5))
+            r = self.u * self.rng.uniform(0.12, 0.2)
+            self.poly([(x - r, self.h), (x - r * 0.6, self.h - r * 0.9), (x + r * 0.2, self.h - r), (x + r, self.h)], rock)
+
+    def cave(self) -> None:
+        w, h = self.w, self.h
+        rock, dark = self.c((96, 84, 76)), self.c((46, 40, 40))
+        self.bd._gradient((0, 0, w, h), dark, rock)
+        # the mouth: the outside light in an arch
+        mx = w * self.rng.uniform(0.35, 0.65)
+        mw, top = w * self.rng.uniform(0.35, 0.55), h * self.rng.uniform(0.16, 0.26)
+        floor = self.hz
+        outside = _SKY[self.sc.time][1]
+        arch = _smooth([(mx - mw / 2, floor), (mx - mw * 0.45, top + h * 0.1), (mx - mw * 0.2, top), (mx + mw * 0.15, top + h * 0.02),
+                        (mx + mw * 0.45, top + h * 0.12), (mx + mw / 2, floor)])
+        self.poly(arch, mix(outside, (255, 255, 255), 0.2))
+        if _has(self.sc.words, ("水帘", "瀑", r"\bwaterfall", r"\bfalls\b")):  # a curtain of water over the mouth
+            water = (200, 228, 240)
+            for i in range(14):
+                x = mx - mw * 0.45 + mw * 0.9 * i / 13
+                self.draw.line((x, top + h * 0.04, x + self.rng.uniform(-3, 3), floor), fill=water, width=self.lw(1.4))
+        for _ in range(self.rng.randint(7, 11)):  # stalactites
+            x, length = self.rng.uniform(0, 1) * w, h * self.rng.uniform(0.06, 0.16)
+            half = self.u * self.rng.uniform(0.015, 0.035)
+            self.poly([(x - half, 0), (x + half, 0), (x, length)], self.c((120, 108, 98)))
+        self.bd._gradient((0, floor, w, h), self.c((110, 98, 88)), self.c((70, 62, 58)))
+        for _ in range(self.rng.randint(3, 5)):  # boulders on the floor
+            x, r = self.rng.uniform(0, 1) * w, self.u * self.rng.uniform(0.04, 0.09)
+            y = floor + (h - floor) * self.rng.uniform(0.1, 0.7)
+            self.draw.ellipse((x - r, y - r * 0.6, x + r, y + r * 0.4), fill=self.c((84, 76, 70)))
+        if self.sc.time == "night":
+            self.bd._candle_glow()
+
+    def forest(self) -> None:
+        self._sky()
+        self.ground(_GROUND["forest"])
+        for layer, (n, size, far) in enumerate(((14, 0.16, 0.45), (9, 0.22, 0.2), (5, 0.32, 0.0))):
+            for _ in range(n):
+                x = self.rng.uniform(-0.08, 1.08) * self.w
+                base = self.hz + (self.h - self.hz) * (0.02 + 0.14 * layer) + self.rng.uniform(0, 4)
+                self.tree(x, base, self.u * size * self.rng.uniform(0.8, 1.2), far)
+        if self.sc.time in ("day", "dawn") and self.sc.weather == "unknown":  # shafts of light
+            glow = Image.new("L", (self.w, self.h), 0)
+            gd = ImageDraw.Draw(glow)
+            for _ in range(3):
+                x = self.rng.uniform(0.1, 0.9) * self.w
+                gd.polygon([(x, 0), (x + self.w * 0.08, 0), (x + self.w * 0.2, self.h), (x + self.w * 0.1, self.h)], fill=40)
+            self.bd.image.paste((255, 250, 220), mask=glow)
+
+    def river(self) -> None:
+        self._sky()
+        self.hills((110, 140, 120), 0.12, 0.5, 3)
+        self.ground(_GROUND["river"])
+        hz, h, w = self.hz, self.h, self.w
+        cx = w * self.rng.uniform(0.35, 0.65)
+        bend = w * self.rng.uniform(-0.25, 0.25)
+        left = _smooth([(cx - w * 0.02, hz), (cx - w * 0.12 + bend, hz + (h - hz) * 0.4), (cx - w * 0.55, h)])
+        right = _smooth([(cx + w * 0.55, h), (cx + w * 0.12 + bend, hz + (h - hz) * 0.4), (cx + w * 0.02, hz)])
+        self.poly(left + right, self.c((70, 130, 170), 0.1))
+        shine = mix(self.bd.bottom, (255, 255, 255), 0.55)
+        for i in range(10):
+            y = hz + (h - hz) * (i + 0.5) / 10
+            t = (y - hz) / (h - hz)
+            x = cx + bend * math.sin(t * math.pi) * 0.8 + self.rng.uniform(-0.1, 0.1) * w * t
+            self.draw.line((x - w * 0.05 * t, y, x + w * 0.05 * t, y), fill=shine, width=self.lw(0.6 + t))
+        for _ in range(self.rng.randint(8, 14)):  # reeds on the banks
+            side = self.rng.choice((-1, 1))
+            y = hz + (h - hz) * self.rng.uniform(0.3, 1.0)
+            t = (y - hz) / (h - hz)
+            x = cx + side * w * (0.1 + 0.5 * t) + self.rng.uniform(-0.05, 0.05) * w
+            self.draw.line((x, y, x + side * 4, y - self.u * 0.06 * (0.5 + t)), fill=self.c((96, 120, 60)), width=self.lw())
+        if self.rng.random() < 0.5:
+            self.bd._bridge()
+
+    def palace(self) -> None:
+        self._sky()
+        lawn = self.region in ("england", "neutral", "fantasy_west")
+        self.ground((118, 156, 88) if lawn else _GROUND["palace"])
+        x = self.w * self.rng.uniform(0.4, 0.6)
+        base = self.hz + self.u * 0.02
+        bw = self.w * self.rng.uniform(0.7, 0.95)
+        r = self.region
+        if r in ("china", "fantasy_east"):
+            steps = self.c((236, 232, 222), 0.1)
+            self.poly([(x - bw * 0.55, base), (x + bw * 0.55, base), (x + bw * 0.45, base - self.u * 0.06),
+                       (x - bw * 0.45, base - self.u * 0.06)], steps)
+            top = base - self.u * 0.06
+            hh = self.u * self.rng.uniform(0.16, 0.22)
+            self.rect(x - bw * 0.4, top - hh, x + bw * 0.4, top, self.c((170, 52, 46), 0.1))
+            for i in range(7):
+                cx = x - bw * 0.36 + bw * 0.72 * i / 6
+                self.rect(cx - self.u * 0.01, top - hh, cx + self.u * 0.01, top, self.c((120, 30, 30), 0.1))
+            roof = self.c((214, 164, 52), 0.1)
+            self.bd._roof(x, top - hh, bw * 1.05, hh * 0.55, roof)
+            self.bd._roof(x, top - hh * 1.5, bw * 0.7, hh * 0.45, roof)
+            if r == "fantasy_east":  # a palace in the clouds
+                for _ in range(6):
+                    self.bd._cloud(self.rng.uniform(0, 1) * self.w, base + self.rng.uniform(-0.02, 0.08) * self.h,
+                                   self.w * self.rng.uniform(0.3, 0.5))
+        elif r == "fantasy_west":
+            stone = self.c((170, 166, 160), 0.15)
+            hh = self.u * 0.28
+            self.rect(x - bw * 0.35, base - hh, x + bw * 0.35, base, stone)
+            for k in (-0.4, -0.13, 0.13, 0.4):
+                tx, th = x + k * bw, hh * (1.5 if abs(k) < 0.2 else 1.25)
+                self.rect(tx - bw * 0.06, base - th, tx + bw * 0.06, base, shade(stone, 0.92))
+                self.poly([(tx - bw * 0.08, base - th), (tx, base - th - self.u * 0.1), (tx + bw * 0.08, base - th)],
+                          self.c((60, 70, 120), 0.15))
+                self.flag(tx, base - th - self.u * 0.1, self.u * 0.08, self.c((200, 50, 50)))
+            self.draw.rectangle((x - bw * 0.06, base - hh * 0.45, x + bw * 0.06, base), fill=self.c((60, 44, 36)))
+        elif r == "modern":
+            for k in (-0.3, 0.0, 0.3):
+                self.building(x + k * bw, base, bw * 0.3, self.u * self.rng.uniform(0.4, 0.7), 0.15)
+        else:  # a Georgian / Victorian stately home: columns and a pediment
+            stone = self.c((214, 204, 180), 0.15)
+            hh = self.u * self.rng.uniform(0.2, 0.26)
+            self.rect(x - bw * 0.45, base - hh, x + bw * 0.45, base, stone)
+            self.rect(x - bw * 0.47, base - hh - self.u * 0.02, x + bw * 0.47, base - hh, shade(stone, 0.85))
+            self.poly([(x - bw * 0.16, base - hh), (x, base - hh - self.u * 0.08), (x + bw * 0.16, base - hh)], shade(stone, 0.92))
+            for i in range(4):
+                cx = x - bw * 0.12 + bw * 0.24 * i / 3
+                self.rect(cx - self.u * 0.008, base - hh, cx + self.u * 0.008, base, mix(stone, (255, 255, 255), 0.4))
+            night = self.sc.time in ("night", "dusk")
+            for row in (0.25, 0.62):
+                for i in range(8):
+                    wx = x - bw * 0.42 + bw * 0.84 * (i + 0.5) / 8
+                    if abs(wx - x) < bw * 0.15:
+                        continue
+                    self.rect(wx - bw * 0.02, base - hh * (1 - row) - hh * 0.12, wx + bw * 0.02, base - hh * (1 - row),
+                              (252, 208, 110) if night else self.c((70, 80, 100), 0.15))
+            for k in (-0.6, 0.6):  # clipped trees on the lawn
+                self.bd._round_tree(x + k * bw * 0.75, base + self.u * 0.05, self.u * 0.14, 0.05)
+
+    def temple(self) -> None:
+        self._sky()
+        self.hills((110, 130, 120), 0.14, 0.55, 3)
+        self.ground(_GROUND["temple"])
+        x = self.w * self.rng.uniform(0.3, 0.7)
+        base = self.hz + self.u * 0.02
+        if self.east:
+            self.bd._pagoda()
+            hw, hh = self.u * 0.36, self.u * 0.14
+            self.rect(x - hw / 2, base - hh, x + hw / 2, base, self.c((186, 60, 50), 0.15))
+            self.bd._roof(x, base - hh, hw * 1.3, hh * 0.55, self.c((70, 64, 70), 0.15))
+            self.rect(x - hw * 0.12, base - hh * 0.7, x + hw * 0.12, base, self.c((90, 40, 36), 0.15))
+            for dx in (-0.6, 0.6):  # incense burners / stone lanterns
+                lx = x + dx * hw
+                self.rect(lx - self.u * 0.012, base - self.u * 0.06, lx + self.u * 0.012, base + self.u * 0.02,
+                          self.c((150, 146, 138)))
+        else:  # a stone church with a spire and a pointed window
+            stone = self.c((176, 170, 158), 0.15)
+            nw, nh = self.u * 0.42, self.u * 0.16
+            self.rect(x - nw / 2, base - nh, x + nw / 2, base, stone)
+            self.poly([(x - nw * 0.55, base - nh), (x, base - nh - self.u * 0.08), (x + nw * 0.55, base - nh)],
+                      self.c((80, 84, 96), 0.15))
+            tx = x - nw / 2
+            tw, th = self.u * 0.11, self.u * 0.3
+            self.rect(tx - tw / 2, base - th, tx + tw / 2, base, shade(stone, 0.94))
+            self.poly([(tx - tw * 0.6, base - th), (tx, base - th - self.u * 0.22), (tx + tw * 0.6, base - th)],
+                      self.c((80, 84, 96), 0.15))
+            for k in (-0.2, 0.15, 0.35):
+                wx = x + k * nw
+                self.draw.pieslice((wx - self.u * 0.02, base - nh * 0.8, wx + self.u * 0.02, base - nh * 0.5), 180, 360,
+                                   fill=self.c((90, 110, 150), 0.15))
+                self.rect(wx - self.u * 0.02, base - nh * 0.65, wx + self.u * 0.02, base - nh * 0.3, self.c((90, 110, 150), 0.15))
+            for _ in range(self.rng.randint(3, 6)):  # gravestones
+                gx, gy = self.rng.uniform(0, 1) * self.w, base + (self.h - base) * self.rng.uniform(0.05, 0.3)
+                self.draw.rounded_rectangle((gx - self.u * 0.012, gy - self.u * 0.03, gx + self.u * 0.012, gy),
+                                            radius=self.u * 0.01, fill=self.c((150, 150, 146)))
+
+    def city_street(self) -> None:
+        self._sky()
+        w, h, hz = self.w, self.h, self.hz
+        vx = w * self.rng.uniform(0.4, 0.6)
+        road = self.c((120, 116, 112) if self.region == "modern" else (156, 146, 132))
+        self.ground(_GROUND["city_street"])
+        self.poly([(vx - w * 0.03, hz), (vx + w * 0.03, hz), (w * 0.85, h), (w * 0.15, h)], road)
+        if self.region == "modern":
+            for i in range(6):
+                t0, t1 = (i / 6) ** 1.6, ((i + 0.5) / 6) ** 1.6
+                self.draw.line((vx, hz + (h - hz) * t0, vx + (w * 0.5 - vx) * t0, hz + (h - hz) * t1),
+                               fill=(236, 232, 210), width=self.lw(0.6 + i * 0.5))
+        elif self.region in ("england", "neutral", "fantasy_west"):  # cobbles
+            for i in range(1, 12):
+                y = hz + (h - hz) * (i / 12) ** 1.5
+                self.draw.line((0, y, w, y), fill=shade(road, 0.9), width=self.lw(0.5))
+        # two rows of buildings in perspective, nearest last
+        for side in (-1, 1):
+            for i in range(6, -1, -1):
+                t = (i + 1) / 7
+                x = vx + side * (w * 0.08 + w * 0.55 * (1 - t) ** 1.3)
+                size = self.u * (0.12 + 0.32 * (1 - t))
+                base = hz + (h - hz) * 0.12 * (1 - t)
+                tall = {"modern": 2.4, "china": 0.8, "fantasy_east": 0.8}.get(self.region, 1.2)
+                self.building(x, base, size, size * tall * self.rng.uniform(0.8, 1.2), far=0.35 * t,
+                              storeys=2 if self.region in ("england", "neutral") else 1)
+                if self.region in ("england", "neutral") and i % 2 == 0:
+                    self.gas_lamp(x - side * size * 0.6, base + self.u * 0.02, self.u * 0.18 * (1.2 - t))
+                elif self.east and i % 2 == 0:
+                    self.bd._lantern(x - side * size * 0.45, base - size * 0.7, self.u * 0.015 * (1.4 - t))
+                    self.flag(x - side * size * 0.55, base, size * 0.7, self.c(self.rng.choice(((190, 60, 50), (60, 110, 160), (220, 180, 60)))))
+                elif self.region == "modern" and i % 3 == 0:
+                    self.gas_lamp(x - side * size * 0.6, base + self.u * 0.02, self.u * 0.22 * (1.2 - t))
+
+    def village(self) -> None:
+        self._sky()
+        self.hills((110, 140, 110), 0.1, 0.5, 3)
+        self.ground(_GROUND["village"])
+        n = self.rng.randint(3, 5)
+        for i in range(n):
+            x = self.w * (i + 0.5) / n + self.rng.uniform(-0.06, 0.06) * self.w
+            size = self.u * self.rng.uniform(0.16, 0.24)
+            base = self.hz + self.u * self.rng.uniform(0.0, 0.05)
+            if self.region == "england" and self.rng.random() < 0.6:
+                self._cottage(x, base, size)
+            else:
+                self.building(x, base, size, size * 0.6)
+        if self.region in ("england", "neutral") and self.rng.random() < 0.7:  # the parish church's spire
+            x = self.rng.uniform(0.1, 0.9) * self.w
+            self.poly([(x - self.u * 0.02, self.hz), (x, self.hz - self.u * 0.3), (x + self.u * 0.02, self.hz)],
+                      self.c((120, 120, 124), 0.5))
+        for _ in range(self.rng.randint(2, 4)):
+            self.tree(self.rng.uniform(0, 1) * self.w, self.hz + self.u * 0.08, self.u * 0.16, 0.1)
+        fence = self.c((140, 110, 80))
+        y = self.hz + (self.h - self.hz) * 0.3
+        self.draw.line((0, y, self.w, y), fill=fence, width=self.lw())
+        for i in range(16):
+            x = self.w * i / 15
+            self.draw.line((x, y - self.u * 0.03, x, y + self.u * 0.01), fill=fence, width=self.lw())
+
+    def _cottage(self, x: float, base: float, size: float) -> None:
+        wall = self.c((236, 228, 206), 0.25)
+        self.rect(x - size / 2, base - size * 0.5, x + size / 2, base, wall)
+        beam = self.c((84, 62, 48), 0.25)
+        for k in (-0.5, -0.15, 0.2, 0.5):
+            self.draw.line((x + k * size, base - size * 0.5, x + k * size, base), fill=beam, width=self.lw(1.2))
+        thatch = self.c((196, 160, 96), 0.25)
+        self.draw.chord((x - size * 0.62, base - size * 1.0, x + size * 0.62, base - size * 0.28), 180, 360, fill=thatch)
+        self.rect(x - size * 0.1, base - size * 0.3, x + size * 0.1, base, self.c((90, 64, 50), 0.25))
+
+    def battlefield(self) -> None:
+        self._sky()
+        self.hills((130, 120, 100), 0.1, 0.55, 4)
+        self.ground(_GROUND["battlefield"])
+        colours = [self.c(c) for c in ((196, 56, 46), (232, 196, 70), (60, 96, 168), (40, 40, 46))]
+        for _ in range(self.rng.randint(3, 6)):  # tents on the far side
+            x, r = self.rng.uniform(0, 1) * self.w, self.u * self.rng.uniform(0.04, 0.06)
+            self.poly([(x - r, self.hz + 2), (x, self.hz - r * 1.1), (x + r, self.hz + 2)], self.c((220, 210, 190), 0.4))
+        for i in range(self.rng.randint(10, 16)):  # banners and spears of two armies
+            side = i % 2
+            x = self.w * (self.rng.uniform(0.0, 0.4) + 0.6 * side)
+            base = self.hz + (self.h - self.hz) * self.rng.uniform(0.02, 0.3)
+            size = self.u * self.rng.uniform(0.12, 0.22)
+            if self.rng.random() < 0.5:
+                self.flag(x, base, size, colours[side * 2 + (i // 2) % 2])
+            else:
+                self.draw.line((x, base, x + size * 0.1, base - size * 1.2), fill=(70, 60, 50), width=self.lw())
+        haze = Image.new("L", (self.w, self.h), 0)  # dust over the field
+        ImageDraw.Draw(haze).rectangle((0, self.hz - self.u * 0.06, self.w, self.hz + (self.h - self.hz) * 0.4), fill=60)
+        self.bd.image.paste(self.c((220, 200, 160)), mask=haze)
+
+    def sky(self) -> None:
+        """Up in the sky: a sea of cloud below, no ground."""
+        self.bd._gradient((0, 0, self.w, self.h), self.bd.top, mix(self.bd.bottom, (255, 255, 255), 0.3))
+        self.bd._sky_objects()
+        sea = mix(self.bd.bottom, (255, 255, 255), 0.7 if self.sc.time == "day" else 0.3)
+        for i in range(4):
+            y = self.hz + (self.h - self.hz) * i / 4
+            for _ in range(5):
+                self.bd._cloud(self.rng.uniform(-0.1, 1.1) * self.w, y, self.w * self.rng.uniform(0.3, 0.6))
+        self.rect(0, self.hz + (self.h - self.hz) * 0.35, self.w, self.h, sea)
+        if self.region == "fantasy_east" or _has(self.sc.words, ("天宫", "天庭", "仙", r"\bheaven")):
+            x, base = self.rng.uniform(0.2, 0.8) * self.w, self.hz - self.u * 0.02
+            hw = self.u * 0.3
+            self.rect(x - hw / 2, base - self.u * 0.1, x + hw / 2, base, self.c((190, 60, 52), 0.5))
+            self.bd._roof(x, base - self.u * 0.1, hw * 1.3, self.u * 0.06, self.c((220, 172, 60), 0.5))
+
+    def field(self) -> None:
+        self._sky()
+        self.hills((120, 150, 110), 0.08, 0.55, 4)
+        self.ground(_GROUND["field"])
+        hz, h, w = self.hz, self.h, self.w
+        vx = w * self.rng.uniform(0.3, 0.7)
+        path = self.c((196, 176, 132))
+        self.poly([(vx - w * 0.01, hz), (vx + w * 0.01, hz), (w * 0.62, h), (w * 0.38, h)], path)
+        row = self.c((100, 140, 64))
+        for i in range(1, 9):
+            y = hz + (h - hz) * (i / 9) ** 1.6
+            self.draw.line((0, y, w, y), fill=row, width=self.lw(0.5 + i * 0.2))
+        if self.region in ("england", "neutral"):
+            for _ in range(2):  # hedgerows
+                y = hz + (h - hz) * self.rng.uniform(0.05, 0.2)
+                self.draw.rounded_rectangle((0, y - self.u * 0.02, w, y + self.u * 0.01), radius=self.u * 0.015,
+                                            fill=self.c((70, 110, 60), 0.3))
+        for _ in range(self.rng.randint(1, 3)):
+            self.tree(self.rng.uniform(0, 1) * w, hz + self.u * 0.03, self.u * 0.14, 0.25)
+
+    # -- rooms
+
+    def room(self) -> None:
+        """A room in the region's style; a palace or temple seen from inside gets its hall."""
+        bd, w, h, floor = self.bd, self.w, self.h, self.hz
+        kind, r = self.sc.kind, self.region
+        if self.east or kind in ("palace", "temple") and r not in ("england", "modern", "neutral", "fantasy_west"):
+            bd._interior()
+            if kind == "temple":
+                self._altar(w * 0.5, floor)
+            return
+        dim = bd._room_light
+        if r == "modern":
+            wall: RGB = mix((232, 230, 224), self.tint, 0.12)
+            bd._gradient((0, 0, w, floor), dim(wall), dim(shade(wall, 0.92)))
+            bd._gradient((0, floor, w, h), dim((176, 170, 160)), dim((150, 144, 136)))
+            x = w * self.rng.uniform(0.3, 0.7)
+            ww, wh = self.u * 0.5, floor * 0.55
+            top = floor * 0.18
+            sky_top, sky_bottom, _ = _SKY[self.sc.time]
+            bd._gradient((round(x - ww / 2), round(top), round(x + ww / 2), round(top + wh)), sky_top, sky_bottom)
+            for i in range(6):  # the skyline through the window
+                bx = x - ww / 2 + ww * i / 6
+                bh = wh * self.rng.uniform(0.3, 0.8)
+                self.rect(bx, top + wh - bh, bx + ww / 6 * 0.8, top + wh, mix(sky_bottom, (60, 70, 90), 0.5))
+            self.draw.rectangle((x - ww / 2, top, x + ww / 2, top + wh), outline=dim((90, 90, 96)), width=self.lw(2))
+            self.draw.line((x, top, x, top + wh), fill=dim((90, 90, 96)), width=self.lw(1.5))
+            sx = w * (0.15 if x > w / 2 else 0.85)  # a lamp
+            self.draw.line((sx, floor + h * 0.02, sx, floor - floor * 0.35), fill=dim((60, 60, 66)), width=self.lw(1.5))
+            self.poly([(sx - self.u * 0.05, floor - floor * 0.35), (sx + self.u * 0.05, floor - floor * 0.35),
+                       (sx + self.u * 0.03, floor - floor * 0.45), (sx - self.u * 0.03, floor - floor * 0.45)], dim((240, 226, 190)))
+        else:  # a Georgian / Victorian room: wallpaper, wainscot, fireplace, portrait, sash window
+            paper = mix(self.rng.choice(((170, 186, 160), (196, 170, 150), (150, 170, 190), (210, 196, 160))), self.tint, 0.15)
+            if r == "fantasy_west" or kind in ("palace", "temple") and r == "fantasy_west":
+                paper = (150, 140, 128)
+            bd._gradient((0, 0, w, floor), dim(paper), dim(shade(paper, 0.9)))
+            stripe = dim(shade(paper, 0.9))
+            for i in range(0, 40):
+                x = w * i / 40
+                self.draw.line((x, 0, x, floor * 0.7), fill=stripe, width=self.lw(0.8))
+            self.rect(0, floor * 0.7, w, floor, dim((236, 230, 216)))
+            self.draw.line((0, floor * 0.7, w, floor * 0.7), fill=dim((150, 130, 110)), width=self.lw(1.5))
+            bd._floor(dim((120, 80, 52)))
+            rug = dim(mix((150, 50, 50), self.tint, 0.3))
+            self.poly([(w * 0.2, floor + (h - floor) * 0.25), (w * 0.8, floor + (h - floor) * 0.25), (w * 0.95, h * 0.98),
+                       (w * 0.05, h * 0.98)], rug)
+            side = self.rng.random() < 0.5
+            fx = w * (0.26 if side else 0.74)  # the fireplace
+            fw, fh = self.u * 0.3, floor * 0.32
+            self.rect(fx - fw / 2, floor - fh, fx + fw / 2, floor, dim((230, 224, 210)))
+            self.rect(fx - fw * 0.3, floor - fh * 0.7, fx + fw * 0.3, floor, (40, 30, 28))
+            self.draw.ellipse((fx - fw * 0.18, floor - fh * 0.35, fx + fw * 0.18, floor - fh * 0.02), fill=(246, 150, 60))
+            self.rect(fx - fw * 0.58, floor - fh - self.u * 0.015, fx + fw * 0.58, floor - fh, dim((200, 190, 176)))
+            pw, ph = self.u * 0.14, floor * 0.22  # a portrait above it
+            self.rect(fx - pw / 2, floor - fh - ph * 1.25, fx + pw / 2, floor - fh - ph * 0.25, dim((170, 130, 60)))
+            self.rect(fx - pw * 0.4, floor - fh - ph * 1.17, fx + pw * 0.4, floor - fh - ph * 0.33, dim((70, 60, 54)))
+            self.draw.ellipse((fx - pw * 0.14, floor - fh - ph * 1.05, fx + pw * 0.14, floor - fh - ph * 0.7),
+                              fill=dim((230, 200, 170)))
+            wx = w * (0.72 if side else 0.28)
+            ww, wh = self.u * 0.2, floor * 0.5
+            top = floor * 0.12
+            sky_top, sky_bottom, _ = _SKY[self.sc.time]
+            bd._gradient((round(wx - ww / 2), round(top), round(wx + ww / 2), round(top + wh)), sky_top, sky_bottom)
+            frame = dim((244, 240, 232))
+            self.draw.rectangle((wx - ww / 2, top, wx + ww / 2, top + wh), outline=frame, width=self.lw(2))
+            for k in (1, 2):
+                self.draw.line((wx - ww / 2, top + wh * k / 3, wx + ww / 2, top + wh * k / 3), fill=frame, width=self.lw())
+            self.draw.line((wx, top, wx, top + wh), fill=frame, width=self.lw())
+            curtain = dim(mix((120, 40, 50), self.tint, 0.3))
+            for s_ in (-1, 1):
+                cx = wx + s_ * ww * 0.62
+                self.poly([(cx - ww * 0.15, top - floor * 0.04), (cx + ww * 0.15, top - floor * 0.04),
+                           (cx + ww * 0.1 * s_, top + wh * 1.1), (cx - ww * 0.12 * s_, top + wh * 1.1)], curtain)
+            if kind == "temple":
+                self._altar(w * 0.5, floor)
+            if self.sc.time in ("night", "dusk"):
+                bd._candle_glow()
+
+    def _altar(self, x: float, floor: float) -> None:
+        aw = self.u * 0.3
+        self.rect(x - aw / 2, floor - self.u * 0.1, x + aw / 2, floor, self.c((150, 60, 50)))
+        for dx in (-0.35, 0.35):
+            cx = x + dx * aw
+            self.rect(cx - self.u * 0.006, floor - self.u * 0.16, cx + self.u * 0.006, floor - self.u * 0.1, (240, 234, 220))
+            self.draw.ellipse((cx - self.u * 0.008, floor - self.u * 0.18, cx + self.u * 0.008, floor - self.u * 0.16),
+                              fill=(252, 200, 90))
+
+    # -- weather
+
+    def weather(self) -> None:
+        kind, wx = self.sc.kind, self.sc.weather
+        if self.sc.interior or kind == "cave" or wx in ("unknown", "clear"):
+            return
+        w, h, rng = self.w, self.h, self.bd.weather
+        image = self.bd.image
+        if wx == "fog":
+            mask = Image.new("L", (1, 256))
+            mask.putdata([round(150 * max(0.0, 1 - abs(i / 255 - self.hz / h) * 2.2)) + 40 for i in range(256)])
+            image.paste((226, 228, 230), mask=mask.resize((w, h)))
+            return
+        layer = Image.new("L", (w, h), 0)
+        d = ImageDraw.Draw(layer)
+        if wx in ("rain", "storm"):
+            n = 260 if wx == "storm" else 170
+            slant = 0.35 if wx == "storm" else 0.18
+            for _ in range(n):
+                x, y = rng.uniform(-0.2, 1.0) * w, rng.uniform(0, 1) * h
+                length = self.u * rng.uniform(0.04, 0.08)
+                d.line((x, y, x + length * slant, y + length), fill=150, width=max(1, round(self.u / 500)))
+            image.paste((214, 222, 236), mask=layer)
+            if wx == "storm":  # one bolt of lightning
+                x = rng.uniform(0.2, 0.8) * w
+                pts = [(x, 0.0)]
+                while pts[-1][1] < self.hz * 0.8:
+                    pts.append((pts[-1][0] + rng.uniform(-0.06, 0.06) * w, pts[-1][1] + self.hz * rng.uniform(0.08, 0.16)))
+                ImageDraw.Draw(image).line(pts, fill=(250, 250, 220), width=max(2, round(self.u / 150)), joint="curve")
+        elif wx == "snow":
+            ground = Image.new("L", (w, h), 0)
+            ImageDraw.Draw(ground).rectangle((0, self.hz, w, h), fill=120)
+            image.paste((244, 246, 250), mask=ground)
+            for _ in range(220):
+                x, y, r = rng.uniform(0, 1) * w, rng.uniform(0, 1) * h, self.u * rng.uniform(0.003, 0.008)
+                d.ellipse((x - r, y - r, x + r, y + r), fill=230)
+            image.paste((255, 255, 255), mask=layer)
+        elif wx == "wind":
+            for _ in range(26):
+                x, y = rng.uniform(-0.2, 1.0) * w, rng.uniform(0.05, 0.9) * h
+                length = w * rng.uniform(0.08, 0.2)
+                d.arc((x, y - self.u * 0.02, x + length, y + self.u * 0.02), 200, 340, fill=170, width=max(1, round(self.u / 400)))
+            image.paste((246, 246, 240), mask=layer)
+            leaf = self.c((120, 150, 60))
+            draw = ImageDraw.Draw(image)
+            for _ in range(14):
+                x, y, r = rng.uniform(0, 1) * w, rng.uniform(0.1, 0.8) * h, self.u * 0.008
+                draw.ellipse((x - r * 1.6, y - r, x + r * 1.6, y + r), fill=leaf)
+
+
+def _smooth(points: Sequence[tuple[float, float]], rounds: int = 2) -> list[tuple[float, float]]:
+    """Chaikin's corner cutting: a rounded outline through ``points`` (ends kept)."""
+    pts = list(points)
+    for _ in range(rounds):
+        out = [pts[0]]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            out += [(x0 * 0.75 + x1 * 0.25, y0 * 0.75 + y1 * 0.25), (x0 * 0.25 + x1 * 0.75, y0 * 0.25 + y1 * 0.75)]
+        out.append(pts[-1])
+        pts = out
+    return pts
 
 
 # --------------------------------------------------------------------------- mood

@@ -32,7 +32,10 @@ Box = tuple[int, int, int, int]
 Pose = Literal["front", "three_quarter", "side", "back"]
 Framing = Literal["full", "medium", "bust", "face"]
 HairStyle = Literal["long", "short", "bun", "bald", "ponytail", "braid"]
-Hat = Literal["conical", "cap", "crown"]
+Hat = Literal["conical", "cap", "crown", "bonnet", "top_hat", "helmet"]
+Garment = Literal["robe", "tunic", "dress", "tailcoat", "suit", "shirt", "fur"]
+#: Garments of Chinese cut (交领, hanfu); the others are western or modern.
+HANFU: tuple[str, ...] = ("robe", "tunic")
 Held = Literal["sword", "staff", "fan", "lantern", "book"]
 
 POSES: tuple[Pose, ...] = ("front", "three_quarter", "side", "back")
@@ -88,7 +91,7 @@ _EN_COLOUR_WORDS: dict[str, str] = {
 _NOT_COLOURS = ("朴素", "青年", "青春", "明白", "黑暗", "金属", "红润", "丹凤", "白天", "黑夜", "青楼")
 
 # What a colour word can describe, and the words for it.
-Target = Literal["hair", "beard", "clothing", "lower", "accent", "hat", "skin", "eyes", "other"]
+Target = Literal["hair", "beard", "clothing", "lower", "accent", "hat", "skin", "eyes", "fur", "waistcoat", "other"]
 _ZH_NOUNS: dict[str, Target] = {
     "头发": "hair", "发": "hair", "髮": "hair", "鬓": "hair", "辫": "hair", "马尾": "hair", "髻": "hair",
     "胡": "beard", "须": "beard", "髯": "beard",
@@ -98,6 +101,7 @@ _ZH_NOUNS: dict[str, Target] = {
     "裤": "lower", "靴": "lower",
     "腰带": "accent", "带": "accent", "绦": "accent", "巾": "accent", "披帛": "accent", "领": "accent",
     "帽": "hat", "笠": "hat", "冠": "hat",
+    "毛": "fur", "皮毛": "fur", "毛发": "fur", "羽": "fur", "羽毛": "fur", "鳞": "fur", "鬃": "fur",
     "皮肤": "skin", "肤": "skin", "脸": "skin", "面": "skin",
     "眼": "eyes", "瞳": "eyes", "眸": "eyes", "目": "eyes", "眉": "eyes",
     "剑": "other", "刀": "other", "灯": "other", "扇": "other", "伞": "other", "花": "other",
@@ -109,11 +113,13 @@ _EN_NOUNS: dict[str, Target] = {
     "shirt": "clothing", "jacket": "clothing", "cloak": "clothing", "cape": "clothing",
     "armor": "clothing", "armour": "clothing", "tunic": "clothing", "uniform": "clothing",
     "suit": "clothing", "clothes": "clothing", "clothing": "clothing", "skirt": "clothing",
-    "vest": "clothing", "kimono": "clothing", "hanfu": "clothing", "overalls": "clothing",
+    "kimono": "clothing", "frock": "clothing", "tailcoat": "clothing", "hanfu": "clothing", "overalls": "clothing",
     "trousers": "lower", "pants": "lower", "boots": "lower",
     "sash": "accent", "belt": "accent", "scarf": "accent", "ribbon": "accent", "trim": "accent",
     "collar": "accent",
-    "hat": "hat", "cap": "hat", "hood": "hat", "crown": "hat",
+    "hat": "hat", "cap": "hat", "hood": "hat", "crown": "hat", "bonnet": "hat",
+    "waistcoat": "waistcoat", "vest": "waistcoat",
+    "fur": "fur", "feathers": "fur", "plumage": "fur", "scales": "fur", "mane": "fur", "pelt": "fur",
     "skin": "skin", "complexion": "skin", "face": "skin",
     "eye": "eyes", "eyes": "eyes", "eyebrows": "eyes",
     "sword": "other", "blade": "other", "lantern": "other", "fan": "other", "umbrella": "other",
@@ -154,6 +160,9 @@ _FEATURES: dict[str, tuple[str, ...]] = {
     # face and head
     "beard": ("胡", "须", "髯", r"\bbeard", r"\bmoustache", r"\bmustache"),
     "glasses": ("眼镜", "镜片", r"\bglasses\b", r"\bspectacles\b", r"\bmonocle\b"),
+    "hat:helmet": ("头盔", "盔", "兜鍪", r"\bhelmet\b", r"\bhelm\b"),
+    "hat:top_hat": ("礼帽", "高帽", r"top[- ]hat", r"\bstovepipe\b"),
+    "hat:bonnet": (r"\bbonnet\b",),
     "hat:conical": ("斗笠", "竹笠", "笠", r"straw hat", r"conical hat", r"rice hat"),
     "hat:crown": ("发冠", "金冠", "冠", r"\bcrown\b", r"\bcoronet\b", r"\btiara\b"),
     "hat:cap": ("帽", r"\bhat\b", r"\bcap\b", r"\bhood\b", r"\bbonnet\b"),
@@ -165,9 +174,17 @@ _FEATURES: dict[str, tuple[str, ...]] = {
     "held:lantern": ("灯笼", "提灯", r"\blantern\b", r"\blamp\b"),
     "held:fan": ("扇", r"\bfan\b"),
     "held:book": ("书卷", "书", "卷轴", r"\bbook\b", r"\bscroll\b"),
-    # garment cut
-    "garment:robe": ("袍", "裙", "长衫", "道袍", "袈裟", r"\brobes?\b", r"\bdress\b", r"\bgown\b", r"\bkimono\b",
-                     r"\bhanfu\b", r"\bcassock\b"),
+    # garment cut: western and modern clothes first (they name the cut most precisely)
+    "garment:tailcoat": ("燕尾服", "马甲", r"\bwaistcoats?\b", r"tail[- ]?coat", r"frock[- ]coat", r"\bcravat\b",
+                         r"\bbreeches\b", r"\bcoat[- ]tails\b"),
+    "garment:suit": ("西装", "西服", "领带", r"\bsuit\b", r"\bnecktie\b", r"\btie\b", r"\bblazer\b"),
+    "garment:shirt": ("T恤", "t恤", "牛仔", "卫衣", "夹克", r"t-shirt", r"\bjeans\b", r"\bhoodie\b", r"\bsweater\b",
+                      r"\bjumper\b", r"\bsneakers\b", r"\braincoat\b", r"\bovercoat\b"),
+    "garment:dress": ("连衣裙", "洋装", "蓬蓬裙", r"\bpinafore\b", r"\bfrock\b", r"\bpetticoat", r"\bcrinoline\b"),
+    "armour": ("铠甲", "盔甲", "甲胄", "金甲", "铁甲", "银甲", "战甲", "披挂", r"\barmou?r", r"\bmail\b", r"\bbreastplate\b"),
+    "apron": ("围裙", r"\bapron\b", r"\bpinafore\b"),
+    "garment:robe": ("袍", "长衫", "道袍", "袈裟", "汉服", "裙", r"\brobes?\b", r"\bkimono\b", r"\bhanfu\b",
+                     r"\bcassock\b", r"\bdress\b", r"\bgown\b"),
     "garment:tunic": ("短打", "短褐", "劲装", "短衫", "裤", "铠甲", r"\btunic\b", r"\bjacket\b", r"\btrousers\b",
                       r"\bpants\b", r"\barmou?r\b", r"\bshirt\b"),
     # skin
@@ -226,12 +243,28 @@ class CharacterLook:
     width: float = 1.0  # 0.85 (slim) … 1.3 (stout)
     age: Literal["child", "young", "adult", "old"] = "adult"
     gender: Literal["male", "female", "unknown"] = "unknown"
-    garment: Literal["robe", "tunic"] = "robe"
+    garment: Garment = "robe"
     hat: Hat | None = None
     glasses: bool = False
     beard: bool = False
     held: Held | None = None
     ears: Literal["fox", "cat"] | None = None
+    species: str = "human"  # a models.Species: animals are drawn with their head, fur, tail (and wings)
+    region: str = "china"  # where the clothes come from (world.period_region): china, england, modern…
+    eye_colour: RGB | None = None  # None: ink-dark eyes
+    armour: bool = False
+    apron: bool = False
+    waistcoat: RGB | None = None  # under a tailcoat or suit
+    fur: RGB | None = None  # animals: the coat of fur / feathers / scales (also their face and hands)
+
+    @property
+    def hanfu(self) -> bool:
+        """Whether the figure wears Chinese dress (crossed collar, hanfu cut)."""
+        return self.garment in HANFU and self.region in ("china", "fantasy_east")
+
+    @property
+    def animal(self) -> bool:
+        return self.species != "human"
 
     @property
     def palette(self) -> list[tuple[str, RGB]]:
@@ -245,14 +278,35 @@ class CharacterLook:
 # --------------------------------------------------------------------------- look_for
 
 
-def look_for(character: Character) -> CharacterLook:
-    """The deterministic look of ``character``: appearance words first, the id's hash for the rest."""
+def look_for(character: Character, period: str | None = None, lang: str | None = None) -> CharacterLook:
+    """The deterministic look of ``character``: appearance words first, the id's hash for the rest.
+
+    ``period`` (a models.Period: the book's, see :func:`novelcomic.plan.world.effective_period`)
+    chooses the cut of the clothes where the appearance does not (a Victorian girl wears a dress,
+    a Han general a robe); ``lang`` picks the region of an unknown or fantasy period (zh: China).
+    The species is the character's, else read from its name, aliases and appearance."""
+    from novelcomic.plan.world import period_region, species_of
+
     text = character.appearance or ""
+    lang = lang or ("zh" if re.search(r"[\u4e00-\u9fff]", character.name + text) else "en")
+    region = period_region(period or "unknown", lang)
+    species = character.species
+    if species == "human":
+        species = species_of(character.name, "", lang, aliases=character.aliases, appearance=text)
     digest = hashlib.sha256(f"novelcomic-look:{character.id}".encode()).digest()
     features = _features(text)
     # a species in the name or an alias (白狐, "the Fox") shows even when the appearance omits it
     features |= {f for f in _features(" ".join([character.name, *character.aliases])) if f.startswith("ears:")}
+    if species in ("fox", "cat"):
+        features.add("ears:" + species)
+    elif species != "human":
+        features -= {"ears:fox", "ears:cat"}
     colours = _colour_assignments(text)
+    clothed = species == "human" or _clothed(features, text)
+    if species != "human" and re.search(r"王|king|queen|prince|princess", character.name + " ".join(character.aliases),
+                                         re.IGNORECASE):
+        features.add("hat:crown")  # 美猴王, the Monkey King: a crowned (and robed) animal
+        clothed = True
 
     age = _age(features, character)
     gender = _gender(features, character)
@@ -265,11 +319,25 @@ def look_for(character: Character) -> CharacterLook:
 
     hair = _hair_colour(colours, text, age, digest[3])
     skin = _skin(features, colours, digest[4])
+    fur = None
+    if species != "human":
+        fur = _fur_colour(species, colours, clothed, digest[10], " ".join([character.name, *character.aliases]))
+        skin = hair = fur
+        if not clothed:
+            primary, lower = fur, shade(fur, 0.9)
+            accent = mix(fur, (255, 255, 255), 0.55)
+    garment = _garment(features, gender, digest[9], region, age) if clothed else "fur"
+    if "hat:bonnet" not in features and region == "england" and gender == "female" and garment == "dress" \
+            and age != "child" and digest[11] % 3 == 0:
+        features.add("hat:bonnet")
+    if garment == "shirt" and not colours.get("lower") and region == "modern":
+        lower = (62, 84, 128)  # jeans
     beard = "beard" in features or (age == "old" and gender == "male" and digest[5] % 2 == 0)
     beard_colour = colours.get("beard", [None])[0] or (OLD_HAIR if age == "old" else hair)
     hat = _first_feature(features, "hat:")
     hat_colour = colours.get("hat", [None])[0] or (
-        HAT_STRAW if hat == "conical" else CROWN_GOLD if hat == "crown" else shade(accent, 0.8)
+        HAT_STRAW if hat in ("conical", "bonnet") else CROWN_GOLD if hat == "crown" else (44, 40, 46)
+        if hat == "top_hat" else (170, 174, 184) if hat == "helmet" else shade(accent, 0.8)
     )
     return CharacterLook(
         character_id=character.id,
@@ -285,12 +353,20 @@ def look_for(character: Character) -> CharacterLook:
         width=_width(features, digest[8]),
         age=age,
         gender=gender,
-        garment=_garment(features, gender, digest[9]),  # type: ignore[arg-type]
+        garment=garment,  # type: ignore[arg-type]
         hat=hat,  # type: ignore[arg-type]
         glasses="glasses" in features,
-        beard=beard and age != "child" and gender != "female",
+        beard=beard and age != "child" and gender != "female" and species in ("human", "monkey", "dragon", "demon"),
         held=_first_feature(features, "held:"),  # type: ignore[arg-type]
         ears=_first_feature(features, "ears:"),  # type: ignore[arg-type]
+        species=species,
+        region=region,
+        eye_colour=colours.get("eyes", [None])[0],
+        armour="armour" in features,
+        apron="apron" in features and garment in ("dress", "robe", "tunic", "shirt"),
+        waistcoat=(colours.get("waistcoat", [None])[0] or _pick_distinct(ACCENT_PALETTE, digest[12], primary))
+        if garment in ("tailcoat", "suit") else None,
+        fur=fur,
     )
 
 
@@ -333,8 +409,8 @@ def _colour_assignments(text: str) -> dict[str, list[RGB]]:
         nouns = _spans(clause, _ZH_NOUNS, _EN_NOUNS)
         for start, end, name in colours:
             target = _target_for(start, end, nouns) or "clothing"  # a bare colour most often means the clothes
-            if target in ("eyes", "other"):
-                continue
+            if target == "other" or (target == "eyes" and name in ("white", "black")):
+                continue  # 白眉, black eyes: the usual
             rgb = COLOURS[name][1 if target in ("hair", "beard") else 0]
             if target == "skin":
                 rgb = SKIN_FAIR if name == "white" else SKIN_TAN if name in ("black", "brown") else None
@@ -445,12 +521,66 @@ def _width(features: set[str], byte: int) -> float:
     return 0.95 + (byte % 5) * 0.025
 
 
-def _garment(features: set[str], gender: str, byte: int) -> str:
+def _garment(features: set[str], gender: str, byte: int, region: str = "china", age: str = "adult") -> str:
+    """The cut of the clothes: named western or modern clothes first, then the book's region
+    (hanfu robes and tunics in China, dresses and tailcoats in Victorian England …)."""
+    for cut in ("tailcoat", "suit", "shirt", "dress"):
+        if "garment:" + cut in features:
+            return cut
+    western = region in ("england", "modern", "fantasy_west", "neutral")
     if "garment:robe" in features:
-        return "robe"
+        return "dress" if western and gender != "male" else "robe"
     if "garment:tunic" in features:
-        return "tunic"
+        return "tunic" if region != "modern" else "shirt"
+    if region == "england":
+        return "dress" if gender == "female" else "tailcoat"
+    if region == "modern":
+        if gender == "female":
+            return ("dress", "shirt")[byte % 2]
+        return ("suit", "shirt", "shirt")[byte % 3] if age != "child" else "shirt"
+    if region in ("fantasy_west", "neutral"):
+        if gender == "female":
+            return "dress"
+        return "robe" if age == "old" and byte % 2 else "tunic"
     return "robe" if gender == "female" or byte % 3 else "tunic"
+
+
+_CLOTHES = re.compile(
+    r"衣|袍|衫|裙|褂|袄|甲|服|裳|披风|斗篷|围裙|马甲|\b(?:robes?|dress|gown|coat|jacket|shirt|waistcoat|vest|tunic|armou?r|"
+    r"cloak|cape|apron|suit|trousers|breeches|uniform|hat|bonnet|kimono|hanfu|frock)\b", re.IGNORECASE)
+
+
+def _clothed(features: set[str], text: str) -> bool:
+    """An animal wears clothes only when its appearance names some."""
+    return bool(_CLOTHES.search(text)) or "armour" in features
+
+
+# default coats: (one of these by the id's hash)
+_FUR: dict[str, tuple[RGB, ...]] = {
+    "monkey": ((176, 122, 64), (150, 104, 58), (196, 150, 82)),
+    "fox": ((222, 118, 46), (204, 100, 40)),
+    "rabbit": ((246, 244, 240), (196, 180, 160), (170, 160, 156)),
+    "dragon": ((58, 146, 96), (200, 160, 50), (64, 110, 170)),
+    "demon": ((176, 58, 56), (70, 96, 160), (92, 140, 84)),
+    "bird": ((150, 160, 176), (240, 240, 236), (86, 120, 170)),
+    "cat": ((150, 150, 156), (226, 150, 72), (52, 50, 56), (240, 236, 230)),
+    "dog": ((170, 120, 72), (224, 206, 170), (90, 70, 56)),
+    "horse": ((140, 90, 56), (236, 232, 226), (60, 46, 40)),
+    "tiger": ((232, 142, 50),),
+    "other": ((150, 130, 110), (120, 120, 126)),
+}
+
+
+def _fur_colour(species: str, colours: dict[str, list[RGB]], clothed: bool, byte: int, name: str = "") -> RGB:
+    named = colours.get("fur") or colours.get("skin") or colours.get("hair")
+    if not named and not clothed:
+        named = colours.get("clothing")  # "雪白的…", "a grey heron": a bare colour is the coat
+    if not named:
+        named = named_colours(name)[:1]  # 白狐, 赤兔马, the White Rabbit
+    if named:
+        return named[0]
+    options = _FUR.get(species, _FUR["other"])
+    return options[byte % len(options)]
 
 
 def _lower_default(primary: RGB, byte: int) -> RGB:
@@ -607,6 +737,13 @@ def _head_box(pen: "_Pen", ss: int, left: int, top: int, size: tuple[int, int]) 
     )
 
 
+# garment → (hem height, hem half width) in figure units
+_HEM: dict[str, tuple[float, float]] = {
+    "robe": (0.88, 0.135), "dress": (0.9, 0.165), "tunic": (0.6, 0.1), "tailcoat": (0.55, 0.092),
+    "suit": (0.56, 0.094), "shirt": (0.52, 0.088), "fur": (0.54, 0.09),
+}
+
+
 @dataclass(frozen=True)
 class _Geometry:
     """Body landmarks in figure units (0 = top of the head, 1 = soles, x = 0 the body's axis)."""
@@ -634,7 +771,7 @@ def _geometry(look: CharacterLook, pose: Pose) -> _Geometry:
     head_cy = head_ry + 0.003
     chin = head_cy + head_ry
     female = look.gender == "female"
-    robe = look.garment == "robe"
+    hem = _HEM[look.garment]
     return _Geometry(
         head_rx=head_ry * 0.84,
         head_ry=head_ry,
@@ -644,8 +781,8 @@ def _geometry(look: CharacterLook, pose: Pose) -> _Geometry:
         shoulder_w=(0.092 if female else 0.104) * w * (1.05 if child else 1.0),
         waist_y=0.45 if child else 0.43,
         waist_w=(0.07 if female else 0.078) * w,
-        hem_y=(0.88 if robe else 0.6) if not child else (0.84 if robe else 0.64),
-        hem_w=(0.135 if robe else 0.1) * w * (1.08 if female else 1.0),
+        hem_y=hem[0] if not child else hem[0] + (0.04 if hem[0] < 0.8 else -0.04),
+        hem_w=hem[1] * w * (1.08 if female else 1.0),
         leg_x=0.036 * w,
         leg_w=0.048 * max(0.9, w),
         hand_y=0.53 if child else 0.5,
@@ -695,6 +832,17 @@ class _Pen:
             self.ellipse(x, y, width / 2, width / 2, fill, outline=False)
 
 
+def _curve(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float], steps: int = 12
+           ) -> list[tuple[float, float]]:
+    """Points along the quadratic curve p0→p2 pulled toward p1."""
+    out = []
+    for i in range(steps + 1):
+        t = i / steps
+        a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t * t
+        out.append((a * p0[0] + b * p1[0] + c * p2[0], a * p0[1] + b * p1[1] + c * p2[1]))
+    return out
+
+
 def _plume(p0: tuple[float, float], p1: tuple[float, float], p2: tuple[float, float], t0: float, t1: float,
            width: float = 0.055) -> list[tuple[float, float]]:
     """The outline of a tail along the quadratic curve p0→p2 (pulled toward p1), fattest in the
@@ -725,8 +873,9 @@ def _frame_extent(look: CharacterLook, framing: Framing) -> tuple[float, float, 
     counted as the box must have it (shorter builds stand shorter in the same box)."""
     y0, y1, hx = _FRAMES[framing]
     hx *= max(1.0, look.width * 0.88)
-    if look.ears == "fox" and framing == "full":
-        hx = max(hx, 0.28)
+    if (look.ears == "fox" or look.species in ("fox", "monkey", "dragon", "tiger", "cat", "dog", "horse", "demon")) \
+            and framing == "full":
+        hx = max(hx, 0.28)  # room for the tail
     height = look.height / MAX_HEIGHT if framing in ("full", "medium") else 1.0
     return hx, (y1 - y0) / height, y1
 
@@ -794,23 +943,79 @@ class _FigurePainter:
         self._legs()
         self._far_arm()
         self._torso()
+        if self.look.armour:
+            self._armour()
         self._near_arms()
-        self._head()
+        if self.look.animal:
+            _AnimalHead(self).draw()
+        else:
+            self._head()
 
     # -- behind the body: long hair, tails, a sword on the back
 
     def _behind(self) -> None:
         pen, lk = self.pen, self.look
-        if lk.ears == "fox":
+        if lk.animal:
+            self._tail()
+        elif lk.ears == "fox":
             fur = mix(lk.hair, (220, 120, 50), 0.6)
             pen.poly(_plume((0.02, 0.66), (0.16, 0.72), (0.25, 0.5), 0.0, 1.0), fur)
             pen.poly(_plume((0.02, 0.66), (0.16, 0.72), (0.25, 0.5), 0.78, 1.0), (246, 242, 236), outline=False)
+        if lk.garment == "tailcoat" and self.pose != "front":
+            g = self.g
+            x = -0.02 if self.pose == "side" else 0.0
+            pen.poly([(x - g.waist_w, g.waist_y), (x + g.waist_w, g.waist_y), (x + g.waist_w * 0.7, 0.76),
+                      (x, 0.72), (x - g.waist_w * 0.7, 0.76)], shade(lk.clothing, 0.85))
         if lk.held == "sword" and self.pose != "back":
             pen.line([(-0.13, 0.5), (0.11, 0.12)], INK, 0.03)
             pen.line([(-0.13, 0.5), (0.11, 0.12)], shade(lk.accent, 0.7), 0.022)
             pen.line([(0.1, 0.13), (0.15, 0.06)], (90, 70, 50), 0.02)
-        if lk.hair_style in ("long", "braid", "ponytail") and self.pose != "back":
+        if lk.hair_style in ("long", "braid", "ponytail") and self.pose != "back" and not lk.animal:
             self._back_hair()
+
+    def _tail(self) -> None:
+        """Each species' tail, behind the body (toward the viewer's left of a figure facing right)."""
+        pen, lk, sp = self.pen, self.look, self.look.species
+        fur = lk.fur or lk.hair
+        flip = 1 if self.pose != "side" else -1
+        if sp == "fox":
+            p = ((0.02 * flip, 0.62), (0.2 * flip, 0.74), (0.27 * flip, 0.46))
+            pen.poly(_plume(*p, 0.0, 1.0, width=0.06), fur)
+            pen.poly(_plume(*p, 0.75, 1.0, width=0.06), (246, 242, 236), outline=False)
+        elif sp == "monkey":  # a long tail ending in a curl
+            pts = _curve((0.02 * flip, 0.6), (0.26 * flip, 0.78), (0.22 * flip, 0.46)) + \
+                _curve((0.22 * flip, 0.46), (0.2 * flip, 0.38), (0.15 * flip, 0.44))[1:]
+            pen.limb(pts, fur, 0.02)
+        elif sp in ("cat", "tiger"):
+            pts = _curve((0.02 * flip, 0.62), (0.22 * flip, 0.7), (0.18 * flip, 0.42))
+            pen.limb(pts, fur, 0.026 if sp == "tiger" else 0.022)
+            if sp == "tiger":
+                for x, y in pts[3::3]:
+                    pen.line([(x - 0.014, y), (x + 0.014, y)], INK, 0.007)
+        elif sp == "dog":
+            pen.limb(_curve((0.02 * flip, 0.58), (0.14 * flip, 0.56), (0.16 * flip, 0.44)), fur, 0.028)
+        elif sp == "rabbit":
+            pen.ellipse(0.06 * flip, 0.6, 0.04, 0.036, mix(fur, (255, 255, 255), 0.6))
+        elif sp == "horse":
+            mane = shade(fur, 0.6)
+            pen.poly(_plume((0.02 * flip, 0.55), (0.14 * flip, 0.6), (0.14 * flip, 0.82), 0.0, 1.0, width=0.045), mane)
+        elif sp in ("dragon", "other"):
+            p = ((0.0, 0.62), (0.26 * flip, 0.8), (0.32 * flip, 0.98))
+            pen.poly(_plume(*p, 0.0, 1.0, width=0.05 if sp == "dragon" else 0.03), fur)
+            if sp == "dragon":  # a ridge of spines along it
+                for t in (0.3, 0.5, 0.7):
+                    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t * t
+                    x, y = a * p[0][0] + b * p[1][0] + c * p[2][0], a * p[0][1] + b * p[1][1] + c * p[2][1]
+                    pen.poly([(x - 0.018, y - 0.01), (x + 0.01 * flip, y - 0.05), (x + 0.02, y - 0.004)],
+                             mix(fur, (240, 200, 80), 0.5))
+        elif sp == "demon":
+            pts = [(0.02 * flip, 0.6), (0.16 * flip, 0.74), (0.24 * flip, 0.62)]
+            pen.limb(pts, fur, 0.014)
+            x, y = pts[-1]
+            pen.poly([(x, y - 0.04), (x + 0.03 * flip, y + 0.01), (x - 0.025 * flip, y + 0.015)], shade(fur, 0.8))
+        elif sp == "bird":
+            for dx in (-0.05, 0.0, 0.05):
+                pen.poly([(dx * 0.4, 0.52), (dx * 1.6 - 0.02, 0.72), (dx * 1.6 + 0.02, 0.72)], shade(fur, 0.85))
 
     def _back_hair(self) -> None:
         pen, g, lk = self.pen, self.g, self.look
@@ -839,12 +1044,28 @@ class _FigurePainter:
         top = g.hem_y - 0.05
         shoe: RGB = (52, 44, 46)
         spread = g.leg_x if self.pose != "side" else 0.012
+        toe = 0.03 if self.pose == "side" else 0.0
+        if lk.species == "bird":  # thin legs, three toes
+            leg: RGB = (226, 150, 60)
+            for side in (-1, 1):
+                x = side * spread
+                pen.line([(x, top), (x, 0.97)], INK, 0.02)
+                pen.line([(x, top), (x, 0.97)], leg, 0.012)
+                for dx in (-0.03, 0.0, 0.03):
+                    pen.line([(x, 0.97), (x + dx + toe, 0.985)], leg, 0.008)
+            return
         for side in (-1, 1):
             x = side * spread
             pen.poly([(x - g.leg_w / 2, top), (x + g.leg_w / 2, top), (x + g.leg_w / 2 * 0.9, 0.965),
                       (x - g.leg_w / 2 * 0.9, 0.965)], lk.lower)
-            toe = 0.03 if self.pose == "side" else 0.0
-            pen.ellipse(x + toe, 0.975, g.leg_w * 0.62 + toe, 0.022, shoe)
+            if lk.animal and lk.garment == "fur":  # paws
+                pen.ellipse(x + toe, 0.972, g.leg_w * 0.6 + toe, 0.024, shade(lk.lower, 0.8))
+            else:
+                boot = lk.garment == "tailcoat" or lk.armour
+                if boot:
+                    pen.poly([(x - g.leg_w / 2 * 0.95, 0.82), (x + g.leg_w / 2 * 0.95, 0.82), (x + g.leg_w / 2 * 0.9, 0.965),
+                              (x - g.leg_w / 2 * 0.9, 0.965)], shoe)
+                pen.ellipse(x + toe, 0.975, g.leg_w * 0.62 + toe, 0.022, shoe)
 
     # -- torso and garment
 
@@ -857,15 +1078,101 @@ class _FigurePainter:
             (-ww, g.waist_y), (-hw, g.hem_y), (hw, g.hem_y), (ww, g.waist_y), (sw * 0.98, g.shoulder_y + 0.05),
             (sw, g.shoulder_y + 0.012), (sw * 0.55, g.neck_y - 0.004),
         ]
+        if lk.garment == "dress":
+            waist = g.waist_y - 0.06 if lk.region == "england" else g.waist_y  # the high Regency waist
+            body = [
+                (-sw * 0.55, g.neck_y - 0.004), (-sw, g.shoulder_y + 0.012), (-sw * 0.9, g.shoulder_y + 0.05),
+                (-ww * 0.95, waist), (-hw * 0.55, waist + 0.1), (-hw, g.hem_y), (hw, g.hem_y), (hw * 0.55, waist + 0.1),
+                (ww * 0.95, waist), (sw * 0.9, g.shoulder_y + 0.05), (sw, g.shoulder_y + 0.012),
+                (sw * 0.55, g.neck_y - 0.004),
+            ]
         pen.poly(body, lk.clothing)
         # a fold shadow down the far side gives the robe some volume
         pen.poly([(-ww * 0.55, g.waist_y + 0.02), (-hw * 0.7, g.hem_y - 0.004), (-hw * 0.35, g.hem_y - 0.004),
                   (-ww * 0.2, g.waist_y + 0.04)], shade(lk.clothing, 0.82), outline=False)
+        if lk.garment == "fur":
+            self._belly()
+            return
+        if lk.apron and not back:
+            top = g.waist_y - (0.06 if lk.garment == "dress" else 0.0)
+            pen.poly([(-ww * 0.8, top), (ww * 0.8, top), (hw * 0.55, g.hem_y - 0.04), (-hw * 0.55, g.hem_y - 0.04)],
+                     (246, 244, 238))
         if self.pose == "side":
             pen.line([(0.01, g.neck_y - 0.004), (sw * 0.7, g.shoulder_y + 0.08)], lk.accent, 0.012)
         elif not back:
-            self._collar()
-        self._belt()
+            if lk.hanfu:
+                self._collar()
+            else:
+                self._western_front()
+        if lk.garment in ("robe", "tunic") or (lk.garment == "dress" and lk.region != "modern"):
+            if lk.garment == "dress":
+                y = g.waist_y - (0.06 if lk.region == "england" else 0.0)
+                w = g.waist_w * 0.98
+                pen.poly([(-w, y - 0.012), (w, y - 0.012), (w, y + 0.012), (-w, y + 0.012)], lk.accent)
+            else:
+                self._belt()
+        elif lk.garment == "shirt" and self.pose != "back":
+            pen.line([(-ww, g.hem_y - 0.004), (ww, g.hem_y - 0.004)], shade(lk.clothing, 0.7), 0.008)
+
+    def _belly(self) -> None:
+        """An animal's lighter belly (a bird's breast)."""
+        pen, g, lk = self.pen, self.g, self.look
+        if self.pose == "back":
+            return
+        light = mix(lk.clothing, (255, 255, 255), 0.45)
+        dx = 0.02 if self.pose == "side" else 0.0
+        pen.ellipse(dx, (g.shoulder_y + g.hem_y) / 2 + 0.02, g.waist_w * 0.75, (g.hem_y - g.shoulder_y) * 0.4, light,
+                    outline=False)
+
+    def _western_front(self) -> None:
+        """The front of western clothes: a round neckline, a shirt and cravat under a coat's
+        lapels, a suit's tie, a modern shirt's collar."""
+        pen, g, lk = self.pen, self.g, self.look
+        n, sy = g.neck_y, g.shoulder_y
+        dx = 0.008 if self.pose == "three_quarter" else 0.0
+        shirt: RGB = (246, 244, 238)
+        if lk.garment in ("tailcoat", "suit"):
+            vest = lk.waistcoat or lk.accent
+            bottom = g.waist_y + (0.03 if lk.garment == "tailcoat" else 0.1)
+            pen.poly([(-0.045 + dx, n), (0.045 + dx, n), (0.05 + dx, bottom), (dx, bottom + 0.02), (-0.05 + dx, bottom)],
+                     vest if lk.garment == "tailcoat" else shirt)
+            pen.poly([(-0.03 + dx, n - 0.006), (0.03 + dx, n - 0.006), (dx, n + 0.06)], shirt)
+            if lk.garment == "tailcoat":  # a white cravat, waistcoat buttons
+                pen.ellipse(dx, n + 0.012, 0.022, 0.016, shirt)
+                for i in range(3):
+                    pen.ellipse(dx, n + 0.09 + i * 0.045, 0.006, 0.006, shade(vest, 0.6), outline=False)
+            else:  # a tie
+                pen.poly([(-0.01 + dx, n + 0.004), (0.01 + dx, n + 0.004), (0.016 + dx, n + 0.13), (dx, n + 0.15),
+                          (-0.016 + dx, n + 0.13)], vest)
+            lapel = shade(lk.clothing, 0.78)
+            for side in (-1, 1):
+                pen.poly([(side * 0.045 + dx, n - 0.004), (side * 0.058 + dx, sy + 0.07), (side * 0.03 + dx, sy + 0.12)],
+                         lapel)
+        elif lk.garment == "shirt":
+            for side in (-1, 1):
+                pen.poly([(dx, n + 0.01), (side * 0.045 + dx, n - 0.008), (side * 0.04 + dx, n + 0.03)], shirt)
+        else:  # a round neckline (dress, tunic, robe of western cut)
+            pen.ellipse(dx, n - 0.004, 0.04, 0.018, lk.skin, outline=False)
+            if lk.garment == "dress":
+                pen.line([(-0.045 + dx, n + 0.006), (0.045 + dx, n + 0.006)], lk.accent, 0.008)
+
+    def _armour(self) -> None:
+        """Scale armour over the chest and belly, with shoulder guards."""
+        pen, g, lk = self.pen, self.g, self.look
+        if self.pose == "back":
+            return
+        metal = mix((178, 182, 192), lk.accent, 0.25)
+        sw, ww = g.shoulder_w, g.waist_w
+        top, bottom = g.shoulder_y + 0.03, g.waist_y + 0.1
+        pen.poly([(-sw * 0.8, top), (sw * 0.8, top), (ww * 1.1, bottom), (-ww * 1.1, bottom)], metal)
+        rows = 6
+        for i in range(1, rows):
+            y = top + (bottom - top) * i / rows
+            half = sw * 0.8 + (ww * 1.1 - sw * 0.8) * i / rows
+            pen.line([(-half, y), (half, y)], shade(metal, 0.7), 0.004)
+        pen.ellipse(0.0, top + 0.05, 0.03, 0.03, shade(metal, 1.1))
+        for side in (-1, 1):
+            pen.ellipse(side * sw * 0.95, g.shoulder_y + 0.035, 0.04, 0.03, shade(metal, 0.9))
 
     def _collar(self) -> None:
         """A crossed collar (交领) in the accent colour, skin showing in the V."""
@@ -914,8 +1221,23 @@ class _FigurePainter:
         if behind:  # the side view's near arm swings a little back
             pts = [(x - 0.015, y) for x, y in pts]
         colour = shade(lk.clothing, light)
+        if lk.species == "bird" and lk.garment == "fur":  # wings, not arms
+            x0, y0 = pts[0]
+            tip = (pts[-1][0] + side * 0.03, pts[-1][1] + 0.1) if not raised else (pts[-1][0] + side * 0.08, pts[-1][1] - 0.04)
+            pen.poly([(x0 - side * 0.01, y0 - 0.01), (x0 + side * 0.06, y0 + 0.04), tip, (x0 - side * 0.02, y0 + 0.2)],
+                     colour)
+            for k in (0.35, 0.6, 0.85):
+                pen.line([(x0 + side * 0.01, y0 + 0.05 + 0.1 * k), (x0 + (tip[0] - x0) * k, y0 + (tip[1] - y0) * k)],
+                         shade(colour, 0.78), 0.004)
+            return
         width = g.arm_w * (1.25 if lk.garment == "robe" else 1.0)
-        pen.limb(pts, colour, width)
+        if lk.garment == "dress" and lk.region != "china":  # short puffed sleeves, bare forearms
+            pen.limb(pts, lk.skin, g.arm_w * 0.82)
+            pen.ellipse(pts[0][0] + side * 0.008, pts[0][1] + 0.03, width * 0.7, 0.045, colour)
+        else:
+            pen.limb(pts, colour, width)
+        if lk.armour:
+            pen.limb(pts[1:], mix(colour, (178, 182, 192), 0.6), width * 0.9)
         hx, hy = pts[-1]
         hand_y = hy + (0.028 if not raised else -0.01)
         pen.ellipse(hx, hand_y, 0.021, 0.022, lk.skin)
@@ -1060,6 +1382,25 @@ class _FigurePainter:
             pen.poly([(-rx * 1.12, low), (-rx * 0.95, high), (rx * 0.95, high), (rx * 1.12, low)], lk.hat_colour)
             b0, b1 = cy - 0.03, cy - 0.015
             pen.poly([(-rx * 1.45, b0), (rx * 1.45, b0), (rx * 1.45, b1), (-rx * 1.45, b1)], shade(lk.hat_colour, 0.8))
+        elif lk.hat == "top_hat":
+            b0 = top + 0.012
+            pen.poly([(-rx * 0.78, b0), (-rx * 0.72, top - 0.085), (rx * 0.72, top - 0.085), (rx * 0.78, b0)], lk.hat_colour)
+            pen.poly([(-rx * 0.78, b0 - 0.018), (rx * 0.78, b0 - 0.018), (rx * 0.78, b0 - 0.006), (-rx * 0.78, b0 - 0.006)],
+                     lk.accent, outline=False)
+            pen.poly([(-rx * 1.35, b0), (rx * 1.35, b0), (rx * 1.3, b0 + 0.012), (-rx * 1.3, b0 + 0.012)], lk.hat_colour)
+        elif lk.hat == "bonnet":
+            pts = [(rx * 1.25 * math.cos(math.radians(a)), cy - 0.004 - g.head_ry * 1.22 * math.sin(math.radians(a)))
+                   for a in range(-10, 191, 10)]
+            inner = [(rx * 0.98 * math.cos(math.radians(a)), cy + 0.004 - g.head_ry * 0.95 * math.sin(math.radians(a)))
+                     for a in range(190, -11, -10)]
+            pen.poly(pts + inner, lk.hat_colour)
+            for side in (-1, 1):
+                pen.line([(side * rx * 1.0, cy + 0.01), (side * 0.012, cy + g.head_ry + 0.012)], lk.accent, 0.008)
+        elif lk.hat == "helmet":
+            pts = [(rx * 1.12 * math.cos(math.radians(a)), cy - 0.01 - g.head_ry * 1.15 * math.sin(math.radians(a)))
+                   for a in range(0, 181, 12)]
+            pen.poly(pts + [(-rx * 1.12, cy - 0.005), (rx * 1.12, cy - 0.005)], lk.hat_colour)
+            pen.poly([(-0.006, top - 0.01), (0.006, top - 0.01), (0.0, top - 0.07)], (196, 48, 48))
         elif lk.hat == "crown":
             y = top - 0.012 if lk.hair_style != "bun" else top - 0.03
             pen.poly([(-0.025, y + 0.012), (-0.028, y - 0.02), (-0.012, y - 0.004), (0.0, y - 0.03), (0.012, y - 0.004),
@@ -1075,6 +1416,218 @@ class _FigurePainter:
             pen.poly([(base - 0.028, top + 0.02), (base + side * 0.02, top - tall), (base + 0.028, top + 0.02)], colour)
             inner = [(base - 0.013, top + 0.012), (base + side * 0.016, top - tall * 0.6), (base + 0.013, top + 0.012)]
             pen.poly(inner, (238, 186, 176), outline=False)
+
+
+class _AnimalHead:
+    """The head of a non-human character: ears, a furred head, the species' muzzle, snout or beak,
+    horns, whiskers, stripes; eyes and mouth follow the expression like a person's."""
+
+    def __init__(self, painter: "_FigurePainter") -> None:
+        self.p, self.pen, self.g, self.look = painter, painter.pen, painter.g, painter.look
+        self.pose, self.expression = painter.pose, painter.expression
+        self.fur = self.look.fur or self.look.skin
+        self.light = mix(self.fur, (255, 255, 255), 0.6)
+        self.dx = {"front": 0.0, "three_quarter": 0.016, "side": self.g.head_rx * 0.55, "back": 0.0}[self.pose]
+
+    def draw(self) -> None:
+        pen, g, lk, sp = self.pen, self.g, self.look, self.look.species
+        rx, ry, cy = g.head_rx, g.head_ry, g.head_cy
+        pen.poly([(-0.02, cy + ry - 0.01), (0.02, cy + ry - 0.01), (0.022, g.neck_y + 0.004), (-0.022, g.neck_y + 0.004)],
+                 self.fur)
+        self._ears()
+        if sp == "horse" and self.pose != "back":  # the mane down the neck
+            pen.poly([(-rx * 0.9, cy - ry * 0.6), (-rx * 0.2, cy - ry * 1.05), (-rx * 0.6, g.shoulder_y + 0.04),
+                      (-rx * 1.2, g.shoulder_y + 0.02)], shade(self.fur, 0.6))
+        pen.ellipse(0.0, cy, rx, ry * (0.95 if sp == "bird" else 1.0), self.fur)
+        if self.pose == "back":
+            self.p._hat()
+            return
+        face = getattr(self, "_" + sp, None)
+        (face or self._other)()
+        f = _Face(pen, lk, g, self.dx if self.pose != "side" else 0.0, self.pose)
+        f.eye_y = cy - ry * 0.12
+        for x, w in f.eyes:
+            f._eye(x, w, self.expression)
+            if sp in ("monkey", "demon", "dragon", "tiger"):
+                f._brow(x, w, self.expression)
+        if lk.beard:
+            pen.poly([(self.dx - rx * 0.35, cy + ry * 0.75), (self.dx + rx * 0.35, cy + ry * 0.75),
+                      (self.dx, cy + ry + 0.06)], lk.beard_colour)
+        self.p._hat()
+
+    # -- ears
+
+    def _ears(self) -> None:
+        pen, g, sp = self.pen, self.g, self.look.species
+        rx, ry, cy = g.head_rx, g.head_ry, g.head_cy
+        top = cy - ry
+        inner: RGB = (238, 176, 170)
+        sides = (-1, 1) if self.pose != "side" else (-1,)
+        for side in sides:
+            base = side * rx * 0.55 + (self.dx * 0.3 if self.pose == "three_quarter" else 0.0)
+            if self.pose == "side":
+                base = -rx * 0.25
+            if sp in ("fox", "cat", "demon", "other", "horse"):
+                tall = {"fox": 0.07, "cat": 0.05, "demon": 0.04, "other": 0.035, "horse": 0.05}[sp]
+                wide = 0.03 if sp != "horse" else 0.018
+                pen.poly([(base - wide, top + 0.022), (base + side * 0.022, top - tall), (base + wide, top + 0.022)],
+                         self.fur)
+                pen.poly([(base - wide * 0.45, top + 0.014), (base + side * 0.017, top - tall * 0.6),
+                          (base + wide * 0.45, top + 0.014)], inner, outline=False)
+            elif sp == "rabbit":
+                lean = side * 0.012
+                pen.ellipse(base * 0.7 + lean, top - 0.045, 0.02, 0.06, self.fur)
+                pen.ellipse(base * 0.7 + lean, top - 0.042, 0.009, 0.045, inner, outline=False)
+            elif sp == "monkey":
+                ex = side * rx * 1.02 if self.pose != "side" else -rx * 0.1
+                pen.ellipse(ex, cy + 0.004, 0.022, 0.026, self.fur)
+                pen.ellipse(ex, cy + 0.004, 0.012, 0.015, self.light, outline=False)
+            elif sp == "tiger":
+                pen.ellipse(base, top + 0.01, 0.022, 0.02, self.fur)
+                pen.ellipse(base, top + 0.012, 0.011, 0.01, INK, outline=False)
+            elif sp == "dog":
+                ex = side * rx * 0.95 if self.pose != "side" else -rx * 0.3
+                pen.poly([(ex - 0.02, top + 0.02), (ex + 0.02, top + 0.02), (ex + side * 0.03, cy + 0.04),
+                          (ex + side * 0.005, cy + 0.05)], shade(self.fur, 0.7))
+            elif sp == "dragon":
+                horn: RGB = (236, 214, 150)
+                pen.line([(base, top + 0.02), (base + side * 0.03, top - 0.05), (base + side * 0.05, top - 0.07)], INK, 0.016)
+                pen.line([(base, top + 0.02), (base + side * 0.03, top - 0.05), (base + side * 0.05, top - 0.07)], horn, 0.01)
+                pen.line([(base + side * 0.02, top - 0.03), (base + side * 0.05, top - 0.035)], horn, 0.008)
+        if sp == "demon":
+            horn = (236, 226, 200)
+            for side in sides:
+                bx = side * rx * 0.4 if self.pose != "side" else 0.0
+                pen.poly([(bx - 0.014, top + 0.012), (bx + side * 0.03, top - 0.055), (bx + 0.014, top + 0.016)], horn)
+
+    # -- faces
+
+    def _muzzle(self, rx: float, ry: float, colour: RGB | None = None, down: float = 0.45) -> tuple[float, float]:
+        cy = self.g.head_cy + self.g.head_ry * down
+        x = self.dx * (1.6 if self.pose == "side" else 1.3)
+        self.pen.ellipse(x, cy, rx, ry, colour or self.light, outline=False)
+        return x, cy
+
+    def _nose(self, x: float, y: float, r: float = 0.01, colour: RGB = INK) -> None:
+        self.pen.poly([(x - r, y - r * 0.5), (x + r, y - r * 0.5), (x, y + r * 0.7)], colour, outline=False)
+
+    def _mouth(self, x: float, y: float) -> None:
+        pen = self.pen
+        if self.expression in ("happy", "excited"):
+            pen.draw.chord(_box(pen, x, y - 0.004, 0.012, 0.01), 0, 180, fill=(178, 70, 72), outline=INK,
+                           width=max(1, pen.lw // 2))
+        elif self.expression in ("surprised", "afraid"):
+            pen.ellipse(x, y + 0.002, 0.006, 0.008, (120, 40, 50), width=max(1, pen.lw // 2))
+        else:
+            pen.line([(x - 0.01, y - 0.003), (x, y), (x + 0.01, y - 0.003)], INK, 0.004)
+
+    def _whiskers(self, x: float, y: float, length: float = 0.05) -> None:
+        for side in (-1, 1) if self.pose != "side" else (1,):
+            for dy in (-0.006, 0.004):
+                self.pen.line([(x + side * 0.016, y + dy), (x + side * length, y + dy * 2.2)], INK, 0.0025)
+
+    def _monkey(self) -> None:
+        g = self.g
+        skin = mix(self.fur, (250, 214, 180), 0.7)
+        x = self.dx
+        for ex in ((-0.02, 0.02) if self.pose != "side" else (0.0,)):
+            self.pen.ellipse(x + ex + (0.012 if self.pose == "side" else 0.0), g.head_cy - g.head_ry * 0.1, 0.03, 0.03,
+                             skin, outline=False)
+        mx, my = self._muzzle(0.038, 0.03, skin, 0.42)
+        self.pen.ellipse(mx - 0.006, my - 0.01, 0.003, 0.003, INK, outline=False)
+        self.pen.ellipse(mx + 0.006, my - 0.01, 0.003, 0.003, INK, outline=False)
+        self._mouth(mx, my + 0.012)
+
+    def _fox(self) -> None:
+        g = self.g
+        x = self.dx * 1.4
+        cy = g.head_cy + g.head_ry * 0.35
+        reach = 0.06 if self.pose == "side" else 0.0
+        self.pen.poly([(x - 0.05, cy - 0.01), (x + 0.05 + reach, cy - 0.01), (x + reach + 0.008, cy + 0.05),
+                       (x - 0.008 + reach * 0.5, cy + 0.05)], self.light, outline=False)
+        self._nose(x + reach, cy + 0.045, 0.009)
+        self._whiskers(x + reach * 0.6, cy + 0.03, 0.045)
+
+    def _cat(self) -> None:
+        mx, my = self._muzzle(0.03, 0.02, None, 0.45)
+        self._nose(mx, my - 0.008, 0.007, (226, 120, 130))
+        self._mouth(mx, my + 0.008)
+        self._whiskers(mx, my - 0.002, 0.06)
+
+    def _tiger(self) -> None:
+        g = self.g
+        for i, ox in enumerate((-0.02, 0.0, 0.02)):
+            y = g.head_cy - g.head_ry * 0.85
+            self.pen.line([(self.dx + ox, y), (self.dx + ox * 1.2, y + 0.025 - 0.006 * (i == 1))], INK, 0.006)
+        for side in (-1, 1):
+            self.pen.line([(side * g.head_rx * 0.98, g.head_cy), (side * g.head_rx * 0.7, g.head_cy + 0.01)], INK, 0.006)
+        mx, my = self._muzzle(0.038, 0.026, (250, 246, 236), 0.48)
+        self._nose(mx, my - 0.01, 0.009, (60, 40, 40))
+        self._mouth(mx, my + 0.008)
+        self._whiskers(mx, my, 0.06)
+
+    def _dog(self) -> None:
+        mx, my = self._muzzle(0.036, 0.028, None, 0.45)
+        self.pen.ellipse(mx, my - 0.012, 0.012, 0.009, INK, outline=False)
+        self._mouth(mx, my + 0.01)
+
+    def _rabbit(self) -> None:
+        mx, my = self._muzzle(0.03, 0.022, (252, 250, 248), 0.5)
+        self._nose(mx, my - 0.012, 0.007, (236, 130, 150))
+        self.pen.poly([(mx - 0.007, my + 0.002), (mx + 0.007, my + 0.002), (mx + 0.007, my + 0.018),
+                       (mx - 0.007, my + 0.018)], (252, 252, 248))
+        self._whiskers(mx, my - 0.006, 0.05)
+
+    def _horse(self) -> None:
+        g = self.g
+        x = self.dx * 1.6 + (0.03 if self.pose == "side" else 0.0)
+        cy = g.head_cy + g.head_ry * 0.6
+        self.pen.ellipse(x, cy, 0.04, 0.045, mix(self.fur, (255, 255, 255), 0.3))
+        for side in (-1, 1):
+            self.pen.ellipse(x + side * 0.015, cy + 0.018, 0.006, 0.005, INK, outline=False)
+        self.pen.poly([(self.dx - 0.008, g.head_cy - g.head_ry * 0.9), (self.dx + 0.008, g.head_cy - g.head_ry * 0.9),
+                       (self.dx, g.head_cy - g.head_ry * 0.4)], (250, 250, 246), outline=False)
+
+    def _dragon(self) -> None:
+        g = self.g
+        x = self.dx * 1.5 + (0.035 if self.pose == "side" else 0.0)
+        cy = g.head_cy + g.head_ry * 0.5
+        self.pen.ellipse(x, cy, 0.05, 0.034, mix(self.fur, (250, 230, 160), 0.45))
+        for side in (-1, 1):
+            self.pen.ellipse(x + side * 0.016, cy - 0.012, 0.005, 0.004, INK, outline=False)
+            self.pen.line([(x + side * 0.03, cy - 0.004), (x + side * 0.09, cy + 0.03), (x + side * 0.11, cy + 0.01)],
+                          (236, 214, 150), 0.005)
+        self._mouth(x, cy + 0.016)
+
+    def _demon(self) -> None:
+        mx, my = self.dx, self.g.head_cy + self.g.head_ry * 0.5
+        self.pen.line([(mx - 0.02, my), (mx + 0.02, my)], INK, 0.005)
+        for side in (-1, 1):
+            self.pen.poly([(mx + side * 0.014, my), (mx + side * 0.006, my), (mx + side * 0.01, my + 0.016)],
+                          (250, 250, 244))
+
+    def _bird(self) -> None:
+        g = self.g
+        x, cy = self.dx * 1.3, g.head_cy + g.head_ry * 0.2
+        beak: RGB = (232, 170, 60)
+        long = 0.085 if self.pose == "side" else 0.0
+        if self.pose == "side":
+            self.pen.poly([(x, cy - 0.012), (x + 0.03 + long, cy + 0.006), (x, cy + 0.016)], beak)
+        else:
+            self.pen.poly([(x - 0.016, cy), (x + 0.016, cy), (x, cy + 0.045)], beak)
+        crest = shade(self.fur, 0.75)
+        top = g.head_cy - g.head_ry
+        self.pen.poly([(-0.006, top + 0.01), (-0.03, top - 0.04), (0.004, top + 0.002)], crest)
+
+    def _other(self) -> None:
+        mx, my = self._muzzle(0.032, 0.024, None, 0.45)
+        self._nose(mx, my - 0.008, 0.008)
+        self._mouth(mx, my + 0.01)
+
+
+def _box(pen: "_Pen", cx: float, cy: float, rx: float, ry: float) -> tuple[float, float, float, float]:
+    (x0, y0), (x1, y1) = pen.p(cx - rx, cy - ry), pen.p(cx + rx, cy + ry)
+    return (min(x0, x1), y0, max(x0, x1), y1)
 
 
 class _Face:
@@ -1121,6 +1674,11 @@ class _Face:
         rx, ry = 0.0075 * w * big, 0.0105 * big
         if big > 1:
             pen.ellipse(x, y, rx * 1.4, ry * 1.25, (250, 250, 250), outline=True, width=max(1, pen.lw // 2))
+        if self.look.eye_colour is not None:  # a coloured iris (pink eyes, blue eyes), ringed in ink
+            pen.ellipse(x, y, rx * 1.15, ry * 1.1, self.look.eye_colour, outline=True, width=max(1, pen.lw // 2))
+            pen.ellipse(x, y + 0.001, rx * 0.5, ry * 0.5, INK, outline=False)
+            pen.ellipse(x + 0.003, y - 0.004, rx * 0.35, ry * 0.3, (255, 255, 255), outline=False)
+            return
         pen.ellipse(x, y, rx, ry, INK, outline=False)
         pen.ellipse(x + 0.003, y - 0.004, rx * 0.35, ry * 0.3, (255, 255, 255), outline=False)
 
