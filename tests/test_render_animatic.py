@@ -423,3 +423,87 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- places, periods, species
+
+
+def _backdrop(loc: Location, period: str | None = None, language: str = "zh") -> np.ndarray:
+    req = shot_request([], "wide", loc, lines=[])
+    req.language = language
+    if period:
+        req.period = period  # type: ignore[attr-defined]  # the field the pipeline may add
+    return pixels(AnimaticBackend(lettering=False).render_shot(req))
+
+
+def _hist_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Half the L1 distance of the two images' 4×4×4 colour histograms (0 same … 1 disjoint)."""
+    def hist(x: np.ndarray) -> np.ndarray:
+        q = (x // 64).reshape(-1, 3)
+        h = np.bincount(q[:, 0] * 16 + q[:, 1] * 4 + q[:, 2], minlength=64).astype(float)
+        return h / h.sum()
+    return float(np.abs(hist(a) - hist(b)).sum() / 2)
+
+
+KINDS = ("sea", "mountain", "cave", "forest", "river", "palace", "temple", "city_street", "village", "interior",
+         "battlefield", "sky", "field")
+
+
+def test_every_kind_of_place_has_its_own_backdrop() -> None:
+    images = {k: _backdrop(Location(id="p", name="某地", kind=k, interior=k == "interior")) for k in KINDS}
+    for i, a in enumerate(KINDS):
+        for b in KINDS[i + 1:]:
+            diff = np.abs(images[a] - images[b]).mean()
+            assert diff > 8 or _hist_distance(images[a], images[b]) > 0.15, (a, b, diff)
+    sea, cave = images["sea"], images["cave"]
+    assert sea[H // 2:, :, 2].mean() > sea[H // 2:, :, 0].mean() + 30  # the sea is blue below the horizon
+    assert cave.mean() < images["field"].mean() - 30  # a cave is dark
+
+
+def test_two_places_of_one_kind_never_look_the_same() -> None:
+    for kind in ("sea", "mountain", "village", "interior"):
+        a = _backdrop(Location(id="a1", name="东村", kind=kind, interior=kind == "interior"))
+        b = _backdrop(Location(id="b2", name="西村", kind=kind, interior=kind == "interior"))
+        assert np.abs(a - b).mean() > 6, kind
+
+
+def test_the_period_styles_the_buildings() -> None:
+    street = Location(id="st", name="Main Street", kind="city_street")
+    china, england, modern = (_backdrop(street, p, "en") for p in ("ancient_china", "victorian_england", "modern_city"))
+    assert np.abs(china - england).mean() > 6 and np.abs(england - modern).mean() > 6
+    room = Location(id="rm", name="the drawing-room", kind="interior", interior=True)
+    assert np.abs(_backdrop(room, "victorian_england", "en") - _backdrop(room, "ancient_china", "en")).mean() > 10
+
+
+def test_weather_only_when_set() -> None:
+    plain = Location(id="w", name="the moor", kind="field")
+    rain = plain.model_copy(update={"weather": "rain"})
+    unknown, rainy = _backdrop(plain, language="en"), _backdrop(rain, language="en")
+    assert np.abs(unknown - rainy).mean() > 8
+    sky = unknown[: H // 4]
+    assert sky[..., 2].mean() > sky[..., 0].mean() + 40  # unknown: a blue daylight sky, no grey rain
+    night = _backdrop(plain.model_copy(update={"time_of_day": "night"}), language="en")
+    assert night[: H // 3].mean() < unknown[: H // 3].mean() - 60
+    meta = AnimaticBackend().render_shot(shot_request([], "wide", rain, lines=[])).meta
+    assert meta["kind"] == "field" and meta["weather"] == "rain"
+    assert AnimaticBackend().render_shot(shot_request([], "wide", plain, lines=[])).meta["weather"] == "unknown"
+
+
+def test_a_monkey_sheet_differs_from_a_humans() -> None:
+    person = Character(id="same", name="石头", appearance="黄袍")
+    monkey = person.model_copy(update={"species": "monkey"})
+    backend = AnimaticBackend()
+    a, b = (pixels(backend.design_character(SheetRequest(c, ["国漫"], 608, 416, seed=1))) for c in (person, monkey))
+    front = backend.design_character(SheetRequest(monkey, ["国漫"], 608, 416, seed=1)).regions["front"]
+    l, t, r, btm = front
+    assert np.abs(a[t:btm, l:r] - b[t:btm, l:r]).mean() > 5
+    result = backend.design_character(SheetRequest(monkey, ["国漫"], 608, 416, seed=1))
+    assert result.meta["look"]["species"] == "monkey"
+
+
+def test_a_victorian_sheet_is_not_hanfu() -> None:
+    girl = Character(id="eliza", name="Elizabeth", appearance="dark hair", voice=VoiceSpec(gender="female"))
+    req = SheetRequest(girl, [], 608, 416, seed=1, language="en")
+    req.period = "victorian_england"  # type: ignore[attr-defined]
+    meta = AnimaticBackend().design_character(req).meta["look"]
+    assert meta["garment"] == "dress" and meta["region"] == "england"

@@ -280,11 +280,6 @@ _ELEMENT_WORDS: dict[str, tuple[str, ...]] = {
     "bridge": ("桥", r"\bbridge"),
     "fields": ("田", "野", "原", "草", r"\bfield", r"\bmeadow", r"\bplain", r"\bgrass"),
 }
-_TIME_WORDS: dict[str, tuple[str, ...]] = {
-    "night": ("夜", "月", "星", r"\bnight", r"\bmoon", r"\bstars?\b", r"\bmidnight"),
-    "dusk": ("黄昏", "傍晚", "夕", "暮", r"\bdusk", r"\bsunset", r"\bevening", r"\btwilight"),
-    "dawn": ("清晨", "黎明", "拂晓", "晨", r"\bdawn", r"\bsunrise", r"\bmorning"),
-}
 _SKY: dict[str, tuple[RGB, RGB, float]] = {  # top, horizon, light level
     "day": ((98, 160, 222), (204, 228, 242), 1.0),
     "dawn": ((122, 134, 200), (250, 206, 178), 0.86),
@@ -353,6 +348,7 @@ def request_region(request: SheetRequest | ShotRequest) -> str:
     request's ``period`` when the pipeline passes one, else the period its own words suggest,
     else the language's (zh: China)."""
     from novelcomic.plan.world import period_region
+    from novelcomic.render.prompts import request_period
 
     lang = request.language if request.language in ("zh", "en") else "zh"
     return period_region(request_period(request), lang)
@@ -369,35 +365,6 @@ def character_period(request: SheetRequest | ShotRequest, character: Any) -> str
     lang = request.language if request.language in ("zh", "en") else "zh"
     text = " ".join([character.appearance, character.description])
     return detect_period(text, lang) if text.strip() else "unknown"
-
-
-def request_period(request: SheetRequest | ShotRequest) -> str:
-    """The book's period for ``request``: its ``period`` field (project.yaml over locations.yaml,
-    set by the pipeline) when there is one, else detected from the words the request carries."""
-    from novelcomic.plan.world import detect_period
-
-    period = getattr(request, "period", None)
-    if period and period not in ("auto", "unknown"):
-        return period
-    lang = request.language if request.language in ("zh", "en") else "zh"
-    if isinstance(request, SheetRequest):
-        c = request.character
-        text = " ".join([c.appearance, c.description])
-    else:
-        parts = [request.scene.summary, request.shot.source, request.shot.image_prompt]
-        parts += [ln.text for ln in request.shot.lines]
-        parts += [ref.character.appearance + " " + ref.character.description for ref in request.characters]
-        if request.location is not None:
-            parts += [request.location.name, request.location.description]
-        text = " ".join(p for p in parts if p)
-    return detect_period(text, lang) if text.strip() else "unknown"
-
-
-def _time_from_words(words: str, key: str) -> str:
-    for time, keys in _TIME_WORDS.items():
-        if _has(words, keys):
-            return time
-    return ("day", "day", "day", "dusk", "dawn")[_hash_int("time:" + key) % 5]
 
 
 def _elements(words: str, key: str) -> tuple[str, ...]:
@@ -649,9 +616,15 @@ class _Backdrop:
         else:
             wall = _WALLS[self.place.randrange(len(_WALLS))]
         dim = self._room_light
+        if self.sc.kind != "unknown":  # each room its own colours
+            v = random.Random(_hash_int("tint:" + self.sc.key))
+            tint = (v.randint(40, 230), v.randint(40, 230), v.randint(40, 230))
+            wall = mix(wall, tint, v.uniform(0.2, 0.35))
+        else:
+            tint = (132, 94, 62)
         self._gradient((0, 0, w, floor), dim(mix(wall, (255, 255, 255), 0.12)), dim(wall))
         self.draw.rectangle((0, floor - h * 0.05, w, floor), fill=dim(shade(wall, 0.78)))
-        self._floor(dim((132, 94, 62)))
+        self._floor(dim(mix((132, 94, 62), tint, 0.2)))
         side = self.place.random() < 0.5
         self._window(w * (0.72 if side else 0.28), floor * 0.48, self.unit * 0.26)
         self._scroll_or_door(w * (0.24 if side else 0.76), floor)

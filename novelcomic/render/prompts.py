@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import Character
-from novelcomic.render.base import ShotRequest
+from novelcomic.render.base import SheetRequest, ShotRequest
 
 #: Named project styles (``style:`` in project.yaml) → prompt words. Unknown names are used as is.
 STYLE_WORDS: dict[str, str] = {
@@ -57,6 +57,32 @@ MOOD_WORDS: dict[str, str] = {
 TIME_WORDS: dict[str, str] = {
     "day": "daytime", "night": "night, moonlight", "dusk": "dusk, sunset glow", "dawn": "dawn, early morning light",
     "unknown": "",
+}
+#: The book's period and region (models.Period) → words that set buildings and clothes.
+PERIOD_WORDS: dict[str, str] = {
+    "ancient_china": "ancient China, Han dynasty, hanfu, traditional Chinese architecture",
+    "victorian_england": "Victorian England, 19th century English period costume, Georgian and Victorian architecture",
+    "modern_city": "modern day, contemporary city, modern clothing",
+    "fantasy": "high fantasy world",
+    "fantasy_zh": "Chinese xianxia fantasy, ancient China, hanfu, celestial palaces",
+}
+#: What a place is (models.LocationKind) → words.
+KIND_WORDS: dict[str, str] = {
+    "sea": "the open sea, ocean waves", "mountain": "mountains, rocky peaks", "cave": "inside a cave, rock walls",
+    "forest": "forest, trees", "river": "riverside, flowing river", "palace": "palace", "temple": "temple",
+    "city_street": "city street", "village": "village", "interior": "indoors, interior", "battlefield": "battlefield, army banners",
+    "sky": "in the sky above the clouds", "field": "open fields", "unknown": "",
+}
+WEATHER_WORDS: dict[str, str] = {
+    "clear": "clear sky", "rain": "rain, raining", "snow": "snow, snowing", "fog": "fog, mist", "storm": "storm, lightning, heavy rain",
+    "wind": "strong wind", "unknown": "",
+}
+#: A non-human character's species → words (they are drawn as characters, so anthropomorphic).
+SPECIES_WORDS: dict[str, str] = {
+    "monkey": "anthropomorphic monkey, monkey face, fur, long tail", "fox": "fox, fox ears, bushy fox tail",
+    "rabbit": "anthropomorphic rabbit, long rabbit ears", "dragon": "Chinese dragon, scales, horns, whiskers",
+    "demon": "demon, horns, fangs", "bird": "bird, feathers, beak, wings", "cat": "anthropomorphic cat, cat ears, whiskers",
+    "dog": "anthropomorphic dog", "horse": "horse", "tiger": "tiger, stripes", "other": "animal character",
 }
 #: Always avoided: lettering is drawn by novelcomic, not by the model.
 NEGATIVE_WORDS = (
@@ -104,14 +130,65 @@ def style_fragments(style: list[str], family: str = "sd15") -> tuple[str, str]:
 
 
 def _character_words(c: Character) -> str:
-    return c.appearance.strip() or c.description.strip() or c.name
+    words = c.appearance.strip() or c.description.strip() or c.name
+    species = getattr(c, "species", "human")
+    return join([SPECIES_WORDS.get(species, ""), words]) if species != "human" else words
 
 
-def sheet_prompt(character: Character, style: list[str], family: str = "sd15") -> Prompt:
-    """A turnaround sheet of one character: every view of the same look on a plain background."""
+def period_words(period: str | None, language: str = "zh") -> str:
+    """Prompt words for the book's period (``fantasy`` in a Chinese book is xianxia)."""
+    if period == "fantasy" and language == "zh":
+        return PERIOD_WORDS["fantasy_zh"]
+    return PERIOD_WORDS.get(period or "", "")
+
+
+def request_period(request: ShotRequest | SheetRequest) -> str:
+    """The book's period for a request: its ``period`` (set by the pipeline: project.yaml over
+    locations.yaml) when there is one, else detected from the words the request carries."""
+    from novelcomic.plan.world import detect_period
+
+    period = getattr(request, "period", None)
+    if period and period not in ("auto", "unknown"):
+        return period
+    lang = request.language if request.language in ("zh", "en") else "zh"
+    if isinstance(request, SheetRequest):
+        c = request.character
+        text = " ".join([c.appearance, c.description])
+    else:
+        parts = [request.scene.summary, request.shot.source, request.shot.image_prompt]
+        parts += [ln.text for ln in request.shot.lines]
+        parts += [ref.character.appearance + " " + ref.character.description for ref in request.characters]
+        if request.location is not None:
+            parts += [request.location.name, request.location.description]
+        text = " ".join(p for p in parts if p)
+    return detect_period(text, lang) if text.strip() else "unknown"
+
+
+def place_words(location: object, language: str = "zh") -> str:
+    """Prompt words for a location: its name and description, kind, time of day, weather."""
+    if location is None:
+        return ""
+    from novelcomic.plan.world import location_kind
+
+    kind = getattr(location, "kind", "unknown")
+    if kind == "unknown":
+        kind = location_kind(location.name, location.description, language)  # type: ignore[attr-defined]
+    weather = getattr(location, "weather", "unknown")
+    return join([
+        location.name, location.description, KIND_WORDS.get(kind, ""),  # type: ignore[attr-defined]
+        TIME_WORDS.get(location.time_of_day, ""), WEATHER_WORDS.get(weather, ""),  # type: ignore[attr-defined]
+        "interior" if location.interior else "",  # type: ignore[attr-defined]
+    ])
+
+
+def sheet_prompt(
+    character: Character, style: list[str], family: str = "sd15", period: str | None = None, language: str = "zh"
+) -> Prompt:
+    """A turnaround sheet of one character: every view of the same look on a plain background,
+    dressed for the book's ``period``."""
     positive, negative = style_fragments(style, family)
     return Prompt(
-        join([SHEET_WORDS, _character_words(character), positive, QUALITY_WORDS]),
+        join([SHEET_WORDS, _character_words(character), period_words(period, language), positive, QUALITY_WORDS]),
         join([SHEET_NEGATIVE, negative]),
     )
 
@@ -133,13 +210,13 @@ def shot_prompt(request: ShotRequest, family: str = "sd15") -> Prompt:
     else:
         sides = _side_names(len(chars))
         people = f"{len(chars)} people, " + ", ".join(f"{side}: {_character_words(c)}" for side, c in zip(sides, chars))
-    loc = request.location
-    place = join([loc.name, loc.description, TIME_WORDS.get(loc.time_of_day, ""), "interior" if loc.interior else ""]) if loc else ""
+    place = place_words(request.location, request.language)
+    period = period_words(request_period(request), request.language)
     props = join(p.appearance or p.name for p in request.props)
     return Prompt(
         join([
             style_positive, CAMERA_WORDS.get(shot.camera.size, ""), ANGLE_WORDS.get(shot.camera.angle, ""),
-            people, props, place, MOOD_WORDS.get(shot.mood or request.scene.mood, ""), QUALITY_WORDS,
+            people, props, place, period, MOOD_WORDS.get(shot.mood or request.scene.mood, ""), QUALITY_WORDS,
         ]),
         negative,
     )
@@ -153,4 +230,7 @@ def _side_names(n: int) -> list[str]:
     return [f"position {i + 1} from the left" for i in range(n)]
 
 
-__all__ = ["Prompt", "STYLE_WORDS", "join", "sheet_prompt", "shot_prompt", "style_fragments", "style_words"]
+__all__ = [
+    "KIND_WORDS", "PERIOD_WORDS", "Prompt", "SPECIES_WORDS", "STYLE_WORDS", "WEATHER_WORDS", "join", "period_words",
+    "place_words", "request_period", "sheet_prompt", "shot_prompt", "style_fragments", "style_words",
+]
