@@ -963,8 +963,8 @@ class _Place:
         self.hills((110, 140, 120), 0.12, 0.5, 3)
         self.ground(_GROUND["river"])
         hz, h, w = self.hz, self.h, self.w
-        cx = w * self.rng.uniform(0.35, 0.65)
-        bend = w * self.rng.uniform(-0.25, 0.25)
+        cx = w * self.rng.choice((self.rng.uniform(0.15, 0.3), self.rng.uniform(0.7, 0.85)))  # the bank in the middle
+        bend = (w / 2 - cx) * self.rng.uniform(-0.6, -0.2)
         left = _smooth([(cx - w * 0.02, hz), (cx - w * 0.12 + bend, hz + (h - hz) * 0.4), (cx - w * 0.55, h)])
         right = _smooth([(cx + w * 0.55, h), (cx + w * 0.12 + bend, hz + (h - hz) * 0.4), (cx + w * 0.02, hz)])
         self.poly(left + right, self.c((70, 130, 170), 0.1))
