@@ -83,6 +83,7 @@ class StagesConfig(_Model):
 class ChapterRef(_Model):
     id: str = Field(description="Chapter id, also the stem of chapters/<id>.txt and storyboards/<id>.yaml")
     title: str = ""
+    volume: str = Field("", description="The volume (卷/部/Book/Part) the chapter belongs to, as its heading says; empty when none")
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 
