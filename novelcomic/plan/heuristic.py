@@ -457,10 +457,24 @@ def _zh_tagger() -> Tagger:
 
     jieba.setLogLevel(logging.WARNING)
 
+    memo: dict[str, list[tuple[str, str]]] = {}
+
     def tag(text: str) -> list[tuple[str, str]]:
-        return [(w, f) for w, f in pseg.cut(text)]
+        # the passes ask for the same sentences again (cast, genders, looks, props, places); jieba's
+        # tagger is the planner's main cost, so each text is tagged once per plan
+        found = memo.get(text)
+        if found is None:
+            found = memo[text] = [(w, f) for w, f in pseg.cut(text)]
+        return found
 
     return tag
+
+
+def _zh_words(text: str) -> list[str]:
+    """jieba's words without tags or the unknown-word model: ten times faster than tagging."""
+    import jieba
+
+    return jieba.lcut(text, HMM=False)
 
 
 def _zh_dictionary() -> dict[str, str]:
@@ -1348,13 +1362,28 @@ def _narration_sentences(lang: Lang, chapters: list[list[_Para]]) -> list[str]:
     return out
 
 
-def _appearance(lang: Lang, cast: _Cast, cid: str, sentences: list[str]) -> tuple[str, str]:
+class _Sentences:
+    """Narration sentences with the cast's mentions found once (a whole novel has tens of
+    thousands of sentences and hundreds of characters: no pass scans them per character)."""
+
+    def __init__(self, cast: _Cast, sentences: list[str]) -> None:
+        self.sentences = sentences
+        self.mentions = [cast.mentions(s) for s in sentences]
+        self.of: dict[str, list[int]] = {}
+        for i, found in enumerate(self.mentions):
+            for cid in dict.fromkeys(c for _, c in found):
+                self.of.setdefault(cid, []).append(i)
+
+
+def _appearance(lang: Lang, cast: _Cast, cid: str, index: _Sentences) -> tuple[str, str]:
     """(appearance, cue text) from the first sentences that describe ``cid``."""
     parts: list[str] = []
     cues: list[str] = []
     seen = 0
-    for i, sentence in enumerate(sentences):
-        mentions = cast.mentions(sentence)
+    sentences = index.sentences
+    for i in index.of.get(cid, []):
+        sentence = sentences[i]
+        mentions = index.mentions[i]
         mine = [p for p, c in mentions if c == cid]
         if not mine:
             continue
@@ -1410,13 +1439,14 @@ def _en_appearance(tail: str) -> list[str]:
     return [re.sub(r"^(?:was|is)\s+", "", f) for f in found]
 
 
-def _pronoun_votes(lang: Lang, cast: _Cast, sentences: list[str]) -> Counter[tuple[str, str]]:
+def _pronoun_votes(lang: Lang, cast: _Cast, index: _Sentences) -> Counter[tuple[str, str]]:
     """(id, gender) votes: a pronoun after a character's name in its sentence (2 points) or at the
     start of the next sentence when that one is about one character (1 point); gender ``neuter``
     for it/its/它."""
     votes: Counter[tuple[str, str]] = Counter()
+    sentences = index.sentences
     for i, sentence in enumerate(sentences):
-        mentions = cast.mentions(sentence)
+        mentions = index.mentions[i]
         if not mentions:
             continue
         first_pos, cid = mentions[0]
@@ -1437,7 +1467,7 @@ def _finish_cast(
     lang: Lang, cast: _Cast, request: PlanRequest, chapters: list[list[_Para]], units: list[list[_Unit]]
 ) -> _Cast:
     """Fill in appearance and voice of new characters (genders were needed earlier, see _chapter_units)."""
-    sentences = _narration_sentences(lang, chapters)
+    index = _Sentences(cast, _narration_sentences(lang, chapters))
     emotions: dict[str, Counter[str]] = {}
     for chapter_units in units:
         for u in chapter_units:
@@ -1449,8 +1479,8 @@ def _finish_cast(
         if c.id in existing:
             out.append(c)
             continue
-        appearance, cue_text = _appearance(lang, cast, c.id, sentences)
-        epithet = _en_epithet_age(c, sentences) if lang == "en" else None
+        appearance, cue_text = _appearance(lang, cast, c.id, index)
+        epithet = _en_epithet_age(c, index.sentences) if lang == "en" else None
         age = epithet or _age(lang, " ".join([cue_text, *c.aliases, c.name]))
         temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
         gender = cast.genders.get(c.id, "unknown")
@@ -1484,13 +1514,13 @@ def _temperament(lang: Lang, emotions: Counter[str], age: str) -> str:
 
 def _resolve_genders(lang: Lang, cast: _Cast, chapters: list[list[_Para]]) -> _Cast:
     """Genders for characters the user did not give one: cue words, then pronoun votes."""
-    sentences = _narration_sentences(lang, chapters)
-    votes = _pronoun_votes(lang, cast, sentences)
+    index = _Sentences(cast, _narration_sentences(lang, chapters))
+    votes = _pronoun_votes(lang, cast, index)
     genders = dict(cast.genders)
     for c in cast.characters:
         if genders.get(c.id, "unknown") != "unknown":
             continue
-        _, cue_text = _appearance(lang, cast, c.id, sentences)
+        _, cue_text = _appearance(lang, cast, c.id, index)
         score = 3 * _cues_gender(lang, " ".join([c.name, *c.aliases])) + 2 * _cues_gender(lang, cue_text)
         male, female, neuter = (votes[(c.id, g)] for g in ("male", "female", "neuter"))
         if neuter < max(male, female):
@@ -1849,9 +1879,8 @@ def _prop_counts(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> Cou
     for paras in chapters:
         for p in paras:
             text = p.para.text
-            if lang == "zh":
-                words = [w for w, _ in tagger(text)]
-                counts.update(w for w in words if w in ZH_PROPS)
+            if lang == "zh":  # word boundaries only (剑 but not 剑客): the plain segmenter is enough
+                counts.update(w for w in _zh_words(text) if w in ZH_PROPS)
             else:
                 for prop in EN_PROPS:
                     counts[prop] += len(re.findall(rf"\b{prop}s?\b", text, re.IGNORECASE))
