@@ -62,7 +62,9 @@ ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
     )
 )
 # A clause ending in one of these is no attribution even though it ends like one.
-ZH_NOT_SPEECH_RE = re.compile(r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫)$")
+ZH_NOT_SPEECH_RE = re.compile(
+    r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫|[其之此所彼前][说言云道])$"
+)  # 然其说 / 从其言: the word said, not saying it
 ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,；;：:、]")
 ZH_SENTENCE_END = "。！？!?…"
 ZH_LEAD_RE = re.compile(r"^(?:这时候?|此时|于是|然后|忽然|突然|接着|只见|随后|说完|听了|见状|最后|这才|终于)[，,]?")
@@ -104,6 +106,10 @@ ZH_TITLES = frozenset(
 )
 ZH_NUMERAL_MEASURE_RE = re.compile(r"[一二三四五六七八九十百千两几数][个匹只头条口把张位名员]")
 ZH_SELF_INTRO_RE = re.compile(r"(?:我叫|我是|我的名字叫|我的名字是|叫我|我名叫)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)")
+# A speaker who gives their own name: 某姓张名飞 / 吾姓关名羽 / 我本汉室宗亲，姓刘，名备.
+ZH_OWN_NAME_RE = re.compile(
+    r"^[^。！？]{0,12}?(?:[某吾我余妾臣小人在下本]+)[^。！？]{0,10}?姓(?P<sur>[\u4e00-\u9fff]{1,2})[，,]?(?:名|单名|双名)(?P<given>[\u4e00-\u9fff]{1,2})"
+)
 ZH_CALLED_RE = re.compile(
     r"(?P<verb>自称|号称|名叫|叫做|人称|唤作|称呼他|称呼她|叫他|叫她|称他|称她|喊他|喊她)(?:为|作)?[“「]?"
     r"(?P<name>[\u4e00-\u9fff]{2,4}?)(?=[”」]?(?:[，。！？,.!?、；;]|$))"
@@ -619,6 +625,8 @@ def _zh_after(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr 
         return None
     clause = m.group(1)
     verb = _zh_speech_verb(clause)
+    if verb and m.group(2) in ("：", ":") and re.match(r"\s*[“「『\"]", text[m.end():]):
+        return None  # “…”玄德曰：“…” — this introduces the next line, not the one before it
     if verb:
         subj = _zh_subject(_strip_modifiers(clause[: -len(verb)]), cast, tagger)
         if subj:
@@ -635,7 +643,7 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     body = text.rstrip().rstrip("：:，,")
     sentence_start = max(body.rfind(c, 0, len(body) - 1) for c in ZH_SENTENCE_END) + 1
     sentence = body[sentence_start:]
-    clauses = [c for c in ZH_CLAUSE_SPLIT_RE.split(sentence) if c.strip()]
+    clauses = [c for c in re.split(r"[，,；;：:]", sentence) if c.strip()]  # 玄德谓关、张曰 is one clause
     if not clauses:
         return None
     last = clauses[-1].rstrip(ZH_SENTENCE_END)
@@ -643,6 +651,8 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     if verb:
         head = _strip_modifiers(last[: -len(verb)])
         subj = _zh_subject(head, cast, tagger) if head else None
+        if subj is None and re.match(r"[\u4e00-\u9fff]", head) and (len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT):
+            subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned  # 嵩曰 / 陶怒曰: a one-character given name, resolved by who was just mentioned
         if subj is None:
             subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
         if subj:
@@ -744,6 +754,10 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     links: dict[str, str] = {}  # descriptor or nickname → the name it stands for
     speech_refs = _speech_refs(lang, chapters, tagger)
     for ref, kind, quote in speech_refs:
+        if lang == "zh" and len(ref) == 1:
+            continue  # 陶曰: a one-character given name is an alias, found once the cast is known
+        if lang == "zh" and kind == "descriptor" and len(ref) in (2, 3) and ref[0] in ZH_SURNAMES and ref[-1] not in ZH_PERSON_SUFFIXES:
+            kind = "name"  # 桥玄谓操曰: a surname and a given name the segmenter does not know
         if kind == "name":
             names.setdefault(ref, 0)
         elif kind == "descriptor":
@@ -1291,7 +1305,7 @@ def _make_cast(chars: list[Character], genders: dict[str, str]) -> _Cast:
     ascii_only = all(n.isascii() for n in lookup)
     singles = "".join(re.escape(n) for n in lookup if len(n) == 1 and not n.isascii())
     if singles:  # 操 is 曹操 where it opens a clause before more text (操曰), not inside 操练
-        alts = "|".join(a for a in (alts, rf"(?<![\u4e00-\u9fff])[{singles}](?=[\u4e00-\u9fff])") if a)
+        alts = "|".join(a for a in (alts, rf"(?<![\u4e00-\u9fff])[{singles}](?=[\u4e00-\u9fff]|$)") if a)
     pattern = re.compile(rf"\b(?:{alts})\b" if ascii_only else alts)
     return _Cast(chars, lookup, genders or _genders(chars), pattern)
 
@@ -1613,11 +1627,17 @@ def _para_units(
         if before and before.speech and qi - 1 in keep:
             keep[qi - 1][1] = min(keep[qi - 1][1], max(before.cut, keep[qi - 1][0]))
         chosen = _choose(after, before, last_speaker)
+        if lang == "zh" and before and before.speech and _seg_text(para, segs[qi - 1]).rstrip().endswith(("：", ":")):
+            chosen = before  # 靖曰：“…” — the colon hands the quote over, whatever follows it
         ctx = (cast, narr_mentions, spoke, quote_mentions or [])
         speaker = _resolve_ref(chosen, ctx) if chosen and chosen.ref else None
+        own = _own_name(lang, cast, seg.text)
+        if own and (speaker is None or not (chosen and chosen.speech and chosen.ref in cast.lookup)):
+            speaker = own  # 其人曰：“某姓张名飞…” — who names themselves
         if speaker is None and chosen is not None and chosen.ref == "":
             speaker = last_speaker
-        if speaker is None:
+        if speaker is None and not (chosen and chosen.speech and chosen.ref):
+            # an attribution naming someone the cast does not know (一人, 帝) is nobody's to guess
             speaker = _alternate(cast, para.index, history)
         cue = chosen.cue if chosen else ""
         emotion = _emotion(cue, seg.text)
@@ -1628,6 +1648,20 @@ def _para_units(
             last_speaker = speaker
         quotes[qi] = unit
     return _assemble(lang, cast, para, keep, quotes)
+
+
+def _own_name(lang: Lang, cast: _Cast, quote: str) -> str | None:
+    """The character a line names as its speaker: ``某姓张名飞``, ``我叫阿银``, ``My name is Quill``."""
+    if lang == "zh":
+        m = ZH_OWN_NAME_RE.match(quote)
+        name = (m.group("sur") + m.group("given")) if m else None
+        if name is None:
+            intro = ZH_SELF_INTRO_RE.search(quote[:20])
+            name = intro.group(1) if intro else None
+    else:
+        intro = EN_SELF_INTRO_RE.search(quote[:60])
+        name = intro.group(1) if intro else None
+    return cast.lookup.get(name) if name else None
 
 
 def _choose(after: _Attr | None, before: _Attr | None, last_speaker: str | None) -> _Attr | None:
@@ -1650,6 +1684,13 @@ def _resolve_ref(
     if re.fullmatch(EN_RELATION_RE, attr.ref):  # "My dear Mr. Bennet," said his lady: the one addressed counts
         seen = [m for m in [*narr_mentions, *quoted] if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos]
         return _en_relation(cast, attr, sorted(seen))
+    if len(attr.ref) == 1 and not attr.ref.isascii():  # 嵩曰: the latest of 皇甫嵩 and 曹嵩 mentioned
+        owners = {
+            cid for n, cid in cast.lookup.items()
+            if len(n) in (2, 3) and n.endswith(attr.ref) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)
+        }
+        seen = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
+        return next((cid for _, cid in reversed(seen) if cid in owners), None)
     gender = {"他": "male", "he": "male", "她": "female", "she": "female"}.get(attr.ref)
     if gender is None:
         return None
