@@ -227,27 +227,33 @@ def _note_write(report: StageReport, wr: WriteResult) -> None:
 # --------------------------------------------------------------------------- design
 
 
-def design(project: Project) -> StageReport:
-    """A reference sheet per character (skipped for characters with their own reference images)."""
+def design(project: Project, chapters: list[str] | None = None) -> StageReport:
+    """A reference sheet per character who needs one (:func:`needs_sheet`: not a group or an
+    extra, no reference images of its own) and appears in ``chapters`` (default: all): is drawn
+    in or speaks in one of their storyboards. When none of them is planned yet, who appears is
+    not known, and every character who needs a sheet gets one (design needs no storyboard)."""
     from novelcomic.render.base import SheetRequest
 
     cfg = project.config()
     spec = cfg.stages.design
     report = StageReport("design")
     backend = None
+    present = cast_in(project, chapters or [c.id for c in cfg.chapters])
+    period = book_period(project, cfg)
     for ch in project.characters().characters:
-        if ch.reference_images:
+        if not needs_sheet(ch) or (present is not None and ch.id not in present):
             continue
         w, h = SHEET_SIZE
         seed = shot_seed(cfg, "design", ch.id, None)
-        inputs = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language)
+        inputs = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
         path = project.sheet_path(ch.id)
-        legacy = hash_inputs(ch, cfg.style, spec, w, h, seed, cfg.language)  # the recipe before 2026-11-21
+        # the recipe before 2026-11-21 (a known period was in neither: a sheet drawn without it is not adopted)
+        legacy = hash_inputs(_stable(ch), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
         if project.store.fresh("sheet", ch.id, inputs) or project.store.adopt("sheet", ch.id, legacy, inputs):
             report.add(path, made=False)
             continue
         backend = backend or image_backends.create(spec.backend, spec.options, where="stages.design")
-        result = backend.design_character(SheetRequest(ch, cfg.style, w, h, seed, cfg.language))
+        result = backend.design_character(SheetRequest(ch, cfg.style, w, h, seed, cfg.language, period=period))
         _save_image(result.image, path)
         project.store.record(
             "sheet", ch.id, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed,
@@ -270,11 +276,102 @@ def _with_project_paths(project: Project, character: Character) -> Character:
 
 
 def reference_images(project: Project, character_id: str) -> list[Path]:
+    """The images that pin a character's look: its own, else its sheet. A group or an extra has
+    no sheet (it is drawn as a generic figure), so it gives none unless it has images of its own."""
     ch = project.characters().by_id()[character_id]
     if ch.reference_images:
         return [project.dir / p for p in ch.reference_images]
+    if generic_figure(ch):
+        return []
     sheet = project.sheet_path(character_id)
     return [sheet] if sheet.exists() else []
+
+
+# --------------------------------------------------------------------------- who appears where
+
+
+def generic_figure(character: Character) -> bool:
+    """A group (soldiers, 众猴) or an extra (a guard): drawn as a generic figure, never from a sheet."""
+    return character.group or character.role == "extra"
+
+
+def needs_sheet(character: Character) -> bool:
+    """Whether the design stage draws a reference sheet for ``character`` (wherever it appears)."""
+    return not character.reference_images and not generic_figure(character)
+
+
+# storyboard path → ((mtime_ns, size), ids drawn, ids speaking): the Prefect path asks per shot
+_PEOPLE: dict[str, tuple[tuple[int, int], frozenset[str], frozenset[str]]] = {}
+
+
+def chapter_people(project: Project, chapter: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(ids drawn in a shot, ids speaking a line) of a planned chapter; None when it has no
+    storyboard yet. Remembered per process until the file changes."""
+    from novelcomic.yamlio import load_model
+
+    path = project.storyboard_path(chapter)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _PEOPLE.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1], hit[2]
+    sb = load_model(path, Storyboard)
+    drawn = frozenset(c for _, shot in sb.shots() for c in shot.characters)
+    speaking = frozenset(ln.speaker for _, shot in sb.shots() for ln in shot.lines if not ln.is_narration)
+    _PEOPLE[str(path)] = (stamp, drawn, speaking)
+    return drawn, speaking
+
+
+def cast_in(project: Project, chapters: list[str]) -> set[str] | None:
+    """Ids of the characters drawn in or speaking in the planned storyboards of ``chapters``;
+    None when none of them is planned (anyone may appear)."""
+    found = [people for people in (chapter_people(project, ch) for ch in chapters) if people is not None]
+    if not found:
+        return None
+    return set().union(*(drawn | speaking for drawn, speaking in found))
+
+
+def book_speakers(project: Project) -> set[str]:
+    """Ids of the characters who speak a line in any planned chapter: the ones that get a voice.
+    The whole book's, not one chapter's, so a character sounds the same in every chapter."""
+    cfg = project.config()
+    return set().union(*(people[1] for people in (chapter_people(project, c.id) for c in cfg.chapters) if people))
+
+
+def book_period(project: Project, cfg: ProjectConfig | None = None, locations: object = None) -> str:
+    """The period images follow: project.yaml's ``period`` unless ``auto``, else the one the
+    planner found (locations.yaml); ``unknown`` when neither says."""
+    from novelcomic.plan.world import effective_period
+
+    cfg = cfg or project.config()
+    found = getattr(locations if locations is not None else project.locations(), "period", "unknown")
+    return effective_period(cfg.period, found)
+
+
+def _period_part(period: str) -> list[str]:
+    """The period as a hash part: nothing while it is unknown, so a project whose period nobody
+    set or found hashes as it did before periods existed (upgrading re-draws nothing)."""
+    return [] if period in ("unknown", "auto", "", None) else [period]
+
+
+# Fields the models gained after images had been made (2026-12-07): at their defaults they are
+# left out of the hashes, so images made before them stay up to date.
+_ADDED_FIELDS: dict[str, tuple[str, ...]] = {"Character": ("role", "species", "group"), "Location": ("kind", "weather")}
+
+
+def _stable(obj: object, data: dict | None = None) -> dict | None:
+    """A model (or ``data``, its dump) for a hash, without the added fields that hold their defaults."""
+    if obj is None:
+        return None
+    data = dict(obj.model_dump(mode="json") if data is None else data)  # type: ignore[attr-defined]
+    fields = type(obj).model_fields  # type: ignore[attr-defined]
+    for name in _ADDED_FIELDS.get(type(obj).__name__, ()):
+        if name in data and data[name] == fields[name].default:
+            del data[name]
+    return data
 
 
 # --------------------------------------------------------------------------- render
@@ -334,6 +431,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
         style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
         prompt=prompt, negative_prompt=negative, lettering=cfg.lettering, safe_area=shot_safe_area(scene, shot),
+        period=_ctx_period(project, ctx),  # type: ignore[arg-type]
     )
     qa: dict = {}
     warnings = list(ctx.get("warnings", {}).get(shot.id, []))
@@ -378,8 +476,9 @@ VOICE_ONLY = {"temperament", "voice", "pitch", "rate"}
 
 
 def character_look(character: Character) -> dict:
-    """The part of a character its images depend on: all but the TTS-only voice settings."""
-    return character.model_dump(mode="json", exclude={"voice": VOICE_ONLY})
+    """The part of a character its images depend on: all but the TTS-only voice settings and its
+    role (which only decides whether it gets a sheet: the sheet is hashed on its own)."""
+    return _stable(character, character.model_dump(mode="json", exclude={"voice": VOICE_ONLY, "role": True}))  # type: ignore[return-value]
 
 
 def shot_warnings(project: Project, chapter: str, shot_id: str) -> list[str]:
@@ -407,8 +506,14 @@ def _shot_parts(project: Project, shot_id: str, ctx: dict) -> tuple:
     loc_id = shot.location or scene.location
     location = ctx["locations"].get(loc_id) if loc_id else None
     props = [ctx["props"][p] for p in shot.props]
-    sheets = [project.store.asset("sheet", c.id) for c in chars]
+    sheets = [None if generic_figure(c) else project.store.asset("sheet", c.id) for c in chars]
     return cfg, scene, shot, chars, location, props, sheets
+
+
+def _ctx_period(project: Project, ctx: dict) -> str:
+    if "period" not in ctx:
+        ctx["period"] = book_period(project, ctx["cfg"])
+    return ctx["period"]
 
 
 def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | None = None) -> str:
@@ -422,13 +527,14 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
     # lettering names every speaker, also one who is not in the picture
     speakers = {ln.speaker: ctx["characters"][ln.speaker].name for ln in shot.lines if ln.speaker in ctx["characters"]}
     return hash_inputs(
-        shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, location, props,
+        shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, _stable(location), props,
         [character_look(_with_project_paths(project, c)) for c in chars],
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
         cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None,
         llm_identity(cfg.llm) if _draws_from_prompts(cfg.stages.render.backend) else None, cfg.style_reference,
+        *_period_part(_ctx_period(project, ctx)),
     )
 
 
@@ -440,10 +546,11 @@ def legacy_shot_hash(project: Project, chapter: str, shot_id: str, ctx: dict) ->
     cfg, scene, shot, chars, location, props, sheets = _shot_parts(project, shot_id, ctx)
     w, h = cfg.size
     return hash_inputs(
-        shot, scene.mood, location, props, [_with_project_paths(project, c) for c in chars],
+        shot, scene.mood, _stable(location), props, [_stable(_with_project_paths(project, c)) for c in chars],
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
         cfg.lettering, cfg.safety, cfg.qa, cfg.llm, cfg.style_reference,
+        *_period_part(_ctx_period(project, ctx)),  # a known period was in no old recipe: not adopted then
     )
 
 
@@ -535,9 +642,10 @@ def shot_prompt(
 
     cfg: ProjectConfig = ctx["cfg"]
     present = {c: chars[c] for c in shot.characters if c in chars}
+    period = _ctx_period(project, ctx)
     inputs = hash_inputs(shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood,
-                         {cid: character_look(c) for cid, c in present.items()}, location, cfg.style,
-                         family, cfg.language, llm_identity(cfg.llm))
+                         {cid: character_look(c) for cid, c in present.items()}, _stable(location), cfg.style,
+                         family, cfg.language, llm_identity(cfg.llm), *_period_part(period))
     key = f"{chapter}/{shot.id}"
     path = project.shot_image_path(chapter, shot.id).with_suffix(".prompt.json")
     rec = project.store.fresh("prompt", key, inputs)
@@ -546,7 +654,7 @@ def shot_prompt(
         return data["prompt"], data["negative"]
     if "style" not in ctx:
         ctx["style"] = load_styles(project.dir).resolve(cfg.style)
-    args = (shot, scene, present, location, ctx["style"], family, cfg.language)
+    args = (shot, scene, present, location, ctx["style"], family, cfg.language, period)
     backend, warnings = "rules", []
     if cfg.llm is not None:
         from novelcomic.errors import BackendError
@@ -579,12 +687,15 @@ def shot_prompt(
 
 
 def _render_context(project: Project, chapter: str) -> dict:
+    cfg = project.config()
+    locations = project.locations()
     return {
-        "cfg": project.config(),
+        "cfg": cfg,
         "storyboard": project.storyboard(chapter),
         "characters": project.characters().by_id(),
-        "locations": {loc.id: loc for loc in project.locations().locations},
+        "locations": {loc.id: loc for loc in locations.locations},
         "props": {p.id: p for p in project.props().props},
+        "period": book_period(project, cfg, locations),
     }
 
 
@@ -654,7 +765,8 @@ def _voice_context(project: Project, chapter: str) -> dict:
     return {
         "cfg": cfg,
         "storyboard": project.storyboard(chapter),
-        "cast": cast_voices(project.characters(), cfg.language, cfg.stages.voice.backend),
+        # voices for the book's speakers only: a character who never speaks uses up no voice
+        "cast": cast_voices(project.characters(), cfg.language, cfg.stages.voice.backend, speakers=book_speakers(project)),
     }
 
 
@@ -871,7 +983,7 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
     if "plan" in stages:
         reports.append(plan(project, chapters))
     if "design" in stages:
-        reports.append(design(project))
+        reports.append(design(project, chapters))
     later = [s for s in ("render", "voice", "compose") if s in stages]
     for ch in chapters:
         if later and not project.storyboard_path(ch).exists():  # the plan could only be proposed (see its warning)

@@ -492,7 +492,8 @@ def test_images_made_under_the_old_hash_recipe_are_adopted_not_drawn_again(root:
     store = project.store
     for c in project.characters().characters:  # rewrite the records as the old version made them
         rec = store.asset("sheet", c.id)
-        old = hash_inputs(c, cfg.style, cfg.stages.design, *pipeline.SHEET_SIZE,
+        # the old version's Character had no role, species or group yet
+        old = hash_inputs(c.model_dump(mode="json", exclude=NEW_CHARACTER_FIELDS), cfg.style, cfg.stages.design, *pipeline.SHEET_SIZE,
                           pipeline.shot_seed(cfg, "design", c.id, None), cfg.language)
         assert store.adopt("sheet", c.id, rec.inputs_hash, old)
     ctx = pipeline._render_context(project, "01")
@@ -508,6 +509,98 @@ def test_images_made_under_the_old_hash_recipe_are_adopted_not_drawn_again(root:
     rec = store.asset("shot", "01/s01-02")
     store.adopt("shot", "01/s01-02", rec.inputs_hash, "an old hash of other inputs")
     assert _run(project)["render01"].made == 1
+
+
+NEW_CHARACTER_FIELDS = {"role", "species", "group"}  # added 2026-12-07 (with Location.kind/weather and the period)
+
+
+def _hashes_before_the_new_fields(project: Project, chapter: str) -> dict[str, str]:
+    """The sheet and shot hashes as the version before role/species/group, kind/weather and the
+    period computed them (today's recipes, with the models as they were)."""
+    from novelcomic.fsutil import hash_inputs
+
+    cfg = project.config()
+    chars = project.characters().by_id()
+    locs = {loc.id: loc for loc in project.locations().locations}
+    out = {}
+    for c in chars.values():
+        out[f"sheet:{c.id}"] = hash_inputs(
+            c.model_dump(mode="json", exclude={"voice": pipeline.VOICE_ONLY, **dict.fromkeys(NEW_CHARACTER_FIELDS, True)}),
+            cfg.style, cfg.stages.design, *pipeline.SHEET_SIZE, pipeline.shot_seed(cfg, "design", c.id, None), cfg.language)
+    for scene, shot in project.storyboard(chapter).shots():
+        loc = locs.get(shot.location or scene.location)
+        look = [chars[c].model_dump(mode="json", exclude={"voice": pipeline.VOICE_ONLY, **dict.fromkeys(NEW_CHARACTER_FIELDS, True)})
+                for c in shot.characters]
+        w, h = cfg.size
+        out[f"shot:{shot.id}"] = hash_inputs(
+            shot.model_dump(mode="json", exclude=pipeline.SHOT_COMPOSE_ONLY), scene.mood,
+            loc.model_dump(mode="json", exclude={"kind", "weather"}) if loc else None, [], look,
+            [project.store.asset("sheet", c).content_hash for c in shot.characters], cfg.style, cfg.stages.render, w, h,
+            pipeline.shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language, cfg.lettering,
+            {ln.speaker: chars[ln.speaker].name for ln in shot.lines if ln.speaker in chars}, cfg.subtitles.font,
+            cfg.safety, None, None, cfg.style_reference)
+    return out
+
+
+def test_the_new_fields_at_their_defaults_leave_every_hash_as_it_was(root: Path, fake_backends) -> None:
+    """Upgrading re-draws nothing: a project that sets no role, species, group, kind, weather or
+    period hashes its sheets and shots exactly as the version before those fields did."""
+    project = Project(make_project(root))
+    _run(project)
+    old = _hashes_before_the_new_fields(project, "01")
+    store = project.store
+    assert {k: v for k, v in old.items() if k.startswith("sheet:")} == {
+        f"sheet:{c.id}": store.asset("sheet", c.id).inputs_hash for c in project.characters().characters}
+    assert {k: v for k, v in old.items() if k.startswith("shot:")} == {
+        f"shot:{s}": store.asset("shot", f"01/{s}").inputs_hash for s in pipeline.shot_ids(project, "01")}
+
+
+def test_the_books_period_reaches_the_requests_and_redraws_once(root: Path, fake_backends) -> None:
+    from novelcomic.render.base import SheetRequest, ShotRequest
+
+    seen: list[object] = []
+    orig_design, orig_render = fake_backends["images"].design_character, fake_backends["images"].render_shot
+
+    def design(self, request: SheetRequest):  # type: ignore[no-untyped-def]
+        seen.append(request)
+        return orig_design(self, request)
+
+    def render(self, request: ShotRequest):  # type: ignore[no-untyped-def]
+        seen.append(request)
+        return orig_render(self, request)
+
+    fake_backends["images"].design_character, fake_backends["images"].render_shot = design, render
+    try:
+        project = Project(make_project(root))
+        _run(project)
+        assert seen and all(r.period == "unknown" for r in seen)
+        # the planner found the period: every sheet and shot is drawn again, with it
+        locs = project.locations()
+        project.write_generated(project.locations_yaml, locs.model_copy(update={"period": "ancient_china"}), "locations")
+        seen.clear()
+        again = _run(project)
+        assert again["design"].made == 2 and again["render01"].made == 2
+        assert {r.period for r in seen} == {"ancient_china"}
+        assert all(r.made == 0 for r in _run(project).values())
+        # project.yaml's period wins over the planner's
+        cfg = project.config()
+        cfg.period = "victorian_england"
+        project.save_config(cfg)
+        seen.clear()
+        assert _run(project)["render01"].made == 2 and {r.period for r in seen} == {"victorian_england"}
+        # a location's kind and weather, a character's species are in the hashes too
+        locs = project.locations()
+        loc = locs.locations[0].model_copy(update={"weather": "rain"})
+        project.write_generated(project.locations_yaml, locs.model_copy(update={"locations": [loc]}), "locations")
+        assert _run(project)["render01"].made == 2
+        chars = project.characters()
+        a = chars.characters[0].model_copy(update={"species": "monkey"})
+        project.write_generated(project.characters_yaml, chars.model_copy(update={"characters": [a, *chars.characters[1:]]}),
+                                "characters")
+        again = _run(project)
+        assert again["design"].made == 1 and again["render01"].made == 1  # the shot a is in
+    finally:
+        fake_backends["images"].design_character, fake_backends["images"].render_shot = orig_design, orig_render
 
 
 def test_status_shows_the_publish_review_of_each_video(root: Path, fake_backends) -> None:

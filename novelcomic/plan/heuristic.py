@@ -571,7 +571,8 @@ def _strip_modifiers(text: str) -> str:
 
 
 def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
-    """The subject at the start of a clause: a known name, a pronoun, or a jieba noun."""
+    """The subject at the start of a clause: a known name (after a title: 司马潘隐; in 时人有桥玄者),
+    a pronoun, or a jieba noun."""
     s = ZH_LEAD_RE.sub("", clause.strip())
     if not s:
         return None
@@ -582,7 +583,21 @@ def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
         known = cast.at_start(s)
         if known:
             return known
+        m = re.search(r"有([\u4e00-\u9fff]{2,4}?)者", s)
+        if m and m.group(1) in cast.lookup:
+            return m.group(1)
+        first = cast.mentions(s[:8])
+        if first and not re.search(r"[谓问告与对向见令命使叫请奏曰言道说之其]", s[: first[0][0]]):
+            return cast.at_start(s[first[0][0]:])
     return _zh_noun_subject(s, tagger)
+
+
+def _given_chars(cast: _Cast) -> set[str]:
+    """Last characters of the cast's surname-and-given names (操 of 曹操, 嵩 of 皇甫嵩)."""
+    return {
+        n[-1] for n in cast.lookup
+        if len(n) in (2, 3) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)
+    }
 
 
 def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
@@ -625,7 +640,7 @@ def _zh_after(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr 
         return None
     clause = m.group(1)
     verb = _zh_speech_verb(clause)
-    if verb and m.group(2) in ("：", ":") and re.match(r"\s*[“「『\"]", text[m.end():]):
+    if verb and m.group(2) in ("：", ":") and not text[m.end():].strip():
         return None  # “…”玄德曰：“…” — this introduces the next line, not the one before it
     if verb:
         subj = _zh_subject(_strip_modifiers(clause[: -len(verb)]), cast, tagger)
@@ -651,7 +666,9 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     if verb:
         head = _strip_modifiers(last[: -len(verb)])
         subj = _zh_subject(head, cast, tagger) if head else None
-        if subj is None and re.match(r"[\u4e00-\u9fff]", head) and (len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT):
+        if subj is None and cast is not None and head and head[0] in _given_chars(cast) and (
+            len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
+        ):
             subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned  # 嵩曰 / 陶怒曰: a one-character given name, resolved by who was just mentioned
         if subj is None:
             subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
@@ -771,7 +788,7 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     full = "\n".join(p.para.text for paras in chapters for p in paras)
     if lang == "zh":
         _zh_called_links(chapters, tagger, descriptors, names, links)
-        _zh_refine(names, descriptors, links, full, tagger, {r for r, kind, _ in speech_refs if kind != "pronoun"})
+        _zh_refine(names, descriptors, links, full, tagger, Counter(r for r, kind, _ in speech_refs if kind != "pronoun"))
     else:
         _en_called_links(chapters, names, links)
     groups = _group_names(lang, list(names), descriptors, links, full)
@@ -783,7 +800,7 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
 
 
 def _zh_refine(
-    names: dict[str, int], descriptors: set[str], links: dict[str, str], full: str, tagger: Tagger, speakers: set[str]
+    names: dict[str, int], descriptors: set[str], links: dict[str, str], full: str, tagger: Tagger, speaks: Counter[str]
 ) -> None:
     """Keep the candidates that are people (see :mod:`novelcomic.plan.zh_cast`): courtesy names
     linked, glued verbs and titles cut off, places and words that never act dropped; a descriptor
@@ -812,16 +829,18 @@ def _zh_refine(
         if w in links.values():
             continue
         ev = evidence.get(w)
-        acts = w in speakers or (ev is not None and ev.person)
-        if not acts or (ev is not None and zh_cast.is_place_like(w) and ev.place) or ZH_NUMERAL_MEASURE_RE.search(w):
+        acts = speaks[w] > 0 or (ev is not None and ev.person)
+        if (not acts or (ev is not None and zh_cast.is_place_like(w) and ev.place) or ZH_NUMERAL_MEASURE_RE.search(w)
+                or w in zh_cast.COMPOUND_SURNAMES):  # 司马 alone is a family, not someone
             del names[w]
     people = [n for n in names if n not in links]
     for d in list(descriptors):
         ev = evidence.get(d)
         toks = tagger(d)
         if d not in links and (
-            (d not in speakers and (ev is None or not ev.person)) or zh_cast.is_place_like(d) or zh_cast.glued_head(d, people, counts)
-            or len(toks) != 1 or not toks[0][1].startswith("n") or d[-1] not in ZH_PERSON_SUFFIXES
+            (not speaks[d] and (ev is None or not ev.person)) or zh_cast.is_place_like(d) or zh_cast.glued_head(d, people, counts)
+            or len(toks) != 1 or not toks[0][1].startswith("n")
+            or (d[-1] not in ZH_PERSON_SUFFIXES and speaks[d] < 2)  # 督邮 speaks often; 书略 once
         ):
             descriptors.discard(d)
 
@@ -1684,7 +1703,7 @@ def _resolve_ref(
     if re.fullmatch(EN_RELATION_RE, attr.ref):  # "My dear Mr. Bennet," said his lady: the one addressed counts
         seen = [m for m in [*narr_mentions, *quoted] if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos]
         return _en_relation(cast, attr, sorted(seen))
-    if len(attr.ref) == 1 and not attr.ref.isascii():  # 嵩曰: the latest of 皇甫嵩 and 曹嵩 mentioned
+    if len(attr.ref) == 1 and not attr.ref.isascii() and attr.ref not in ("他", "她"):  # 嵩曰: the latest of 皇甫嵩 and 曹嵩 mentioned
         owners = {
             cid for n, cid in cast.lookup.items()
             if len(n) in (2, 3) and n.endswith(attr.ref) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)

@@ -64,8 +64,13 @@ def polish_prompt(
     style: ResolvedStyle,
     family: str,
     language: str,
+    period: str = "unknown",
 ) -> PolishedPrompt:
     """The image prompt for ``shot``, written by ``llm`` and finished with looks, lens and style.
+
+    ``period`` is the book's (models.Period; the pipeline passes project.yaml's, else the
+    planner's): it sets clothes and buildings. A character's species and a place's kind and
+    weather, when set, are named too.
 
     ``language`` is the story's ("zh"/"en"). The model writes English for ``sd15``/``sdxl``;
     for ``kolors`` it may write Chinese when the story is Chinese. Negated things it lists go to
@@ -92,7 +97,7 @@ def polish_prompt(
         "what it leaves open.\n"
         "- Do not add art-style, camera or quality words; they are added afterwards."
     )
-    user = json.dumps(_shot_facts(shot, scene, characters, location), ensure_ascii=False, indent=1)
+    user = json.dumps(_shot_facts(shot, scene, characters, location, period), ensure_ascii=False, indent=1)
     messages = [Message("system", system), Message("user", f"The shot:\n{user}")]
     answer = generate_structured(llm, messages, PromptAnswer, what=f"image prompt for shot {shot.id}")
     subject, negated = split_negations(answer.prompt)
@@ -101,12 +106,15 @@ def polish_prompt(
         english = [n for n in negatives if not _CJK_RE.search(n)]
         english += [t for n in negatives if _CJK_RE.search(n) for t in gloss(n)]
         negatives = english
-    return _finish(style, family, language, subject, shot, scene, characters, location, negatives, [answer.notes] if answer.notes else [])
+    return _finish(style, family, language, subject, shot, scene, characters, location, negatives,
+                   [answer.notes] if answer.notes else [], period)
 
 
-def _shot_facts(shot: Shot, scene: Scene, characters: Mapping[str, Character], location: Location | None) -> dict:
+def _shot_facts(
+    shot: Shot, scene: Scene, characters: Mapping[str, Character], location: Location | None, period: str = "unknown"
+) -> dict:
     names = {cid: c.name for cid, c in characters.items()}
-    return {
+    facts = {
         "lines": [
             {"speaker": "narration" if ln.speaker == NARRATOR else names.get(ln.speaker, ln.speaker), "text": ln.text}
             for ln in shot.lines
@@ -117,17 +125,30 @@ def _shot_facts(shot: Shot, scene: Scene, characters: Mapping[str, Character], l
         "camera": {"size": shot.camera.size, "angle": shot.camera.angle},
         "mood": shot.mood or scene.mood,
         "characters_in_shot": [
-            {"name": c.name, "looks": c.appearance, "gender": c.voice.gender, "age": c.voice.age}
+            {"name": c.name, "looks": c.appearance, "gender": c.voice.gender, "age": c.voice.age,
+             **({"species": c.species} if c.species != "human" else {}),
+             **({"a group of": "generic figures"} if c.group else {})}
             for c in (characters.get(cid) for cid in shot.characters)
             if c is not None
         ],
         "location": (
             {"name": location.name, "description": location.description, "time_of_day": location.time_of_day,
-             "interior": location.interior}
+             "interior": location.interior,
+             **({"kind": location.kind} if location.kind != "unknown" else {}),
+             **({"weather": location.weather} if location.weather != "unknown" else {})}
             if location
             else None
         ),
     }
+    if period not in ("unknown", "auto", ""):
+        facts["period"] = _PERIOD_FACT.get(period, period)
+    return facts
+
+
+_PERIOD_FACT = {
+    "ancient_china": "ancient China", "victorian_england": "Victorian England (19th century)",
+    "modern_city": "the present day", "fantasy": "a fantasy world",
+}
 
 
 # --------------------------------------------------------------------------- the offline path
@@ -141,8 +162,10 @@ def heuristic_prompt(
     style: ResolvedStyle,
     family: str,
     language: str,
+    period: str = "unknown",
 ) -> PolishedPrompt:
     """The image prompt for ``shot`` by rules alone (deterministic, no model, no network).
+    ``period``, species, kind and weather as in :func:`polish_prompt`.
 
     The subject is the shot's narration (else its source passage, else who is talking);
     negations in it are moved to the negative prompt. Chinese text going to ``sd15``/``sdxl``
@@ -168,7 +191,7 @@ def heuristic_prompt(
             negatives += english
             if not english and family != "kolors":
                 notes.append(f"negated {term!r} is not in the glossary and was left out of the negative prompt")
-    return _finish(style, family, language, subject, shot, scene, characters, location, negatives, notes)
+    return _finish(style, family, language, subject, shot, scene, characters, location, negatives, notes, period)
 
 
 def visual_text(shot: Shot, characters: Mapping[str, Character], location: Location | None) -> str:
@@ -228,6 +251,7 @@ def _finish(
     location: Location | None,
     negatives: list[str],
     notes: list[str],
+    period: str = "unknown",
 ) -> PolishedPrompt:
     zh = family == "kolors" and language == "zh"
     subject = re.sub(r"[。！？!?.…]+(?=[，,]|$)", "", subject.strip())
@@ -243,7 +267,7 @@ def _finish(
         size=shot.camera.size,
         angle=shot.camera.angle,
         appearance=appearance,
-        setting=_setting(location, family, language),
+        setting=_setting_with_period(location, family, language, period),
         mood=(_MOOD_ZH if zh else _MOOD_EN).get(mood, "") if mood else "",
         extra_negative=negatives,
         max_tokens=default_budget(family),
@@ -253,8 +277,26 @@ def _finish(
     return PolishedPrompt(composed.prompt, composed.negative, " ".join(n for n in notes if n))
 
 
+_SPECIES_ZH = {
+    "monkey": "猴子", "fox": "狐狸", "rabbit": "兔子", "dragon": "中国龙", "demon": "妖怪", "bird": "鸟", "cat": "猫",
+    "dog": "狗", "horse": "马", "tiger": "老虎", "other": "动物",
+}
+
+
 def _figure(c: Character, zh: bool) -> str:
-    """"young woman" / "少女" from the voice's gender and age, so the model draws the right person."""
+    """"young woman" / "少女" from the voice's gender and age, so the model draws the right person;
+    a non-human character by its species ("anthropomorphic monkey …"); a group as a crowd."""
+    species = getattr(c, "species", "human")
+    if species != "human":
+        from novelcomic.render.prompts import SPECIES_WORDS
+
+        return _SPECIES_ZH.get(species, "动物") if zh else SPECIES_WORDS.get(species, "animal character")
+    if getattr(c, "group", False):
+        return "一群人" if zh else "a group of people"
+    return _person(c, zh)
+
+
+def _person(c: Character, zh: bool) -> str:
     g, a = c.voice.gender, c.voice.age
     if zh:
         table = {("female", "child"): "小女孩", ("male", "child"): "小男孩", ("female", "young"): "少女",
@@ -271,19 +313,56 @@ def _figure(c: Character, zh: bool) -> str:
     return ""
 
 
+_KIND_ZH = {
+    "sea": "大海", "mountain": "山峰", "cave": "山洞", "forest": "森林", "river": "河边", "palace": "宫殿", "temple": "寺庙",
+    "city_street": "街道", "village": "村庄", "interior": "室内", "battlefield": "战场", "sky": "云端天空", "field": "田野",
+}
+_WEATHER_ZH = {"clear": "晴朗", "rain": "下雨", "snow": "下雪", "fog": "雾气", "storm": "暴风雨", "wind": "大风"}
+_PERIOD_ZH = {
+    "ancient_china": "中国古代，汉服，古典建筑", "victorian_england": "维多利亚时代英国，十九世纪服饰",
+    "modern_city": "现代都市，现代服装", "fantasy": "仙侠世界，古风",
+}
+
+
 def _setting(location: Location | None, family: str, language: str) -> str:
     if location is None:
         return ""
+    from novelcomic.render.prompts import KIND_WORDS, WEATHER_WORDS
+
     time = location.time_of_day if location.time_of_day != "unknown" else ""
+    kind = getattr(location, "kind", "unknown")
+    weather = getattr(location, "weather", "unknown")
     if family == "kolors" and language == "zh":
-        return "，".join(p for p in (location.name, _TIME_ZH.get(time, ""), "室内" if location.interior else "") if p)
+        parts = (location.name, _KIND_ZH.get(kind, ""), _TIME_ZH.get(time, ""), _WEATHER_ZH.get(weather, ""),
+                 "室内" if location.interior and kind != "interior" else "")
+        return "，".join(p for p in parts if p)
     words = [location.name, location.description]
     if any(_CJK_RE.search(w) for w in words):
         place = gloss(" ".join(words))[:3]
     else:
         place = [location.name] if location.name else []
-    extra = [_TIME_EN.get(time, ""), "indoors" if location.interior else ""]
+    extra = [KIND_WORDS.get(kind, "") if kind != "unknown" else "", _TIME_EN.get(time, ""),
+             WEATHER_WORDS.get(weather, "") if weather != "unknown" else "",
+             "indoors" if location.interior and kind != "interior" else ""]
     return ", ".join(p for p in [*place, *extra] if p)
+
+
+def _setting_with_period(location: Location | None, family: str, language: str, period: str) -> str:
+    setting, era = _setting(location, family, language), _period(period, family, language)
+    if not era:
+        return setting
+    return ("，" if family == "kolors" and language == "zh" else ", ").join(p for p in (setting, era) if p)
+
+
+def _period(period: str, family: str, language: str) -> str:
+    """Words for the book's period (clothes, buildings); nothing while it is unknown."""
+    if period in ("unknown", "auto", ""):
+        return ""
+    if family == "kolors" and language == "zh":
+        return _PERIOD_ZH.get(period, "")
+    from novelcomic.render.prompts import period_words
+
+    return period_words(period, language)
 
 
 def _check(family: str, language: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from novelcomic.errors import NovelcomicError
-from novelcomic.models import Character, Location, Prop, Scene, Shot
+from novelcomic.models import Character, Location, Period, Prop, Scene, Shot
 
 if TYPE_CHECKING:  # Pillow is cheap, but keep the interface module import-light anyway
     from PIL.Image import Image
@@ -31,6 +31,9 @@ class SheetRequest:
     height: int
     seed: int
     language: str = "zh"
+    # The book's period and region (project.yaml's, else the planner's from locations.yaml):
+    # how clothes and buildings look. "unknown": backends guess from the request's own words.
+    period: Period = "unknown"
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ShotRequest:
     # keeps on screen and clear of the subtitles (novelcomic.compose.motion.safe_area): lettering
     # and faces belong inside it. None: the whole frame above the subtitle band.
     safe_area: tuple[float, float, float, float] | None = None
+    period: Period = "unknown"  # as in SheetRequest
 
 
 @dataclass

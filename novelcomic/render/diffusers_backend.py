@@ -54,7 +54,7 @@ from novelcomic.render.loading import (
     resolve_dtype,
     resolve_model,
 )
-from novelcomic.render.prompts import Prompt, join, sheet_prompt, shot_prompt
+from novelcomic.render.prompts import Prompt, join, request_period, sheet_prompt, shot_prompt
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -233,7 +233,9 @@ class DiffusersBackend:
     def design_character(self, request: SheetRequest) -> ImageResult:
         """A turnaround sheet; ``sheet_candidates`` drawn with seeds seed, seed+1, …, one kept."""
         self.check_inputs(request)
-        prompt = sheet_prompt(request.character, request.style, self.pipelines().spec.family)
+        # dressed for the book's period: the request's, else what the character's own words suggest
+        prompt = sheet_prompt(request.character, request.style, self.pipelines().spec.family,
+                              period=request_period(request), language=request.language)
         jobs = [self._base_job("text2img", prompt, request.width, request.height, request.seed + i)
                 for i in range(self.sheet_candidates)]
         results = self._run_all(jobs)

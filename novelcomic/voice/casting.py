@@ -16,6 +16,7 @@ the specs back with only gender guessed where unknown: they pick their own voice
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from novelcomic.models import NARRATOR, Character, CharactersFile, VoiceSpec
 
@@ -65,18 +66,23 @@ _MALE_CUES = ("他", "公子", "少爷", "先生", "哥", "兄", "弟", "叔", "
 _WORD_RE = re.compile(r"[a-z]+")
 
 
-def cast_voices(characters: CharactersFile, language: str, backend: str) -> dict[str, VoiceSpec]:
+def cast_voices(
+    characters: CharactersFile, language: str, backend: str, speakers: Collection[str] | None = None
+) -> dict[str, VoiceSpec]:
     """A resolved :class:`VoiceSpec` per speaker id, ``"narrator"`` included.
 
     ``language`` is the project's (``zh``/``en``); ``backend`` the voice stage's backend name.
+    ``speakers``: the ids that speak (default: every character); only they are cast, so the
+    characters who never say a line (a cast of hundreds, most of them named in passing) use up
+    none of the distinct voices. The order stays the file's (main characters first).
     """
-    speakers: list[tuple[str, VoiceSpec]] = [(NARRATOR, characters.narrator)]
-    speakers += [(c.id, _with_guessed_gender(c)) for c in characters.characters]
+    cast: list[tuple[str, VoiceSpec]] = [(NARRATOR, characters.narrator)]
+    cast += [(c.id, _with_guessed_gender(c)) for c in characters.characters if speakers is None or c.id in speakers]
     if backend in EDGE_BACKENDS:
-        return _cast_edge(speakers, language)
+        return _cast_edge(cast, language)
     if backend not in ESPEAK_BACKENDS:
-        return {sid: spec.model_copy() for sid, spec in speakers}
-    return _cast_espeak(speakers, language)
+        return {sid: spec.model_copy() for sid, spec in cast}
+    return _cast_espeak(cast, language)
 
 
 def language_voice(language: str) -> str:
