@@ -229,16 +229,18 @@ def _note_write(report: StageReport, wr: WriteResult) -> None:
 
 def design(project: Project, chapters: list[str] | None = None) -> StageReport:
     """A reference sheet per character who needs one (:func:`needs_sheet`: not a group or an
-    extra, no reference images of its own) and appears in ``chapters`` (default: all): is drawn
-    in or speaks in one of their storyboards. When none of them is planned yet, who appears is
-    not known, and every character who needs a sheet gets one (design needs no storyboard)."""
+    extra, no reference images of its own) and appears in ``chapters``: is drawn in or speaks in
+    one of their storyboards. ``chapters`` default to the ones of the run in progress (the
+    Prefect flow's design task is not told them), else all. When none of them is planned yet,
+    who appears is not known, and every character who needs a sheet gets one (design needs no
+    storyboard)."""
     from novelcomic.render.base import SheetRequest
 
     cfg = project.config()
     spec = cfg.stages.design
     report = StageReport("design")
     backend = None
-    present = cast_in(project, chapters or [c.id for c in cfg.chapters])
+    present = cast_in(project, chapters or run_chapters(project) or [c.id for c in cfg.chapters])
     period = book_period(project, cfg)
     for ch in project.characters().characters:
         if not needs_sheet(ch) or (present is not None and ch.id not in present):
@@ -332,6 +334,16 @@ def cast_in(project: Project, chapters: list[str]) -> set[str] | None:
     if not found:
         return None
     return set().union(*(drawn | speaking for drawn, speaking in found))
+
+
+def run_chapters(project: Project) -> list[str] | None:
+    """The chapters of the run in progress on ``project`` (``novelcomic run`` and the flows record
+    the chosen chapters before any stage starts, and hold the project lock); None when no run is."""
+    runs = project.store.runs()
+    last = runs[-1] if runs else None
+    if last is None or last.status != "running" or not last.chapters or not project.is_locked():
+        return None
+    return [c for c in last.chapters.split(",") if c]
 
 
 def book_speakers(project: Project) -> set[str]:
