@@ -146,7 +146,9 @@ EN_SPEECH_VERBS = (
     "said|says|asked|asks|whispered|shouted|replied|cried|called|answered|muttered|murmured|added|exclaimed|yelled|"
     "continued|began|sighed|snapped|growled|laughed|breathed|insisted|agreed|admitted|begged|explained|warned|"
     "announced|demanded|screamed|sobbed|giggled|chuckled|hissed|gasped|grumbled|mumbled|pleaded|promised|repeated|"
-    "suggested|wondered|roared|squeaked|chirped|stammered|declared|urged"
+    "suggested|wondered|roared|squeaked|chirped|stammered|declared|urged|returned|observed|rejoined|resumed|"
+    "interrupted|persisted|retorted|remarked|enquired|inquired|thought|protested|exclaimed|faltered|pursued|"
+    "concluded|reasoned|ventured|conceded|objected|argued|assented|interposed|responded|uttered|murmured"
 )
 # Honorifics that are part of who is meant: Mr. Bennet and Mrs. Bennet are two people.
 EN_HONORIFICS = (
@@ -1618,8 +1620,10 @@ def _chapter_units(lang: Lang, cast: _Cast, paras: list[_Para], tagger: Tagger) 
     quote_mentions = [
         m for p in paras for s in p.segments if s.is_quote for m in cast.mentions(_seg_text(p, s), s.start)
     ] if lang == "en" else []
+    prev_start = 0
     for para in paras:
-        units.extend(_para_units(lang, cast, para, tagger, history, spoke, narr_mentions, quote_mentions))
+        units.extend(_para_units(lang, cast, para, tagger, history, spoke, narr_mentions, quote_mentions, prev_start))
+        prev_start = para.para.start
     return units
 
 
@@ -1632,6 +1636,7 @@ def _para_units(
     spoke: list[tuple[int, str]],
     narr_mentions: list[tuple[int, str]],
     quote_mentions: list[tuple[int, str]] | None = None,
+    prev_start: int = 0,
 ) -> list[_Unit]:
     segs = para.segments
     keep = {i: [0, len(_seg_text(para, s))] for i, s in enumerate(segs) if not s.is_quote}
@@ -1648,7 +1653,9 @@ def _para_units(
         chosen = _choose(after, before, last_speaker)
         if lang == "zh" and before and before.speech and _seg_text(para, segs[qi - 1]).rstrip().endswith(("：", ":")):
             chosen = before  # 靖曰：“…” — the colon hands the quote over, whatever follows it
-        ctx = (cast, narr_mentions, spoke, quote_mentions or [])
+        # a paragraph that opens with the line: its subject was set by the paragraph before
+        scope = para.para.start if qi > 0 else prev_start
+        ctx = (cast, narr_mentions, spoke, quote_mentions or [], scope)
         speaker = _resolve_ref(chosen, ctx) if chosen and chosen.ref else None
         own = _own_name(lang, cast, seg.text)
         if own and (speaker is None or not (chosen and chosen.speech and chosen.ref in cast.lookup)):
@@ -1657,7 +1664,7 @@ def _para_units(
             speaker = last_speaker
         if speaker is None and not (chosen and chosen.speech and chosen.ref):
             # an attribution naming someone the cast does not know (一人, 帝) is nobody's to guess
-            speaker = _alternate(cast, para.index, history)
+            speaker = _alternate(cast, para.index, history, [m for m in narr_mentions if m[0] < seg.start])
         cue = chosen.cue if chosen else ""
         emotion = _emotion(cue, seg.text)
         unit = _Unit("quote", _quote_text(seg.text), seg.start, seg.end, para.index, speaker or NARRATOR, emotion, cue=cue)
@@ -1694,10 +1701,10 @@ def _choose(after: _Attr | None, before: _Attr | None, last_speaker: str | None)
 
 
 def _resolve_ref(
-    attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]]]
+    attr: _Attr, ctx: tuple[_Cast, list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]], int]
 ) -> str | None:
     """A reference → character id: by name/alias, or a pronoun → the latest character of that gender."""
-    cast, narr_mentions, spoke, quoted = ctx
+    cast, narr_mentions, spoke, quoted, para_start = ctx
     if attr.ref in cast.lookup:
         return cast.lookup[attr.ref]
     if re.fullmatch(EN_RELATION_RE, attr.ref):  # "My dear Mr. Bennet," said his lady: the one addressed counts
@@ -1714,6 +1721,11 @@ def _resolve_ref(
     if gender is None:
         return None
     candidates = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
+    # the paragraph's narration is about its first-named person of that gender (When Jane and
+    # Elizabeth were alone, … "He is just …," said she): the subject, not the latest name, is "she"
+    for p, cid in candidates:
+        if p >= para_start and cast.genders.get(cid) == gender and (p, cid) in narr_mentions:
+            return cid
     for _, cid in reversed(candidates):
         if cast.genders.get(cid) == gender:
             return cid
@@ -1749,8 +1761,8 @@ def _en_relation(cast: _Cast, attr: _Attr, before: list[tuple[int, str]]) -> str
 def _addressed(cast: _Cast, quote: str) -> str | None:
     """The one a line speaks to: a name set off as a vocative (``Come, Darcy, I must…``,
     ``小雨，快来！``, ``…, Lizzy?``); None when it addresses several or nobody."""
-    if cast.pattern is None:
-        return None
+    if cast.pattern is None or cast.pattern.fullmatch(quote.strip(" \t.!?,;:。！？，")):
+        return None  # "Bingley." answers a question; it addresses nobody
     found = {
         cast.lookup[m.group(0)] for m in cast.pattern.finditer(quote)
         if re.search(r"(?:^|[,，!！?？;；:：—]\s*|\b(?:[Dd]ear|[Mm]y)\s)$", quote[: m.start()])
@@ -1759,8 +1771,12 @@ def _addressed(cast: _Cast, quote: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _alternate(cast: _Cast, para_index: int, history: list[tuple[int, str, str]]) -> str | None:
-    """An unattributed quote in a two-person exchange: the one addressed, else the other participant."""
+def _alternate(
+    cast: _Cast, para_index: int, history: list[tuple[int, str, str]], mentioned: Sequence[tuple[int, str]] = ()
+) -> str | None:
+    """An unattributed quote in a two-person exchange: the one addressed, else the other participant
+    (someone who spoke lately, else the latest other character the narration named since the
+    previous line or just before it: ``Mr. Bennet replied that he had not.`` / ``“But it is…”``)."""
     if not history or para_index - history[-1][0] > 3:
         return None
     prev_para, prev, prev_text = history[-1]
@@ -1772,6 +1788,9 @@ def _alternate(cast: _Cast, para_index: int, history: list[tuple[int, str, str]]
             break
         if speaker != prev:
             return speaker
+    for _, cid in list(reversed(mentioned))[:6]:
+        if cid != prev:
+            return cid
     return None
 
 
