@@ -135,3 +135,27 @@ def test_plan_says_which_storyboards_it_keeps_because_you_wrote_them(root: Path,
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if "storyboards" in ln]
     assert lines[0].endswith("01.yaml") and lines[1].startswith(str(mine)) and "delete it to have the chapter planned" in lines[1]
+
+
+def test_new_project_warns_about_the_split_and_keeps_the_volumes(root: Path, tmp_path: Path) -> None:
+    """What the split could not do well is a warning (one line each, the project is still made);
+    the volume (卷) each chapter belongs to is kept in project.yaml and shown."""
+    import yaml
+
+    flat = tmp_path / "flat.txt"
+    flat.write_text("河水静静地流。阿青说：“你好。”\n\n" * 5, encoding="utf-8")
+    r = cli("new-project", "flat", "--novel", str(flat), root=root)
+    assert r.returncode == 0, r.stderr
+    warnings = r.stderr.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("warning: no chapter headings found: the text was cut into 1 part(s)")
+    assert "error" not in r.stderr and "1 chapter)" in r.stdout
+
+    books = tmp_path / "books.txt"
+    books.write_text("第一卷 风起\n\n第一章 开始\n\n阿青说：“你好。”河水静静地流。\n\n第二章 相逢\n\n老陈笑道：“再见。”\n\n"
+                     "第二卷 云涌\n\n第三章 离别\n\n风吹过山岗，阿青走了。\n", encoding="utf-8")
+    r = cli("new-project", "books", "--novel", str(books), root=root)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "  第一卷 风起\n    01  第一章 开始\n    02  第二章 相逢\n  第二卷 云涌\n    03  第三章 离别\n" in r.stdout
+    data = yaml.safe_load((root / "books" / "project.yaml").read_text(encoding="utf-8"))
+    assert [(c["id"], c.get("volume", "")) for c in data["chapters"]] == [
+        ("01", "第一卷 风起"), ("02", "第一卷 风起"), ("03", "第二卷 云涌")]

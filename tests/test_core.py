@@ -232,3 +232,22 @@ def test_the_committed_examples_schemas_match_the_models(example: str) -> None:
     for name, model in SCHEMA_MODELS.items():
         on_disk = json.loads((folder / f"{name}.schema.json").read_text(encoding="utf-8"))
         assert on_disk == model.model_json_schema(), f"{example}: {name}.schema.json is stale (any run refreshes it)"
+
+
+def test_create_project_passes_on_the_split_warnings_and_keeps_volumes(tmp_path: Path, root: Path) -> None:
+    from novelcomic.ingest.create import create_project
+
+    flat = tmp_path / "flat.txt"
+    flat.write_text("The river ran on. Ann said nothing.\n\n" * 4, encoding="utf-8")
+    warnings: list[str] = []
+    project = create_project("flat", flat, root, warnings=warnings)
+    assert len(warnings) == 1 and warnings[0].startswith("no chapter headings found") and len(project.config().chapters) == 1
+    assert create_project("quiet", flat, root).config().chapters  # the list is optional
+
+    books = tmp_path / "books.txt"
+    books.write_text("Book One\n\nChapter 1\n\nAnn woke.\n\nChapter 2\n\nAnn slept.\n\nBook Two\n\nChapter 3\n\nAnn left.\n",
+                     encoding="utf-8")
+    warnings = []
+    cfg = create_project("books", books, root, warnings=warnings).config()
+    assert warnings == []
+    assert [(c.id, c.volume) for c in cfg.chapters] == [("01", "Book One"), ("02", "Book One"), ("03", "Book Two")]

@@ -33,6 +33,7 @@ def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_ch
     from novelcomic.errors import NovelcomicError
 
     root = Path(obj["root"]) if obj["root"] else None
+    warnings: list[str] = []
     if (novel is None) == (theme is None):
         raise NovelcomicError("give either --novel FILE or --theme TEXT")
     if theme is not None:
@@ -45,11 +46,18 @@ def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_ch
         from novelcomic.ingest.create import create_project
 
         assert novel is not None
-        project = create_project(name, Path(novel), root, encoding=encoding, title=title, language=language, aspect=aspect)
+        project = create_project(name, Path(novel), root, encoding=encoding, title=title, language=language, aspect=aspect,
+                                 warnings=warnings)
     cfg = project.config()
     click.echo(f"created {project.dir} ({cfg.language}, {len(cfg.chapters)} chapter{'' if len(cfg.chapters) == 1 else 's'})")
+    volume = ""
     for ch in cfg.chapters:
-        click.echo(f"  {ch.id}  {ch.title}")
+        if ch.volume and ch.volume != volume:
+            volume = ch.volume
+            click.echo(f"  {volume}")
+        click.echo(f"  {'  ' if volume else ''}{ch.id}  {ch.title}")
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"next: novelcomic run {name}")
 
 

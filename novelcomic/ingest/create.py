@@ -44,13 +44,16 @@ def create_project(
     aspect: str = "9:16",
     resolution: tuple[int, int] | None = None,
     fps: int | None = None,
+    warnings: list[str] | None = None,
 ) -> Project:
     """Create project ``name`` under ``root`` (default: :func:`projects_root`) from ``novel``.
 
     Writes ``novel.txt`` (the cleaned text), ``chapters/<id>.txt`` and ``project.yaml`` (through
     :meth:`Project.save_config`, so it has the schema modeline and its hash is recorded), plus
     the JSON schemas. ``title`` defaults to a 《书名》 or "Title:" line near the top of the file,
-    else the file name; ``language`` to the detected one.
+    else the file name; ``language`` to the detected one. Each chapter keeps the volume
+    (卷/部/Book/Part) its heading belongs to. ``warnings``, when given, gets what the user should
+    know about the split (no chapter headings found: the text was cut into parts …).
 
     Raises NovelcomicError, having created nothing, for a bad name, an existing project, a
     missing/unreadable/empty/binary/undecodable novel, a novel with no text left after cleaning,
@@ -72,6 +75,8 @@ def create_project(
         raise NovelcomicError("no story text left after removing download-site boilerplate", file=novel)
     lang = language or detect_language(cleaned)
     chapters = split_chapters(cleaned, lang)
+    if warnings is not None:
+        warnings.extend(getattr(chapters, "warnings", []))
     config = _build_config(
         title=title or guess_title(text, novel),
         language=lang,
@@ -174,7 +179,7 @@ def _build_config(
         "language": language,
         "aspect": aspect,
         "novel": NOVEL_FILE,
-        "chapters": [ChapterRef(id=c.id, title=c.title) for c in chapters],
+        "chapters": [ChapterRef(id=c.id, title=c.title, volume=getattr(c, "volume", "")) for c in chapters],
     }
     if resolution is not None:
         fields["resolution"] = tuple(resolution)
