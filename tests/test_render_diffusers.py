@@ -370,3 +370,43 @@ def test_prompts_use_the_shot_prompt_and_unknown_style_names_as_words() -> None:
     built = shot_prompt(shot_request([(char("a"), []), (char("b"), [])]))
     assert "medium shot" in built.positive and "on the right: b wears a robe" in built.positive
     assert "dusk" in built.positive and "tense" in built.positive
+
+
+def test_a_sheet_is_dressed_for_the_books_period(tiny: dict[str, Path]) -> None:
+    backend = DiffusersBackend(str(tiny["sd15"]), steps=2, sheet_candidates=1)
+    result = backend.design_character(SheetRequest(char("a"), ["国漫"], 96, 64, seed=3, language="en", period="victorian_england"))
+    assert "Victorian England" in result.meta["prompt"]
+    monkey = char("m", species="monkey")
+    plain = backend.design_character(SheetRequest(monkey, ["国漫"], 96, 64, seed=3, language="en"))
+    assert "anthropomorphic monkey" in plain.meta["prompt"] and "Victorian" not in plain.meta["prompt"]
+
+
+def test_the_pipelines_prompt_names_the_period_species_kind_and_weather(root: Path, fake_backends) -> None:
+    """Diffusion backends get the prompt the pipeline writes (polish.heuristic_prompt offline):
+    it names the book's period, a character's species and the place's kind and weather when set."""
+    from novelcomic import pipeline
+    from novelcomic.models import CharactersFile, Line, LocationsFile, Storyboard
+    from novelcomic.project import Project
+    from tests.fakes import make_project
+
+    project = Project(make_project(root))
+    project.write_generated(project.characters_yaml, CharactersFile(characters=[
+        Character(id="wukong", name="悟空", species="monkey", appearance="golden headband")]), "characters")
+    locations = LocationsFile(period="ancient_china", locations=[
+        Location(id="peak", name="花果山", kind="mountain", weather="snow")])
+    project.write_generated(project.locations_yaml, locations, "locations")
+    sb = Storyboard(chapter="01", scenes=[Scene(id="s1", location="peak", shots=[
+        Shot(id="s1-1", characters=["wukong"], lines=[Line(text="悟空站在山顶。")])])])
+    project.write_generated(project.storyboard_path("01"), sb, "storyboard")
+    ctx = pipeline._render_context(project, "01")
+    scene, shot = sb.shots()[0]
+    prompt, _ = pipeline.shot_prompt(project, "01", scene, shot, ctx["characters"], ctx["locations"]["peak"], "sdxl", ctx)
+    for words in ("anthropomorphic monkey", "mountains", "snow", "ancient China"):
+        assert words in prompt, (words, prompt)
+    # project.yaml's period wins over the planner's, and is in the prompt's hash
+    cfg = project.config()
+    cfg.period = "fantasy"
+    project.save_config(cfg)
+    ctx = pipeline._render_context(project, "01")
+    again, _ = pipeline.shot_prompt(project, "01", scene, shot, ctx["characters"], ctx["locations"]["peak"], "sdxl", ctx)
+    assert "xianxia" in again and "Han dynasty" not in again
