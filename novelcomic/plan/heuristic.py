@@ -67,7 +67,9 @@ ZH_NOT_SPEECH_RE = re.compile(
 )  # 然其说 / 从其言: the word said, not saying it
 ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,；;：:、]")
 ZH_SENTENCE_END = "。！？!?…"
-ZH_LEAD_RE = re.compile(r"^(?:这时候?|此时|于是|然后|忽然|突然|接着|只见|随后|说完|听了|见状|最后|这才|终于)[，,]?")
+ZH_LEAD_RE = re.compile(
+    r"^(?:这时候?|此时|于是|然后|忽然|突然|接着|只见|随后|说完|听了|见状|最后|这才|终于|却说|且说|话说|再说|当时|是时|时|遂|乃|因)[，,]?"
+)
 ZH_MODIFIER_RE = re.compile(
     r"(?:低声|小声|轻声|大声|高声|柔声|冷冷地?|淡淡地?|悄悄地?|轻轻地?|慢慢地?|笑着|笑眯眯地|哭着|喘着气|"
     r"壮着胆子|开口|连忙|赶紧|急忙|忍不住|突然|忽然|回头|抬头|低头|也|又|便|就|才|还|却|正|"
@@ -591,6 +593,8 @@ def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
         first = cast.mentions(s[:8])
         if first and not re.search(r"[谓问告与对向见令命使叫请奏曰言道说之其]", s[: first[0][0]]):
             return cast.at_start(s[first[0][0]:])
+        if len(s) > 1 and s[0] in _given_chars(cast) and s[1] in zh_cast.SUBJECT_NEXT:
+            return s[0]  # 原正秉烛观书: 丁原, by his given name
     return _zh_noun_subject(s, tagger)
 
 
@@ -674,6 +678,13 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
             subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned  # 嵩曰 / 陶怒曰: a one-character given name, resolved by who was just mentioned
         if subj is None:
             subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
+        if subj is None and cast is not None and sentence_start > 0:  # 私谓李儒曰: the topic of the sentence before
+            before_text = body[:sentence_start].rstrip()
+            prev_start = max(before_text.rfind(c, 0, len(before_text) - 1) for c in ZH_SENTENCE_END) + 1
+            prev_clauses = [c for c in re.split(r"[，,；;：:]", before_text[prev_start:]) if c.strip()]
+            subj = _zh_subject(prev_clauses[0], cast, tagger) if prev_clauses else None
+            if subj is not None and subj not in cast.lookup and not ZH_PRONOUN_RE.match(subj) and len(subj) > 1:
+                subj = None
         if subj:
             cut = body.rfind(last)
             return _Attr(subj, pos + sentence_start, True, sentence, cut=cut)
@@ -825,6 +836,7 @@ def _zh_refine(
         split = zh_cast.title_split(w, names)
         if split is not None:
             del names[w]
+            names.setdefault(split[1], 0)
             links.setdefault(w, split[1])
     evidence = zh_cast.person_evidence(full, [*names, *descriptors])
     for w in list(names):
@@ -1657,6 +1669,9 @@ def _para_units(
         scope = para.para.start if qi > 0 else prev_start
         ctx = (cast, narr_mentions, spoke, quote_mentions or [], scope)
         speaker = _resolve_ref(chosen, ctx) if chosen and chosen.ref else None
+        unnamed = before is None or not before.speech or _resolve_ref(before, ctx) is None
+        if lang == "zh" and unnamed and qi + 1 < len(segs) and not segs[qi + 1].is_quote:
+            speaker = _zh_revealed(cast, _seg_text(para, segs[qi + 1])) or speaker  # 一人出曰：“…”视之，乃曹操也
         own = _own_name(lang, cast, seg.text)
         if own and (speaker is None or not (chosen and chosen.speech and chosen.ref in cast.lookup)):
             speaker = own  # 其人曰：“某姓张名飞…” — who names themselves
@@ -1674,6 +1689,16 @@ def _para_units(
             last_speaker = speaker
         quotes[qi] = unit
     return _assemble(lang, cast, para, keep, quotes)
+
+
+def _zh_revealed(cast: _Cast, after: str) -> str | None:
+    """Who an unnamed speaker turns out to be, in the narration right after the line:
+    ``进视之，乃典军校尉曹操也`` / ``观其人，乃虎贲中郎将李肃也``."""
+    m = re.search(r"乃([^。！？；]{1,14}?)也", after[:50])
+    if m is None:
+        return None
+    found = cast.mentions(m.group(1))
+    return found[-1][1] if found else None
 
 
 def _own_name(lang: Lang, cast: _Cast, quote: str) -> str | None:

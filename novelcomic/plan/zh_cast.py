@@ -36,6 +36,8 @@ SUBJECT_NEXT = frozenset(
 PLACE_PREV = frozenset("于在至到入往进出离回过从赴投屯守攻围取驻抵达经")
 # … and takes these after it (``广宗城``, ``洛阳城中``, ``颍川界``).
 PLACE_NEXT = frozenset("城中内外界境地边郡县州府殿宫门关寨营山")
+# Titles that end a way of naming someone (陈留王, 何太后, 关公): no given name.
+TITLE_HEADS = frozenset("王帝后妃公侯君相官主师")
 # A person's name never ends in these heads of place names (温德殿, 许昌城, 青州府).
 PLACE_HEADS = frozenset("殿宫州郡县城寺庙观门楼阁营寨关桥府院庄村镇山岭峰洞江河湖海川溪谷坡岗原野街巷园亭台堂")
 COURTESY_RES = (
@@ -95,7 +97,8 @@ def glued_head(word: str, names: Iterable[str], counts: dict[str, int] | None = 
     if known:
         return max(known, key=len)
     if len(word) >= 2:
-        owners = [n for n in names if len(n) in (2, 3) and n != word and n.endswith(word[0]) and not n.startswith(word[0])]
+        owners = [n for n in names if len(n) in (2, 3) and n != word and n.endswith(word[0]) and not n.startswith(word[0])
+                  and n[-1] not in TITLE_HEADS]  # 陈留王 has no given name 王 (王允 is no 陈留王 + 允)
         owners.sort(key=lambda n: -(counts or {}).get(n, 0))
         if len(owners) == 1 or (counts and len(owners) > 1 and counts.get(owners[0], 0) >= 3 * max(1, counts.get(owners[1], 0))):
             return owners[0] if word[1:] not in owners[0] else None
