@@ -348,9 +348,17 @@ def run_chapters(project: Project) -> list[str] | None:
 
 def book_speakers(project: Project) -> set[str]:
     """Ids of the characters who speak a line in any planned chapter: the ones that get a voice.
-    The whole book's, not one chapter's, so a character sounds the same in every chapter."""
-    cfg = project.config()
-    return set().union(*(people[1] for people in (chapter_people(project, c.id) for c in cfg.chapters) if people))
+    The whole book's, not one chapter's, so a character sounds the same in every chapter. A
+    storyboard of another chapter that does not load (being edited) is left out, not an error."""
+    found: set[str] = set()
+    for ch in project.config().chapters:
+        try:
+            people = chapter_people(project, ch.id)
+        except NovelcomicError:
+            continue
+        if people is not None:
+            found |= people[1]
+    return found
 
 
 def book_period(project: Project, cfg: ProjectConfig | None = None, locations: object = None) -> str:
