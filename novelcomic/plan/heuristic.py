@@ -42,7 +42,7 @@ from novelcomic.models import (
     Storyboard,
     VoiceSpec,
 )
-from novelcomic.plan import zh_cast
+from novelcomic.plan import world, zh_cast
 from novelcomic.plan.base import ChapterText, PlanRequest, PlanResult
 from novelcomic.plan.text import Lang, Paragraph, Segment, sentence_spans, split_paragraphs, split_quotes, text_size
 
@@ -138,7 +138,10 @@ ZH_TIME_MARKERS_RE = re.compile(
     r"^[^，。！？]{0,6}(?:第二天|次日|翌日|清晨|早晨|早上|黄昏|傍晚|天黑以后|天黑后|天亮|深夜|半夜|夜里|当晚|那天晚上|"
     r"那天夜里|晚上|几天后|不久|后来|与此同时|一年后|多年后|第二年)"
 )
-ZH_TRAVEL_RE = re.compile(r"(?:回到|来到|走进|走到|跑到|赶到|进了|到了|抵达|进入)")
+ZH_TRAVEL_RE = re.compile(
+    r"(?:回到|来到|走进|走到|跑到|赶到|进了|到了|抵达|进入|行至|行到|径到|径往|直到|杀到|奔到|来至|回至|引兵至|引军至|"
+    r"入|投|往|奔|至)(?=[\u4e00-\u9fff])"
+)
 ZH_APPEARANCE_MARKERS = ("穿着", "扎着", "留着", "戴着", "披着", "梳着", "背着", "系着", "长着", "蓄着", "身穿", "头戴", "裹着")
 ZH_FEATURE_RE = re.compile(r"毛|头发|胡子|辫子|眼睛|尾巴|衣|袄|裙|帽|褂|鞋|脸|胡须|白发|皮肤|个子")
 
@@ -437,7 +440,7 @@ class HeuristicPlanner:
         cast = _resolve_genders(lang, cast, chapters)
         units_by_chapter = [_chapter_units(lang, cast, paras, tagger) for paras in chapters]
         cast = _finish_cast(lang, cast, request, chapters, units_by_chapter)
-        locations, scene_locs = _build_locations(lang, request, chapters, tagger)
+        locations, scene_locs = _build_locations(lang, request, chapters, tagger, cast)
         props = _build_props(lang, request, chapters, cast, tagger)
         max_chars = self.max_chars_per_shot or DEFAULT_MAX_CHARS[lang]
         boards: dict[str, Storyboard] = {}
@@ -451,10 +454,22 @@ class HeuristicPlanner:
         return PlanResult(
             characters=CharactersFile(narrator=request.characters.narrator, characters=cast.characters),
             props=PropsFile(props=props),
-            locations=LocationsFile(locations=locations),
+            locations=LocationsFile(period=_period(lang, request), locations=locations),
             storyboards=boards,
             warnings=warnings,
         )
+
+
+def _period(lang: Lang, request: PlanRequest) -> str:
+    """The book's period and region, from its words (:func:`novelcomic.plan.world.detect_period`),
+    read over a sample spread through the book."""
+    texts = [c.text for c in request.chapters]
+    if not texts:
+        return request.locations.period
+    step = max(1, len(texts) // 8)
+    sample = "\n".join(t[:6000] for t in texts[::step])
+    found = world.detect_period(sample, lang)
+    return found if found != "unknown" else request.locations.period
 
 
 # --------------------------------------------------------------------------- jieba
@@ -1276,7 +1291,8 @@ def _assign_ids(lang: Lang, entries: list[_Entry], full: str) -> _Cast:
         (e for e in entries if e.existing is None and first(e) < len(full)),
         key=lambda e: (e.descriptor, -mentions.get(e.name, 0), first(e), e.name),
     )
-    new = [e for e in new if not e.descriptor][:MAX_CAST] + [e for e in new if e.descriptor][: MAX_CAST // 10]
+    people = [e for e in new if not e.descriptor][: MAX_CAST - len(kept)]
+    new = people + [e for e in new if e.descriptor][: max(0, min(MAX_CAST // 10, MAX_CAST - len(kept) - len(people)))]
     top = max((mentions.get(e.name, 0) for e in new), default=0)
     used = {e.fixed_id for e in kept if e.fixed_id}
     n = 0
@@ -1531,9 +1547,14 @@ def _finish_cast(
         age = epithet or _age(lang, " ".join([cue_text, *c.aliases, c.name]))
         temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
         gender = cast.genders.get(c.id, "unknown")
+        species = world.species_of(c.name, cue_text, lang, aliases=c.aliases, appearance=appearance)
+        group = c.group or world.is_group_figure(c.name, lang)
         out.append(c.model_copy(update={
             "appearance": appearance,
             "voice": VoiceSpec(gender=gender, age=age, temperament=temperament),  # type: ignore[arg-type]
+            "species": species,
+            "group": group,
+            "role": "extra" if group else c.role,
         }))
     return _Cast(out, cast.lookup, cast.genders, cast.pattern)
 
@@ -1860,6 +1881,7 @@ def _zh_places(text: str, tagger: Tagger) -> list[str]:
     i = 0
     while i < len(toks):
         w, f = toks[i]
+        prev = toks[i - 1][0][-1:] if i else ""
         if i + 1 < len(toks) and len(toks[i + 1][0]) == 1 and toks[i + 1][0] in ZH_PLACE_SUFFIXES and f in ("ns", "n", "nr", "nz"):
             w, f = w + toks[i + 1][0], "ns"
             i += 1
@@ -1868,7 +1890,10 @@ def _zh_places(text: str, tagger: Tagger) -> list[str]:
             w = w[:-1]
         if len(w) < 2 or w in ZH_PLACE_STOP:
             continue
-        if (f == "ns" and w[-1] in ZH_PLACE_SUFFIXES) or (f[:1] in ("n", "s") and w[-1] in ZH_PLACE_SUFFIXES and f != "nr"):
+        # 至广宗 / 于洛阳: a place name with no place suffix, where a preposition of place says so
+        if (f == "ns" and (w[-1] in ZH_PLACE_SUFFIXES or (len(w) in (2, 3) and prev in zh_cast.PLACE_PREV))) or (
+            f[:1] in ("n", "s") and w[-1] in ZH_PLACE_SUFFIXES and f != "nr"
+        ):
             out.append(w)
         elif f == "nr" and w[-1] in "庙寺殿村镇城":
             out.append(w)
@@ -1928,7 +1953,7 @@ def _narration_text(p: _Para) -> str:
 
 
 def _build_locations(
-    lang: Lang, request: PlanRequest, chapters: list[list[_Para]], tagger: Tagger
+    lang: Lang, request: PlanRequest, chapters: list[list[_Para]], tagger: Tagger, cast: _Cast
 ) -> tuple[list[Location], dict[int, dict[int, str]]]:
     """Locations used by scenes, and ``chapter → scene index → location id``."""
     locations: list[Location] = list(request.locations.locations)
@@ -1937,9 +1962,9 @@ def _build_locations(
     scene_locs: dict[int, dict[int, str]] = {}
     for ci, paras in enumerate(chapters):
         for si, idxs in enumerate(_scene_ranges(lang, paras, tagger)):
-            text = " ".join(_narration_text(paras[i]) for i in idxs)
+            text = " ".join(_narration_text(paras[i]) for i in idxs[:2])  # time and weather as the scene opens
             name = _scene_place(lang, [paras[i] for i in idxs], tagger)
-            if name is None:
+            if name is None or not _is_place_name(lang, name, cast):
                 continue
             if name not in by_name:
                 loc = _new_location(lang, name, text, used_ids)
@@ -1969,13 +1994,12 @@ def _scene_place(lang: Lang, paras: list[_Para], tagger: Tagger) -> str | None:
 
 
 def _new_location(lang: Lang, name: str, text: str, used: set[str]) -> Location:
+    """A place the scenes go to: its kind (sea, cave, palace …), and time of day and weather only
+    where the scene's text says so (:func:`novelcomic.plan.world.describe_location`)."""
     n = 1
     while f"l{n:02d}" in used:
         n += 1
-    low = text.lower()
-    time_of_day = next((t for t, cues in TIME_CUES if any(c in low for c in cues)), "unknown")
-    interior = bool(ZH_INTERIOR_RE.search(name)) if lang == "zh" else name.lower() in EN_INTERIOR
-    return Location(id=f"l{n:02d}", name=name, time_of_day=time_of_day, interior=interior)  # type: ignore[arg-type]
+    return Location(id=f"l{n:02d}", name=name, **world.describe_location(name, text, lang))
 
 
 def _prop_counts(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> Counter[str]:
@@ -2050,16 +2074,51 @@ def _storyboard(
         loc = loc_by_id.get(scene_locs.get(si, ""))
         mood = _mood(" ".join(u.text for u in scene_units)) or "calm"
         groups = _group_shots(lang, scene_units, max_chars, max_lines)
-        shots = [
-            _shot(lang, f"{sid}-{k + 1:02d}", k, g, chapter.text, cast, props, loc, mood)
-            for k, g in enumerate(groups)
-        ]
+        shots = []
+        here = loc
+        for k, g in enumerate(groups):
+            here = _shot_place(lang, g, here, locations, tagger, cast)
+            shot = _shot(lang, f"{sid}-{k + 1:02d}", k, g, chapter.text, cast, props, here, mood)
+            if here is not None and here is not loc:
+                shot.location = here.id
+            shots.append(shot)
         summary = next((u.text for u in scene_units if u.kind == "narration"), scene_units[0].text)[:80]
         scenes.append(Scene(id=sid, location=loc.id if loc else None, mood=mood, summary=summary, shots=shots))
     for scene in scenes:
         if scene.shots:
             scene.shots[-1].transition = "fadeblack"
     return Storyboard(chapter=chapter.id, title=chapter.title, scenes=scenes)
+
+
+def _is_place_name(lang: Lang, name: str, cast: _Cast) -> bool:
+    """Not a verb and its object (入山, 围城, 投河), a way (去路), or a person's name with a place
+    word after it (卓乃入园, 吕布顶)."""
+    if lang != "zh":
+        return True
+    if len(name) <= 2 and name[0] in "入伏围登上投随去出回进过往至到奔杀攻守离望下":
+        return False
+    if name.endswith(("路", "边", "顶")) and len(name) <= 3 or name in ZH_PLACE_STOP:
+        return False
+    return not any((len(n) > 1 and n in name) or (len(n) == 1 and name.startswith(n)) for n in cast.lookup)
+
+
+def _shot_place(
+    lang: Lang, group: list[_Unit], here: Location | None, locations: list[Location], tagger: Tagger, cast: _Cast
+) -> Location | None:
+    """Where a shot happens: the place its narration goes to or names (兵至广宗 / rode to
+    Meryton); else where the scene last was. A place not seen before joins ``locations``."""
+    text = " ".join(u.text for u in group if u.kind == "narration")
+    if not text:
+        return here
+    found = [_destination(lang, text, tagger)] + (_places(lang, text, tagger) if lang == "zh" else [])
+    name = next((n for n in found if n and _is_place_name(lang, n, cast)), None)
+    if name is None or (here is not None and name in (here.name, *here.aliases)):
+        return here
+    known = next((loc for loc in locations if name in (loc.name, *loc.aliases)), None)
+    if known is None:
+        known = _new_location(lang, name, text, {loc.id for loc in locations})
+        locations.append(known)
+    return known
 
 
 def _group_shots(lang: Lang, units: list[_Unit], max_chars: int, max_lines: int) -> list[list[_Unit]]:
