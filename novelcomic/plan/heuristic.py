@@ -1150,6 +1150,28 @@ def _en_called_links(chapters: list[list[_Para]], names: dict[str, int], links: 
                     ]
                     if found:
                         links[nick] = max(found)[2]
+            _en_addressed_links(para, names, links)
+
+
+EN_VOCATIVE_END_RE = re.compile(r"(?:^|,\s*)([A-Z][a-z]+)\s*[,.!?]*\s*$")
+EN_SAID_TO_RE = re.compile(rf"^[^.!?\"“]{{0,60}}?\bto\s+((?:{EN_HON})\.?\s+[A-Z][a-z]+)\b")
+
+
+def _en_addressed_links(para: _Para, names: dict[str, int], links: dict[str, str]) -> None:
+    """``"…well, Charlotte," said Mrs. Bennet … to Miss Lucas.`` — the one a line calls by name and
+    the one the attribution says it was said to are the same person: Miss Lucas is Charlotte."""
+    segs = para.segments
+    for i, seg in enumerate(segs[:-1]):
+        if not seg.is_quote or segs[i + 1].is_quote:
+            continue
+        voc = EN_VOCATIVE_END_RE.search(seg.text.rstrip())
+        to = EN_SAID_TO_RE.search(re.sub(rf"\b({EN_HON})\.", r"\1", segs[i + 1].text))
+        if voc is None or to is None:
+            continue
+        given, titled = voc.group(1), " ".join(to.group(1).split())
+        titled = next((n for n in names if n.replace(".", "") == titled), titled)
+        if given in names and titled in names and given not in titled and titled not in links:
+            links[titled] = given
 
 
 def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dict[str, str], full: str = "") -> list[_Entry]:
