@@ -10,7 +10,7 @@ labels in ``tests/data/gold/`` (sanguo_ch1-4.yaml, pride_ch1-5.yaml); the figure
 - Small targeted cases on real passages: British single quotes, 刘备/玄德 merged, 卓大怒 is not a
   character, a group like 众人 gets no reference sheet.
 
-The planner does not reach these yet: those tests are marked xfail (not strict) until it does.
+Where the planner does not reach a target yet, the test says so as an xfail with the figure.
 Only the excerpts are planned here, never a whole novel.
 """
 
@@ -113,31 +113,31 @@ def test_gold_names_and_quotes_are_in_the_text(key: str) -> None:
 # ----------------------------------------------------------------------------- thresholds on the excerpts
 
 
-@NOT_YET
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_cast_precision(scores: dict, key: str) -> None:
     s = _score(scores, key)
     assert s.cast_precision >= 0.9, f"{s.cast_matched}/{s.cast}; false positives: {s.false_positives}"
 
 
-@NOT_YET
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_main_characters_found_with_all_their_names_on_one_id(scores: dict, key: str) -> None:
+    if key == "pride_ch1-5":
+        pytest.xfail("issue 13: 'Miss Bennet' (Jane, as the eldest daughter) is not linked to Jane yet")
     s = _score(scores, key)
     assert len(s.mains_merged) == s.mains, s.merge_problems
 
 
-@NOT_YET
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_quotes_go_to_a_character(scores: dict, key: str) -> None:
     s = _score(scores, key)
     assert s.to_character_share >= 0.9, f"{s.speech_to_character}/{s.speech_quotes}: {s.wrong_quotes[:20]}"
 
 
-@NOT_YET
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_quotes_go_to_the_right_character(scores: dict, key: str) -> None:
     s = _score(scores, key)
+    if key == "sanguo_ch1-4" and s.right_share < 0.85:
+        pytest.xfail(f"issue 13: classical Chinese speakers right at {s.right_share:.0%}, target 85%")
     assert s.right_share >= 0.85, f"{s.speech_right}/{s.speech_quotes}: {s.wrong_quotes[:20]}"
 
 
@@ -153,7 +153,10 @@ def test_excerpts_are_planned_without_error(scores: dict) -> None:
 
 
 def _plan(text: str, lang: str) -> PlanResult:
-    request = PlanRequest(config=ProjectConfig(title="t", language=lang), chapters=[ChapterText("01", "", text)])
+    """Plan ``text`` as one chapter, after ingest's cleaning (which re-flows hard-wrapped lines)."""
+    from novelcomic.ingest.clean import clean_text
+
+    request = PlanRequest(config=ProjectConfig(title="t", language=lang), chapters=[ChapterText("01", "", clean_text(text))])
     return HeuristicPlanner().plan(request)
 
 
@@ -203,7 +206,6 @@ the room, fatigued with the raptures of his wife.
 """
 
 
-@NOT_YET
 @pytest.mark.parametrize("marks", [("‘", "’", "’"), ("'", "'", "'")], ids=["curly", "straight"])
 def test_british_single_quotes(marks: tuple[str, str, str]) -> None:
     o, c, a = marks
@@ -244,7 +246,6 @@ _SANGUO_XUANDE = (
 )
 
 
-@NOT_YET
 def test_xuande_is_liu_bei() -> None:
     result = _plan(_SANGUO_XUANDE, "zh")
     chars = result.characters.characters
@@ -272,7 +273,6 @@ _SANGUO_ZHUO = (
 )
 
 
-@NOT_YET
 def test_zhuo_da_nu_is_not_a_character() -> None:
     result = _plan(_SANGUO_ZHUO, "zh")
     junk = {"卓大怒", "大怒", "卓大喜", "大喜", "卓乃止", "卓问百官", "赤兔"}
@@ -295,7 +295,6 @@ _SANGUO_CROWD = (
 _CROWDS = {"众人", "众官", "众", "公卿", "百官", "众位"}
 
 
-@NOT_YET
 def test_crowds_get_no_reference_sheet() -> None:
     result = _plan(_SANGUO_CROWD, "zh")
     crowd = [c for c in result.characters.characters if _names(c) & _CROWDS]

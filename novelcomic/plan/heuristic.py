@@ -80,7 +80,7 @@ ZH_MODIFIER_RE = re.compile(
 # are two characters (惊讶地, 冷冷地), a known ABB (慢吞吞地) or one of a few single ones (猛地).
 ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 ZH_SUBJECT_STOP = frozenset(
-    {"孩子", "大家", "众人", "人们", "两人", "声音", "开口", "低声", "轻声", "小声", "大声", "胆子", "心里", "口气",
+    {"孩子", "声音", "开口", "低声", "轻声", "小声", "大声", "胆子", "心里", "口气",
      "时候", "东西", "自己", "对方", "有人", "别人", "大伙", "两个孩子", "一个"}
 )
 ZH_NAME_STOP = frozenset(
@@ -687,13 +687,14 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     if verb:
         head = _strip_modifiers(last[: -len(verb)])
         subj = _zh_subject(head, cast, tagger) if head else None
-        if subj is None and cast is not None and head and head[0] in _given_chars(cast) and (
+        if subj is None and head and re.match(r"[\u4e00-\u9fff]", head) and head[0] not in zh_cast.SUBJECT_NEXT and (
             len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
-        ):
-            subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned  # 嵩曰 / 陶怒曰: a one-character given name, resolved by who was just mentioned
+        ) and (cast is None or head[0] in _given_chars(cast) or head[0] in cast.lookup):
+            subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned
         if subj is None:
             subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
-        if subj is None and cast is not None and sentence_start > 0:  # 私谓李儒曰: the topic of the sentence before
+        if subj is None and cast is not None and sentence_start > 0 and (not head or head[0] in zh_cast.SUBJECT_NEXT):
+            # 私谓李儒曰 (no subject of its own): the topic of the sentence before
             before_text = body[:sentence_start].rstrip()
             prev_start = max(before_text.rfind(c, 0, len(before_text) - 1) for c in ZH_SENTENCE_END) + 1
             prev_clauses = [c for c in re.split(r"[，,；;：:]", before_text[prev_start:]) if c.strip()]
@@ -800,7 +801,7 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     speech_refs = _speech_refs(lang, chapters, tagger)
     for ref, kind, quote in speech_refs:
         if lang == "zh" and len(ref) == 1:
-            continue  # 陶曰: a one-character given name is an alias, found once the cast is known
+            continue  # 陶曰: a one-character given name: an alias, found once the cast is known (_zh_single_speakers)
         if lang == "zh" and kind == "descriptor" and len(ref) in (2, 3) and ref[0] in ZH_SURNAMES and ref[-1] not in ZH_PERSON_SUFFIXES:
             kind = "name"  # 桥玄谓操曰: a surname and a given name the segmenter does not know
         if kind == "name":
@@ -823,6 +824,7 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     if lang == "zh":
         _given_name_aliases(groups, full)
         groups = _zh_merge(groups, full)
+        groups += _zh_single_speakers(groups, speech_refs)
     entries = _merge_existing(request.characters.characters, groups)
     return _assign_ids(lang, entries, full)
 
@@ -834,14 +836,18 @@ def _zh_refine(
     linked, glued verbs and titles cut off, places and words that never act dropped; a descriptor
     (探子, 县令) is one noun."""
     for alias, name in zh_cast.courtesy_links(full).items():
-        if name not in names and name[0] not in ZH_SURNAMES:
-            continue
+        if (name not in names and name[0] not in ZH_SURNAMES) or ZH_NUMERAL_MEASURE_RE.search(name):
+            continue  # 马一匹，号曰赤兔 is a horse
         names.setdefault(name, 0)
         names.pop(alias, None)
         links.setdefault(alias, name)
     counts = {n: full.count(n) for n in [*names, *descriptors]}
+    singles = {r for r, n in speaks.items() if len(r) == 1 and n >= 2}
     for w in sorted(names, key=len, reverse=True):
         if w in links:
+            continue
+        if len(w) > 1 and w[0] in singles and w[1] in zh_cast.SUBJECT_NEXT:
+            del names[w]  # 匡大呼 where 匡 speaks on its own
             continue
         heads = [n for n in names if n not in links] + list(links)
         head = zh_cast.glued_head(w, heads, counts)
@@ -872,6 +878,14 @@ def _zh_refine(
             or (d[-1] not in ZH_PERSON_SUFFIXES and speaks[d] < 2)  # 督邮 speaks often; 书略 once
         ):
             descriptors.discard(d)
+
+
+def _zh_single_speakers(groups: list[_Entry], speech_refs: list[tuple[str, str, str]]) -> list[_Entry]:
+    """A one-character name that speaks again and again (卓曰, 允曰) and is nobody's given name in
+    the text at hand (a passage that never names 董卓 in full): a character of its own."""
+    counts = Counter(r for r, _, _ in speech_refs if len(r) == 1 and r not in ("他", "她"))
+    owned = {n for g in groups for n in g.names()} | {n[-1] for g in groups for n in g.names() if len(n) in (2, 3)}
+    return [_Entry(ch) for ch, n in sorted(counts.items()) if n >= 2 and ch not in owned and ch not in zh_cast.SUBJECT_NEXT]
 
 
 def _zh_merge(groups: list[_Entry], full: str) -> list[_Entry]:
@@ -986,6 +1000,7 @@ def _en_frequent_names(narration: list[str], min_count: int, quotes: Sequence[st
     titled: Counter[str] = Counter()
     speaks: set[str] = set()
     plain: list[str] = []
+    in_narration: set[str] = set()
     for text in quotes:  # Mrs. Long, only talked about, is someone all the same
         for m in EN_TITLED_RE.finditer(text):
             titled[_en_titled(m)] += 1
@@ -994,6 +1009,7 @@ def _en_frequent_names(narration: list[str], min_count: int, quotes: Sequence[st
             name = _en_titled(m)
             if name.split()[-1].lower() not in EN_PLACE_WORDS and name.split()[1] not in EN_STOPWORDS:
                 titled[name] += 1
+                in_narration.add(name)
         text = EN_TITLED_RE.sub(lambda m: " " * len(m.group(0)), text)  # their words are not bare names
         plain.append(text)
         for w in re.findall(r"\b[a-z]+\b", text):
@@ -1028,7 +1044,7 @@ def _en_frequent_names(narration: list[str], min_count: int, quotes: Sequence[st
             found.append(name)
     for name, n in titled.items():
         words = name.split()
-        if n >= min_count or any(name.endswith(" " + f) for f in full) or (
+        if n >= min_count or name in in_narration or any(name.endswith(" " + f) for f in full) or (
             len(words) > 2 and titled[" ".join(words[:2])] >= min_count  # Sir William Lucas, once, of Sir William
         ):
             found.append(name)
@@ -1783,6 +1799,8 @@ def _resolve_ref(
             cid for n, cid in cast.lookup.items()
             if len(n) in (2, 3) and n.endswith(attr.ref) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)
         }
+        if len(owners) == 1:
+            return next(iter(owners))
         seen = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
         return next((cid for _, cid in reversed(seen) if cid in owners), None)
     gender = {"他": "male", "he": "male", "她": "female", "she": "female"}.get(attr.ref)
