@@ -196,6 +196,17 @@ def test_an_edit_asks_the_backend_as_the_render_stage_does(produced: Project) ->
     assert edited.safe_area == staged.safe_area and edited.lettering is False
 
 
+def test_an_edit_draws_in_the_books_period(produced: Project) -> None:
+    """The edit's request carries the book's period (project.yaml over locations.yaml), as the
+    render stage's does: an edited shot of a Victorian novel must not come back in hanfu."""
+    project = produced
+    cfg = project.project_yaml.read_text(encoding="utf-8")
+    project.project_yaml.write_text(cfg + "\nperiod: victorian_england\n", encoding="utf-8")
+    edit_shot(project, "01", SHOT, prompt="a drawing room")
+    assert PaintBackend.requests[-1].period == "victorian_england"
+    assert PaintBackend.requests[-1].period == pipeline.book_period(project)
+
+
 def test_inpaint_repaints_only_the_white_part_of_the_mask(produced: Project, tmp_path: Path) -> None:
     project = produced
     before = pixels(project.shot_image_path("01", SHOT))

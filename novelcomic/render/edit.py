@@ -419,12 +419,13 @@ def _rerender(
 ) -> tuple["Image", dict, dict, int]:
     """Render the shot again as the pipeline does, with ``prompt`` as its image prompt, lettered
     when the project letters and the backend did not."""
-    from novelcomic.pipeline import reference_images, shot_seed
+    from novelcomic.pipeline import book_period, reference_images, shot_seed
     from novelcomic.render.base import CharacterRef, ShotRequest
     from novelcomic.render.lettering import shot_safe_area
 
     chars = project.characters().by_id()
-    locations = {loc.id: loc for loc in project.locations().locations}
+    locations_file = project.locations()
+    locations = {loc.id: loc for loc in locations_file.locations}
     props = {p.id: p for p in project.props().props}
     edited = shot.model_copy(update={"image_prompt": prompt})
     refs = [CharacterRef(chars[c], reference_images(project, c)) for c in shot.characters]
@@ -436,6 +437,7 @@ def _rerender(
         style=cfg.style, width=w, height=h, seed=shot_seed(cfg, chapter, shot.id, shot.seed),
         language=cfg.language, speaker_names={c.id: c.name for c in chars.values()},
         lettering=cfg.lettering, safe_area=shot_safe_area(scene, edited),
+        period=book_period(project, cfg, locations_file),  # the clothes and buildings of the book's time, as in the run
     )
     result = backend.render_shot(request)
     if result.image.size != (w, h):
