@@ -610,6 +610,10 @@ def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
             return cast.at_start(s[first[0][0]:])
         if len(s) > 1 and s[0] in _given_chars(cast) and s[1] in zh_cast.SUBJECT_NEXT:
             return s[0]  # 原正秉烛观书: 丁原, by his given name
+    else:
+        m = re.search(r"有([\u4e00-\u9fff]{2,3}?)者", s)  # 时人有桥玄者: a name to learn
+        if m and m.group(1)[0] in ZH_SURNAMES:
+            return m.group(1)
     return _zh_noun_subject(s, tagger)
 
 
@@ -885,7 +889,12 @@ def _zh_single_speakers(groups: list[_Entry], speech_refs: list[tuple[str, str, 
     the text at hand (a passage that never names 董卓 in full): a character of its own."""
     counts = Counter(r for r, _, _ in speech_refs if len(r) == 1 and r not in ("他", "她"))
     owned = {n for g in groups for n in g.names()} | {n[-1] for g in groups for n in g.names() if len(n) in (2, 3)}
-    return [_Entry(ch) for ch, n in sorted(counts.items()) if n >= 2 and ch not in owned and ch not in zh_cast.SUBJECT_NEXT]
+    tags = _zh_dictionary()
+    return [
+        _Entry(ch) for ch, n in sorted(counts.items())
+        if n >= 2 and ch not in owned and ch not in zh_cast.SUBJECT_NEXT
+        and tags.get(ch, "n")[:1] not in ("r", "d", "c", "p", "u", "m", "q", "f")  # 再拜曰: 再 is no one
+    ]
 
 
 def _zh_merge(groups: list[_Entry], full: str) -> list[_Entry]:
@@ -1722,6 +1731,8 @@ def _para_units(
         if before and before.speech and qi - 1 in keep:
             keep[qi - 1][1] = min(keep[qi - 1][1], max(before.cut, keep[qi - 1][0]))
         chosen = _choose(after, before, last_speaker)
+        if lang == "zh" and before and before.speech and re.search(r"诗|词|歌|赞|赋", before.cue[-8:]):
+            chosen = _Attr(NARRATOR, 0, True, before.cue)  # 后人有诗叹曰：“…” — verse the book quotes: the narrator's
         if lang == "zh" and before and before.speech and _seg_text(para, segs[qi - 1]).rstrip().endswith(("：", ":")):
             chosen = before  # 靖曰：“…” — the colon hands the quote over, whatever follows it
         # a paragraph that opens with the line: its subject was set by the paragraph before
