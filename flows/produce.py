@@ -137,8 +137,11 @@ def plan_task(project_dir: str, chapters: list[str], overrides: dict | None = No
 
 
 @task(name="design", tags=["gpu"], **_nocache)
-def design_task(project_dir: str, overrides: dict | None = None) -> pipeline.StageReport:
-    return _log(pipeline.design(review.ReviewedProject(project_dir, overrides=overrides)))
+def design_task(
+    project_dir: str, overrides: dict | None = None, chapters: list[str] | None = None
+) -> pipeline.StageReport:
+    """Sheets for the cast of ``chapters`` (None: the run's chapters, else every chapter)."""
+    return _log(pipeline.design(review.ReviewedProject(project_dir, overrides=overrides), chapters))
 
 
 @task(name="render-shot", tags=["render", "gpu"], cache_key_fn=shot_cache_key, persist_result=True)
@@ -242,8 +245,10 @@ def _plan(project: review.ReviewedProject, chapters: list[str]) -> None:
             artifacts.storyboard_table(project, ch)
 
 
-def _design(project: review.ReviewedProject, review_timeout: int, poll_seconds: int) -> None:
-    design_task(str(project.dir), project.overrides)
+def _design(
+    project: review.ReviewedProject, review_timeout: int, poll_seconds: int, chapters: list[str] | None = None
+) -> None:
+    design_task(str(project.dir), project.overrides, chapters)
     artifacts.character_sheets(project)
     if not project.config().review.characters:
         approved = review.auto_approve_sheets(project)
@@ -275,7 +280,7 @@ def _design(project: review.ReviewedProject, review_timeout: int, poll_seconds: 
             get_run_logger().warning("characters.yaml was edited by you; the review edit is in %s and used for generation", p)
         if outcome.done:
             break
-        design_task(str(project.dir), project.overrides)
+        design_task(str(project.dir), project.overrides, chapters)
         artifacts.character_sheets(project)
 
 
@@ -374,7 +379,7 @@ def produce(
         if "plan" in stages:
             _plan(proj, selected)
         if "design" in stages:
-            _design(proj, review_timeout, review_poll_seconds)
+            _design(proj, review_timeout, review_poll_seconds, selected)
         published: list[str] = []
         held: list[str] = []
         for ch in selected:

@@ -73,8 +73,17 @@ def thumbnail_data_uri(path: Path, size: int = THUMB) -> str:
 
 
 def sheets_markdown(project: Project) -> str:
+    """The sheets (or a character's own reference images) with each appearance. Extras and
+    groups get no sheet (pipeline.needs_sheet): they are listed once at the end, by name, and
+    never shown as a sheet that is missing."""
+    from novelcomic.pipeline import needs_sheet
+
     lines = [f"# Character sheets of {project.name}", ""]
+    generic = []
     for ch in project.characters().characters:
+        if not ch.reference_images and not needs_sheet(ch):
+            generic.append(ch)
+            continue
         images = [project.dir / p for p in ch.reference_images] or [project.sheet_path(ch.id)]
         lines.append(f"## {ch.name} (`{ch.id}`)")
         lines.append(f"*Appearance:* {ch.appearance or '—'}")
@@ -86,6 +95,9 @@ def sheets_markdown(project: Project) -> str:
             else:
                 lines.append(f"(no sheet yet: `{img}`)")
         lines.append("")
+    if generic:
+        names = ", ".join(f"{c.name} (`{c.id}`{', group' if c.group else ''})" for c in generic)
+        lines += ["## Drawn without a sheet (extras and groups)", "", names, ""]
     return "\n".join(lines)
 
 

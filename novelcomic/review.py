@@ -163,10 +163,14 @@ def is_approved(project: Project, subject: str) -> bool:
 
 
 def sheets_to_review(project: Project) -> list[Character]:
-    """Characters whose current generated sheet has no approval yet."""
+    """Characters who need a sheet (pipeline.needs_sheet) whose current generated sheet has no
+    approval yet. An old sheet of someone now marked an extra or a group is not used by any
+    shot, so it is not asked about."""
+    from novelcomic.pipeline import needs_sheet
+
     out = []
     for ch in project.characters().characters:
-        if ch.reference_images:
+        if not needs_sheet(ch):
             continue
         subject = sheet_subject(project, ch.id)
         if subject is not None and not is_approved(project, subject):

@@ -10,9 +10,7 @@ def project_status(project: Project) -> str:
     cfg = project.config()
     store = project.store
     rows = [f"{cfg.title} ({project.dir})", ""]
-    sheets = store.assets("sheet")
-    chars = project.characters().characters
-    rows.append(f"characters: {len(chars)}, reference sheets: {len(sheets)}")
+    rows.extend(sheet_rows(project))
     rows.append(f"{'chapter':8} {'plan':6} {'shots':>9} {'lines':>9} {'video':40} title")
     current_keys: dict[str, set[str]] = {}
     for ch in cfg.chapters:
@@ -81,6 +79,51 @@ def project_status(project: Project) -> str:
 
 
 MAX_WARNINGS = 8
+MAX_MISSING = 8
+
+
+def sheet_scope(project: Project) -> list[str]:
+    """The chapters whose cast needs sheets: the produced ones (a video or a rendered shot),
+    else the planned ones; empty when nothing is planned."""
+    store = project.store
+    chapters = [c.id for c in project.config().chapters]
+    produced = [c for c in chapters if store.asset("video", c) or store.assets("shot", c)]
+    return produced or [c for c in chapters if project.storyboard_path(c).exists()]
+
+
+def sheet_rows(project: Project) -> list[str]:
+    """``characters: …`` and ``sheets: made/needed``: a sheet is needed for each character who
+    is neither an extra nor a group, has no reference images of its own and appears in the
+    chapters of :func:`sheet_scope` (every such character while nothing is planned) — the same
+    rule as the design stage, so extras and people of other chapters are not reported missing."""
+    from novelcomic.pipeline import cast_in, generic_figure, needs_sheet
+
+    chars = project.characters().characters
+    scope = sheet_scope(project)
+    try:
+        present = cast_in(project, scope) if scope else None
+    except NovelcomicError:  # a storyboard being edited: count the whole cast
+        present = None
+    generic = sum(1 for c in chars if generic_figure(c))
+    own = sum(1 for c in chars if c.reference_images and not generic_figure(c))
+    needed = [c for c in chars if needs_sheet(c) and (present is None or c.id in present)]
+    made, missing = [], []
+    for c in needed:
+        rec = project.store.asset("sheet", c.id)
+        (made if rec is not None and (project.dir / rec.path).is_file() else missing).append(c)
+    extra = []
+    if generic:
+        extra.append(f"{generic} extras/groups drawn without a sheet")
+    if own:
+        extra.append(f"{own} with reference images of their own")
+    head = f"characters: {len(chars)}" + (f" ({', '.join(extra)})" if extra else "")
+    where = f" (the cast of chapters {', '.join(scope)})" if scope and present is not None else ""
+    line = f"sheets: {len(made)}/{len(needed)}{where}"
+    if missing:
+        names = ", ".join(f"{c.name} ({c.id})" for c in missing[:MAX_MISSING])
+        more = f" and {len(missing) - MAX_MISSING} more" if len(missing) > MAX_MISSING else ""
+        line += f"; missing: {names}{more}"
+    return [head, line]
 
 
 def _publish_state(project: Project, chapter: str) -> str:

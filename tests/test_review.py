@@ -161,3 +161,65 @@ def test_edit_of_a_generated_file_rewrites_it(root: Path, fake_backends) -> None
     assert project.characters().by_id()["a"].appearance == "绿衣"
     assert not (project.dir / "characters.proposed.yaml").exists()
     assert pipeline.design(project).made == 1  # only "a" changed
+
+
+def _mark_extra(project: Project, cid: str) -> None:
+    """The user marks a character an extra in characters.yaml (as after a re-plan)."""
+    data = yaml.safe_load(project.characters_yaml.read_text(encoding="utf-8"))
+    for c in data["characters"]:
+        if c["id"] == cid:
+            c["role"] = "extra"
+    project.characters_yaml.write_text(yaml.dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def test_extras_have_no_sheet_to_review_and_none_missing(root: Path, fake_backends) -> None:
+    """An old sheet of someone now marked an extra is not asked about, the sheets artifact does
+    not call the extra's sheet missing, and status counts only the sheets the cast needs."""
+    from novelcomic import pipeline
+    from novelcomic.artifacts import sheets_markdown
+    from novelcomic.status import project_status
+
+    project = Project(make_project(root))
+    pipeline.plan(project)
+    pipeline.design(project)
+    assert [c.id for c in review.sheets_to_review(project)] == ["a", "b"]
+    assert "sheets: 2/2 (the cast of chapters 01)" in project_status(project)
+
+    _mark_extra(project, "b")  # b keeps its old sheet file, but no shot uses it any more
+    assert [c.id for c in review.sheets_to_review(project)] == ["a"]
+    assert review.auto_approve_sheets(project) == ["a"]
+    md = sheets_markdown(project)
+    assert "## 阿青 (`a`)" in md and "## 老陈" not in md and "no sheet yet" not in md
+    assert "Drawn without a sheet (extras and groups)" in md and "老陈 (`b`)" in md
+    text = project_status(project)
+    assert "characters: 2 (1 extras/groups drawn without a sheet)" in text
+    assert "sheets: 1/1 (the cast of chapters 01)" in text and "missing" not in text
+
+    project.sheet_path("a").unlink()  # a sheet that is needed and gone is named
+    assert "sheets: 0/1 (the cast of chapters 01); missing: 阿青 (a)" in project_status(project)
+
+
+def test_status_before_planning_counts_every_character_who_needs_a_sheet(root: Path, fake_backends) -> None:
+    from novelcomic.status import project_status
+
+    project = Project(make_project(root))
+    text = project_status(project)
+    assert "characters: 0" in text and "sheets: 0/0" in text
+
+
+def test_the_design_task_is_told_the_chapters_of_the_run(root: Path, fake_backends, prefect_harness, monkeypatch) -> None:
+    from flows.produce import produce
+
+    from novelcomic import pipeline
+
+    seen: list = []
+    design = pipeline.design
+
+    def spy(project, chapters=None):  # type: ignore[no-untyped-def]
+        seen.append(chapters)
+        return design(project, chapters)
+
+    monkeypatch.setattr(pipeline, "design", spy)
+    project = Project(make_project(root, name="two", chapters={"01": "甲。", "02": "乙。"}))
+    produce(str(project.dir), chapters="2", stages=["plan", "design"])
+    assert seen == [["02"]]
