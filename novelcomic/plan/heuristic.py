@@ -55,7 +55,7 @@ ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
         {
             "回答道", "回答", "答道", "说道", "问道", "笑道", "喊道", "叫道", "嚷道", "吼道", "骂道", "叹道",
             "应道", "低语", "嘟囔", "嘀咕", "大喊", "大叫", "说", "问", "道", "喊", "叫", "嚷", "答", "吼",
-            "曰", "喝道", "骂道", "云",
+            "曰", "喝道", "骂道", "云", "骂", "大骂", "呼", "大呼", "喝", "大喝", "叱", "言", "告", "叹", "泣", "奏", "谏",
         },
         key=len,
         reverse=True,
@@ -690,14 +690,16 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     verb = _zh_speech_verb(last) if not sentence.endswith(tuple(ZH_SENTENCE_END)) else None
     if verb:
         head = _strip_modifiers(last[: -len(verb)])
+        if head and head[0] in "乃遂便即又私因复亦急忙再" and (cast is None or cast.at_start(head) is None):
+            head = ""  # 操惶遽，乃持刀跪下曰: the clause has no subject of its own
         subj = _zh_subject(head, cast, tagger) if head else None
         if subj is None and head and re.match(r"[\u4e00-\u9fff]", head) and head[0] not in zh_cast.SUBJECT_NEXT and (
-            len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
+            (cast is not None and head[0] in _given_chars(cast)) or len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
         ) and (cast is None or head[0] in _given_chars(cast) or head[0] in cast.lookup):
             subj = head[0]  # 嵩曰 / 嵩与儁计曰: a one-character given name, resolved by who was just mentioned
         if subj is None:
             subj = _zh_clause_subject_back(clauses[:-1], cast, tagger)
-        if subj is None and cast is not None and sentence_start > 0 and (not head or head[0] in zh_cast.SUBJECT_NEXT):
+        if subj is None and cast is not None and sentence_start > 0 and not head:
             # 私谓李儒曰 (no subject of its own): the topic of the sentence before
             before_text = body[:sentence_start].rstrip()
             prev_start = max(before_text.rfind(c, 0, len(before_text) - 1) for c in ZH_SENTENCE_END) + 1
@@ -869,7 +871,8 @@ def _zh_refine(
             continue
         ev = evidence.get(w)
         acts = speaks[w] > 0 or (ev is not None and ev.person)
-        if (not acts or (ev is not None and zh_cast.is_place_like(w) and ev.place) or ZH_NUMERAL_MEASURE_RE.search(w)
+        if (not acts or (ev is not None and zh_cast.is_place_like(w) and ev.place * 2 >= ev.agent)  # 丁原 acts; 温德殿 is gone to
+                or ZH_NUMERAL_MEASURE_RE.search(w)
                 or w in zh_cast.COMPOUND_SURNAMES):  # 司马 alone is a family, not someone
             del names[w]
     people = [n for n in names if n not in links]
