@@ -617,6 +617,15 @@ def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
     return _zh_noun_subject(s, tagger)
 
 
+def _zh_name_at_end(head: str, cast: _Cast) -> str | None:
+    """The cast name (two characters or more) that ``head`` ends with, if any."""
+    found = [m for m in cast.mentions(head) if len(m[1]) and head.endswith(_name_at(cast, head, m[0]))]
+    if not found:
+        return None
+    name = _name_at(cast, head, found[-1][0])
+    return name if len(name) >= 2 else None
+
+
 def _given_chars(cast: _Cast) -> set[str]:
     """Last characters of the cast's surname-and-given names (操 of 曹操, 嵩 of 皇甫嵩)."""
     return {
@@ -639,7 +648,9 @@ def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
         w, f = w + nxt[0], "n"
     if not (2 <= len(w) <= 4) or w in ZH_SUBJECT_STOP or w.endswith("们"):
         return None
-    if f.startswith("nr") or f in ("n", "nz", "nt") or (w.startswith("阿") and len(w) <= 3):
+    if f.startswith("nr") or (w.startswith("阿") and len(w) <= 3):
+        return w
+    if f in ("n", "nz", "nt") and w[-1] in ZH_PERSON_SUFFIXES:  # 县令, 老渔夫 — not 共议 or 书略
         return w
     return None
 
@@ -693,6 +704,9 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
         if head and head[0] in "乃遂便即又私因复亦急忙再" and (cast is None or cast.at_start(head) is None):
             head = ""  # 操惶遽，乃持刀跪下曰: the clause has no subject of its own
         subj = _zh_subject(head, cast, tagger) if head else None
+        last_name = _zh_name_at_end(head, cast) if head and cast is not None else None
+        if last_name and last_name != subj and not re.search(r"[谓问告对向与令命见叱责指骂]", head[: -len(last_name)]):
+            subj = last_name  # 卓婿谋士李儒曰: titles and kin before the name that speaks
         if subj is None and head and re.match(r"[\u4e00-\u9fff]", head) and head[0] not in zh_cast.SUBJECT_NEXT and (
             (cast is not None and head[0] in _given_chars(cast)) or len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
         ) and (cast is None or head[0] in _given_chars(cast) or head[0] in cast.lookup):
@@ -854,6 +868,11 @@ def _zh_refine(
             continue
         if len(w) > 1 and w[0] in singles and w[1] in zh_cast.SUBJECT_NEXT:
             del names[w]  # 匡大呼 where 匡 speaks on its own
+            continue
+        if len(w) == 2 and w[0] in zh_cast.SUBJECT_NEXT and any(
+            n != w and len(n) in (2, 3) and n.endswith(w[1]) and counts.get(n, 0) >= 3 * counts.get(w, 0) for n in names
+        ):
+            del names[w]  # 谢肃曰 (thanked 李肃 and said): a verb and someone's given name
             continue
         heads = [n for n in names if n not in links] + list(links)
         head = zh_cast.glued_head(w, heads, counts)
@@ -1768,10 +1787,16 @@ def _zh_revealed(cast: _Cast, after: str) -> str | None:
     """Who an unnamed speaker turns out to be, in the narration right after the line:
     ``进视之，乃典军校尉曹操也`` / ``观其人，乃虎贲中郎将李肃也``."""
     m = re.search(r"乃([^。！？；]{1,14}?)也", after[:50])
-    if m is None:
-        return None
-    found = cast.mentions(m.group(1))
-    return found[-1][1] if found else None
+    if m is not None:
+        found = cast.mentions(m.group(1))
+        if found:
+            return found[-1][1]
+    m = re.search(r"(?:视之|观之|看时|其人)[^。！？]{0,30}?名([\u4e00-\u9fff])[，,]?字([\u4e00-\u9fff]{2})", after[:60])
+    if m is not None:  # 进视之，乃司徒袁逢之子…：名绍，字本初
+        by_zi = cast.lookup.get(m.group(2))
+        owners = {cid for n, cid in cast.lookup.items() if len(n) in (2, 3) and n.endswith(m.group(1))}
+        return by_zi or (next(iter(owners)) if len(owners) == 1 else None)
+    return None
 
 
 def _own_name(lang: Lang, cast: _Cast, quote: str) -> str | None:
@@ -1817,6 +1842,13 @@ def _resolve_ref(
             return next(iter(owners))
         seen = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
         return next((cid for _, cid in reversed(seen) if cid in owners), None)
+    if len(attr.ref) >= 2 and not attr.ref.isascii():  # 太后曰: the latest of 董太后 and 何太后 mentioned
+        owners = {cid for n, cid in cast.lookup.items() if len(n) > len(attr.ref) and n.endswith(attr.ref)}
+        seen = sorted([m for m in narr_mentions if m[0] < attr.pos] + [s for s in spoke if s[0] < attr.pos])
+        found = next((cid for _, cid in reversed(seen) if cid in owners), None)
+        if found is not None or len(owners) != 1:
+            return found
+        return next(iter(owners))
     gender = {"他": "male", "he": "male", "她": "female", "she": "female"}.get(attr.ref)
     if gender is None:
         return None
