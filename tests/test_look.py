@@ -57,3 +57,48 @@ def test_species_are_drawn_as_animals_with_their_looks() -> None:
 
 def _red(c: tuple[int, int, int] | None) -> bool:
     return c is not None and c[0] > c[1] + 60 and c[0] > c[2] + 60
+
+
+# --------------------------------------------------------------------------- the period's people
+
+
+def test_men_of_old_china_tie_their_hair_up_and_most_wear_beards() -> None:
+    """In 三国 nobody wears short hair, and a man of unknown gender does not wear it loose (he read
+    as a woman); grown men mostly have beards; 关羽's 面如重枣 is a red face."""
+    looks = [look_for(Character(id=f"c{i:02d}", name=f"某{i}"), "ancient_china", "zh") for i in range(40)]
+    assert all(lk.hair_style in ("bun", "ponytail") for lk in looks)
+    assert all(lk.hair_style == "bun" for lk in looks if lk.age == "adult")
+    men = [look_for(Character(id=f"m{i:02d}", name=f"某{i}", voice=VoiceSpec(gender="male")), "ancient_china", "zh")
+           for i in range(30)]
+    assert all(lk.hair_style == "bun" for lk in men)
+    assert 0.5 <= sum(lk.beard for lk in men) / len(men) < 1.0  # most, not all (刘备 is beardless in some looks)
+    guan = look_for(Character(id="c06", name="关羽", appearance="身长九尺，髯长二尺，面如重枣"), "ancient_china", "zh")
+    assert guan.beard and guan.skin[0] > guan.skin[1] + 60  # red
+    young = look_for(Character(id="y", name="某", appearance="少年", voice=VoiceSpec(gender="male")), "ancient_china", "zh")
+    assert not young.beard
+    # women keep their hair styles and never get beards
+    women = [look_for(Character(id=f"w{i}", name=f"某{i}", voice=VoiceSpec(gender="female")), "ancient_china", "zh")
+             for i in range(20)]
+    assert not any(lk.beard for lk in women) and {lk.hair_style for lk in women} >= {"long", "bun"}
+
+
+def test_titles_tell_the_gender_when_nothing_else_does() -> None:
+    period = "victorian_england"
+    mrs = look_for(Character(id="mrs-bennet", name="Mrs. Bennet"), period, "en")
+    miss = look_for(Character(id="jane", name="Jane", aliases=["Miss Bennet"]), period, "en")
+    mr = look_for(Character(id="bingley", name="Mr. Bingley"), period, "en")
+    sir = look_for(Character(id="lucas", name="Sir William Lucas"), period, "en")
+    assert (mrs.gender, mrs.garment) == ("female", "dress") and (miss.gender, miss.garment) == ("female", "dress")
+    assert (mr.gender, mr.garment) == ("male", "tailcoat") and (sir.gender, sir.garment) == ("male", "tailcoat")
+    assert look_for(Character(id="h", name="何后"), "ancient_china", "zh").gender == "female"
+    assert look_for(Character(id="z", name="张角", aliases=["天公将军"]), "ancient_china", "zh").gender == "male"
+    assert look_for(Character(id="x", name="Elizabeth"), period, "en").gender == "unknown"  # no guessing from names
+
+
+def test_gentlemen_wear_dark_coats() -> None:
+    from novelcomic.render.look import GENTLEMEN_PALETTE
+
+    coats = {look_for(Character(id=f"g{i}", name=f"Mr. G{i}"), "victorian_england", "en").clothing for i in range(30)}
+    assert coats <= set(GENTLEMEN_PALETTE) and all(sum(c) < 3 * 110 for c in coats)
+    named = look_for(Character(id="g", name="Mr. G", appearance="a blue coat"), "victorian_england", "en")
+    assert colour_distance(named.clothing, COLOURS["blue"][0]) < 60  # a colour the book names still wins

@@ -198,6 +198,7 @@ _FEATURES: dict[str, tuple[str, ...]] = {
 SKIN_TONES: tuple[RGB, ...] = ((248, 222, 198), (242, 208, 178), (228, 188, 152), (204, 158, 120))
 SKIN_FAIR: RGB = (250, 228, 210)
 SKIN_TAN: RGB = (186, 134, 96)
+SKIN_RED: RGB = (184, 84, 62)
 DEFAULT_HAIR: tuple[RGB, ...] = ((32, 28, 32), (58, 40, 32), (30, 32, 46), (44, 36, 34))
 OLD_HAIR: RGB = (214, 212, 208)
 CLOTHING_PALETTE: tuple[RGB, ...] = (
@@ -213,6 +214,14 @@ CLOTHING_PALETTE: tuple[RGB, ...] = (
     (108, 138, 56),  # olive
     (58, 66, 126),   # indigo
     (212, 104, 56),  # rust orange
+)
+GENTLEMEN_PALETTE: tuple[RGB, ...] = (
+    (38, 40, 52),    # black
+    (40, 56, 96),    # navy
+    (46, 78, 60),    # bottle green
+    (96, 62, 44),    # brown
+    (86, 88, 96),    # grey
+    (110, 36, 48),   # claret
 )
 ACCENT_PALETTE: tuple[RGB, ...] = (
     (236, 204, 108), (242, 238, 226), (52, 44, 50), (196, 60, 60), (116, 178, 200),
@@ -310,7 +319,10 @@ def look_for(character: Character, period: str | None = None, lang: str | None =
 
     age = _age(features, character)
     gender = _gender(features, character)
-    clothing = colours.get("clothing", [CLOTHING_PALETTE[digest[0] % len(CLOTHING_PALETTE)]])
+    palette = CLOTHING_PALETTE
+    if region == "england" and gender != "female" and age != "child":
+        palette = GENTLEMEN_PALETTE  # a Regency / Victorian gentleman's coat is dark, never rose or amber
+    clothing = colours.get("clothing", [palette[digest[0] % len(palette)]])
     primary = clothing[0]
     accent = next((c for c in colours.get("accent", []) + clothing[1:] if c != primary), None)
     if accent is None:
@@ -333,6 +345,9 @@ def look_for(character: Character, period: str | None = None, lang: str | None =
     if garment == "shirt" and not colours.get("lower") and region == "modern":
         lower = (62, 84, 128)  # jeans
     beard = "beard" in features or (age == "old" and gender == "male" and digest[5] % 2 == 0)
+    if region in ("china", "fantasy_east") and gender == "male" and age == "adult" and species == "human" \
+            and not _BEARDLESS.search(text):
+        beard = beard or digest[5] % 3 != 0  # most grown men of old China wear a beard (关羽's long one, 张飞's whiskers)
     beard_colour = colours.get("beard", [None])[0] or (OLD_HAIR if age == "old" else hair)
     hat = _first_feature(features, "hat:")
     hat_colour = colours.get("hat", [None])[0] or (
@@ -343,7 +358,7 @@ def look_for(character: Character, period: str | None = None, lang: str | None =
         character_id=character.id,
         skin=skin,
         hair=hair,
-        hair_style=_hair_style(features, gender, age, digest[6]),  # type: ignore[arg-type]
+        hair_style=_hair_style(features, gender, age, digest[6], region),  # type: ignore[arg-type]
         clothing=primary,
         accent=accent,
         lower=lower,
@@ -397,7 +412,9 @@ def _colour_assignments(text: str) -> dict[str, list[RGB]]:
     Each colour word goes to the nearest noun after it in the same clause (``红衣``, ``black
     hair``), else the nearest before it (``头发乌黑``, ``a robe of red``).
     """
-    special = {"青丝": ("hair", COLOURS["black"][1]), "白皙": ("skin", SKIN_FAIR), "黝黑": ("skin", SKIN_TAN)}
+    special = {"青丝": ("hair", COLOURS["black"][1]), "白皙": ("skin", SKIN_FAIR), "黝黑": ("skin", SKIN_TAN),
+               # classical portraits: 面如重枣 (关羽's red face), 面如冠玉 / 面如傅粉 (a pale one)
+               "重枣": ("skin", SKIN_RED), "面如枣": ("skin", SKIN_RED), "冠玉": ("skin", SKIN_FAIR), "傅粉": ("skin", SKIN_FAIR)}
     out: dict[str, list[RGB]] = {}
     text = re.sub("|".join(_NOT_COLOURS), lambda m: "　" * len(m.group()), text.lower())
     for clause in re.split(r"[，,。.;；、!！?？\n]|\band\b|\bwith\b", text):
@@ -462,12 +479,27 @@ def _age(features: set[str], character: Character) -> Literal["child", "young", 
     return "adult"
 
 
+_BEARDLESS = re.compile(r"无须|无胡|面白无须|少年|beardless|clean[- ]shaven", re.IGNORECASE)
+#: Titles that say who someone is when the planner did not (Mrs. Bennet, Mr. Darcy, 刘夫人, 貂蝉 is not caught).
+_FEMALE_TITLE = re.compile(r"^(?:mrs|miss|lady|madam|madame|mistress|aunt|queen|princess|duchess)\b\.?|"
+                           r"(?:夫人|娘娘|小姐|姑娘|氏|娘|姬|妃|后|女|妹|姐|嫂|婆)$", re.IGNORECASE)
+_MALE_TITLE = re.compile(r"^(?:mr|sir|lord|colonel|captain|uncle|king|prince|duke|reverend|rev|dr|master)\b\.?|"
+                         r"(?:公子|先生|将军|太守|丞相|皇帝|天子|王|侯|公|帝|君|兄|弟|叔|伯|父|爷|郎|和尚)$", re.IGNORECASE)
+
+
 def _gender(features: set[str], character: Character) -> Literal["male", "female", "unknown"]:
+    """The voice's gender, else the appearance's words, else a title in the name or an alias
+    (Mrs. Bennet, Sir William, 刘夫人, 天公将军)."""
     if character.voice.gender != "unknown":
         return character.voice.gender
     female, male = "gender:female" in features, "gender:male" in features
     if female != male:
         return "female" if female else "male"
+    for name in (character.name, *character.aliases):
+        name = name.strip()
+        f, m = bool(_FEMALE_TITLE.search(name)), bool(_MALE_TITLE.search(name))
+        if f != m:
+            return "female" if f else "male"
     return "unknown"
 
 
@@ -489,10 +521,21 @@ def _skin(features: set[str], colours: dict[str, list[RGB]], byte: int) -> RGB:
     return SKIN_TONES[byte % 3]  # the darkest tone only when asked for, via words
 
 
-def _hair_style(features: set[str], gender: str, age: str, byte: int) -> str:
+def _hair_style(features: set[str], gender: str, age: str, byte: int, region: str = "neutral") -> str:
+    """Named in the appearance, else by gender, age and the book's region: in old China grown men
+    (and people of unknown gender) tie their hair in a topknot, never cut it short or wear it
+    loose (which reads as a woman); Victorian women put theirs up."""
     style = _first_feature(features, "hair:")
     if style:
         return style
+    if region in ("china", "fantasy_east") and age != "child":
+        if gender == "female":
+            return ("long", "bun", "braid", "long", "bun")[byte % 5]
+        return ("bun", "bun", "ponytail")[byte % 3] if age == "young" else "bun"
+    if region == "england" and age != "child":
+        if gender == "female":
+            return ("bun", "bun", "long", "braid")[byte % 4]
+        return "short" if gender == "male" or age == "old" else ("short", "short", "bun")[byte % 3]
     if gender == "female":
         options: tuple[str, ...] = ("long", "bun", "ponytail", "braid", "long")
     elif gender == "male":
