@@ -93,6 +93,9 @@ def test_titles_tell_the_gender_when_nothing_else_does() -> None:
     assert look_for(Character(id="h", name="何后"), "ancient_china", "zh").gender == "female"
     assert look_for(Character(id="z", name="张角", aliases=["天公将军"]), "ancient_china", "zh").gender == "male"
     assert look_for(Character(id="x", name="Elizabeth"), period, "en").gender == "unknown"  # no guessing from names
+    # an honorific in the name wins over a wrong voice (the planner once gave Mr. Darcy a female voice)
+    darcy = look_for(Character(id="mr-darcy", name="Mr. Darcy", voice=VoiceSpec(gender="female")), period, "en")
+    assert (darcy.gender, darcy.garment) == ("male", "tailcoat")
 
 
 def test_gentlemen_wear_dark_coats() -> None:

@@ -483,13 +483,19 @@ _BEARDLESS = re.compile(r"无须|无胡|面白无须|少年|beardless|clean[- ]s
 #: Titles that say who someone is when the planner did not (Mrs. Bennet, Mr. Darcy, 刘夫人, 貂蝉 is not caught).
 _FEMALE_TITLE = re.compile(r"^(?:mrs|miss|lady|madam|madame|mistress|aunt|queen|princess|duchess)\b\.?|"
                            r"(?:夫人|娘娘|小姐|姑娘|氏|娘|姬|妃|后|女|妹|姐|嫂|婆)$", re.IGNORECASE)
+_HONORIFIC = re.compile(r"(mr|mrs|miss|sir|lady|lord)\b\.?\s+\w", re.IGNORECASE)
 _MALE_TITLE = re.compile(r"^(?:mr|sir|lord|colonel|captain|uncle|king|prince|duke|reverend|rev|dr|master)\b\.?|"
                          r"(?:公子|先生|将军|太守|丞相|皇帝|天子|王|侯|公|帝|君|兄|弟|叔|伯|父|爷|郎|和尚)$", re.IGNORECASE)
 
 
 def _gender(features: set[str], character: Character) -> Literal["male", "female", "unknown"]:
     """The voice's gender, else the appearance's words, else a title in the name or an alias
-    (Mrs. Bennet, Sir William, 刘夫人, 天公将军)."""
+    (Mrs. Bennet, Sir William, 刘夫人, 天公将军). An English honorific that opens the name itself
+    (Mr., Mrs., Miss, Sir, Lady) says it even over the voice: Mr. Darcy is drawn as a man
+    whatever voice a planner guessed for him."""
+    honorific = _HONORIFIC.match(character.name.strip())
+    if honorific:
+        return "male" if honorific.group(1).lower() in ("mr", "sir", "lord") else "female"
     if character.voice.gender != "unknown":
         return character.voice.gender
     female, male = "gender:female" in features, "gender:male" in features
