@@ -507,3 +507,53 @@ def test_a_victorian_sheet_is_not_hanfu() -> None:
     req.period = "victorian_england"  # type: ignore[attr-defined]
     meta = AnimaticBackend().design_character(req).meta["look"]
     assert meta["garment"] == "dress" and meta["region"] == "england"
+
+
+def _calls(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list:
+    """Record the calls of ``cls.name`` (still drawing) and return the list they land in."""
+    seen: list = []
+    original = getattr(cls, name)
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, spy)
+    return seen
+
+
+def test_an_english_place_of_unknown_kind_has_no_chinese_roofs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A place whose kind nobody knows is painted by its words (a village, a church …): in an
+    English book with brick houses and a spire, never the flicked-up eaves of a Chinese roof."""
+    from novelcomic.render import animatic
+
+    roofs = _calls(monkeypatch, animatic._Backdrop, "_roof")
+    village = Location(id="lb", name="Longbourn village church")
+    england = _backdrop(village, "victorian_england", "en")
+    assert roofs == []
+    china = _backdrop(village, "ancient_china", "en")
+    assert roofs and np.abs(england - china).mean() > 3
+
+
+def test_a_library_has_books_and_a_western_book_is_not_a_scroll(monkeypatch: pytest.MonkeyPatch) -> None:
+    from novelcomic.render import animatic
+
+    cases = _calls(monkeypatch, animatic._Place, "_bookcase")
+    library = Location(id="lib", name="the library", kind="interior", interior=True)
+    room = Location(id="lib", name="the drawing-room", kind="interior", interior=True)
+    _backdrop(room, "victorian_england", "en")
+    assert cases == []
+    with_books = _backdrop(library, "victorian_england", "en")
+    assert len(cases) == 1
+    _backdrop(Location(id="sf", name="书房", kind="interior", interior=True), "ancient_china")
+    assert len(cases) == 2
+    assert np.abs(with_books - _backdrop(room, "victorian_england", "en")).mean() > 3
+
+    icons: list = []
+    original = animatic._prop_icon
+    monkeypatch.setattr(animatic, "_prop_icon", lambda draw, kind, box, colour: (icons.append(kind), original(draw, kind, box, colour)))
+    for period, language in (("victorian_england", "en"), ("ancient_china", "zh")):
+        req = shot_request([], "wide", RIVER, lines=[], props=[Prop(id="bk", name="book"), Prop(id="lt", name="a letter")])
+        req.language, req.period = language, period  # type: ignore[attr-defined]
+        AnimaticBackend().render_shot(req)
+    assert icons == ["book", "letter", "scroll", "scroll"]

@@ -163,7 +163,7 @@ class AnimaticBackend:
         for p in placements:
             if p.speaker:
                 _glow(canvas, p.box)
-        prop_boxes = _draw_props(canvas, request.props, placements, w, h, ground)
+        prop_boxes = _draw_props(canvas, request.props, placements, w, h, ground, scenery.region)
         drawn = _draw_figures(canvas, placements)
         line = key_line(shot)
         plan = None
@@ -501,6 +501,14 @@ class _Backdrop:
             self.draw.line((x, y, x + length, y), fill=shine, width=max(1, round(self.unit / 400)))
 
     def _pagoda(self) -> None:
+        if self.sc.region not in ("china", "fantasy_east"):  # a church spire
+            x = self.w * (0.12 + 0.76 * self.place.random())
+            stone, roof = self._lit((176, 170, 158), 0.25), self._lit((80, 84, 96), 0.25)
+            tw, th = self.unit * 0.07, self.unit * 0.2
+            self.draw.rectangle((x - tw / 2, self.horizon - th, x + tw / 2, self.horizon), fill=stone)
+            self.draw.polygon([(x - tw * 0.6, self.horizon - th), (x, self.horizon - th - self.unit * 0.16),
+                               (x + tw * 0.6, self.horizon - th)], fill=roof)
+            return
         rng = self.place
         x = self.w * (0.12 + 0.76 * rng.random())
         tiers, width, y = 5, self.unit * 0.16, float(self.horizon)
@@ -521,6 +529,12 @@ class _Backdrop:
         self.draw.polygon([(x + half * dx, y + height * dy) for dx, dy in outline], fill=colour)
 
     def _houses(self, street: bool) -> None:
+        if self.sc.region not in ("china", "fantasy_east"):  # brick, stone or glass: never a Chinese roof
+            place, rng = _Place(self), self.place
+            for x in sorted(rng.uniform(0.0, 1.0) * self.w for _ in range(rng.randint(4, 6) if street else rng.randint(2, 4))):
+                place.building(x, self.horizon + self.unit * 0.01, self.unit * rng.uniform(0.13, 0.2),
+                               self.unit * rng.uniform(0.1, 0.15), 0.3, storeys=2 if street else 1)
+            return
         rng = self.place
         count = rng.randint(4, 6) if street else rng.randint(2, 4)
         xs = sorted(rng.uniform(0.0, 1.0) * self.w for _ in range(count))
@@ -685,6 +699,9 @@ _OVERCAST: dict[str, tuple[RGB, RGB, float]] = {  # weather → sky top, horizon
     "snow": ((176, 184, 196), (226, 230, 236), 0.95),
     "fog": ((196, 200, 204), (224, 226, 226), 0.9),
 }
+#: A room of books: a library, a study (书房), a bookshop.
+_LIBRARY_WORDS = ("书房", "书斋", "书院", "藏书", "书阁", "书楼", "书肆", r"\blibrary", r"\bstudy\b", r"\bbookshop",
+                  r"\bbook-?room")
 _GROUND: dict[str, RGB] = {
     "mountain": (112, 132, 92), "forest": (70, 110, 62), "river": (110, 150, 84), "village": (150, 160, 96),
     "field": (128, 166, 78), "battlefield": (170, 150, 112), "palace": (196, 190, 176), "temple": (184, 176, 160),
@@ -1212,10 +1229,13 @@ class _Place:
         """A room in the region's style; a palace or temple seen from inside gets its hall."""
         bd, w, h, floor = self.bd, self.w, self.h, self.hz
         kind, r = self.sc.kind, self.region
+        books = _has(self.sc.words, _LIBRARY_WORDS)
         if self.east or kind in ("palace", "temple") and r not in ("england", "modern", "neutral", "fantasy_west"):
             bd._interior()
             if kind == "temple":
                 self._altar(w * 0.5, floor)
+            if books:
+                self._bookcase(w * (0.2 if self.rng.random() < 0.5 else 0.8), floor, self.u * 0.3, floor * 0.62)
             return
         dim = bd._room_light
         if r == "modern":
@@ -1281,8 +1301,36 @@ class _Place:
                            (cx + ww * 0.1 * s_, top + wh * 1.1), (cx - ww * 0.12 * s_, top + wh * 1.1)], curtain)
             if kind == "temple":
                 self._altar(w * 0.5, floor)
+            if books:  # shelves of books from the floor up, where the window and its curtains were
+                self._bookcase(wx, floor, ww * 1.9, floor * 0.92)
             if self.sc.time in ("night", "dusk"):
                 bd._candle_glow()
+
+    def _bookcase(self, x: float, floor: float, width: float, height: float) -> None:
+        """Shelves of books (of bound scrolls and stitched volumes in old China)."""
+        dim = self.bd._room_light
+        wood = dim(mix((104, 70, 46), self.tint, 0.1))
+        l, t, r = x - width / 2, floor - height, x + width / 2
+        self.rect(l, t, r, floor, wood)
+        rows = 5
+        inner = width * 0.06
+        spines = ((140, 40, 44), (46, 70, 110), (60, 100, 66), (160, 120, 60), (96, 60, 90), (200, 190, 160))
+        rng = random.Random(_hash_int("books:" + self.sc.key))
+        for i in range(rows):
+            st, sb = t + height * (i + 0.08) / rows, t + height * (i + 0.92) / rows
+            self.rect(l + inner, st, r - inner, sb, dim(shade(wood, 0.55)))
+            bx = l + inner
+            while bx < r - inner - width * 0.03:
+                bw = width * rng.uniform(0.03, 0.06)
+                if self.east:  # scroll ends and stacked stitched volumes
+                    rr = min(bw, sb - st) * 0.45
+                    self.draw.ellipse((bx, sb - rr * 2, bx + rr * 2, sb), fill=dim(rng.choice(((236, 226, 200), (210, 190, 150)))),
+                                      outline=dim((120, 90, 60)))
+                    bx += rr * 2 + width * 0.01
+                    continue
+                top = st + (sb - st) * rng.uniform(0.0, 0.25)
+                self.rect(bx, top, min(bx + bw, r - inner), sb, dim(rng.choice(spines)))
+                bx += bw + width * 0.004
 
     def _altar(self, x: float, floor: float) -> None:
         aw = self.u * 0.3
@@ -1626,7 +1674,8 @@ def _prop_kind(prop: Prop) -> str:
 
 
 def _draw_props(
-    canvas: Image.Image, props: list[Prop], placements: list[_Placement], w: int, h: int, ground: int
+    canvas: Image.Image, props: list[Prop], placements: list[_Placement], w: int, h: int, ground: int,
+    region: str = "china",
 ) -> dict[str, Box]:
     """Props as simple icons: large in the middle of an empty shot, small at the side otherwise."""
     boxes: dict[str, Box] = {}
@@ -1649,7 +1698,11 @@ def _draw_props(
         if not placements:  # alone in the shot: the prop is the subject, give it the light
             _glow(canvas, (box[0], box[1], box[2], box[3] + size * 0.2))
         colours = named_colours(prop.appearance + " " + prop.name)
-        _prop_icon(draw, _prop_kind(prop), box, colours[0] if colours else None)
+        kind = _prop_kind(prop)
+        if kind == "scroll" and region not in ("china", "fantasy_east"):  # a western book or letter, not a scroll
+            kind = "letter" if _has(_words(prop.id, prop.name, prop.appearance), ("信", r"\bletter", r"\bnote\b", r"\bpaper")) \
+                else "book"
+        _prop_icon(draw, kind, box, colours[0] if colours else None)
         boxes[prop.id] = box
     return boxes
 
@@ -1676,6 +1729,16 @@ def _prop_icon(draw: ImageDraw.ImageDraw, kind: str, box: Box, colour: RGB | Non
         for i in range(3):
             y = t + s * (0.38 + i * 0.1)
             draw.line((l + s * 0.25, y, r - s * 0.25, y), fill=(110, 100, 90), width=max(1, lw // 2))
+    elif kind == "book":
+        cover = colour or (120, 40, 44)
+        draw.rectangle((l + s * 0.2, t + s * 0.22, r - s * 0.2, b - s * 0.12), fill=cover, **ink)
+        draw.rectangle((l + s * 0.2, t + s * 0.22, l + s * 0.3, b - s * 0.12), fill=shade(cover, 0.7), **ink)
+        draw.line((l + s * 0.4, t + s * 0.36, r - s * 0.3, t + s * 0.36), fill=(214, 180, 90), width=lw)
+    elif kind == "letter":
+        paper = colour or (244, 238, 222)
+        draw.rectangle((l + s * 0.12, t + s * 0.3, r - s * 0.12, b - s * 0.2), fill=paper, **ink)
+        draw.line((l + s * 0.12, t + s * 0.3, cx, cy + s * 0.05, r - s * 0.12, t + s * 0.3), fill=INK, width=lw)
+        draw.ellipse((cx - s * 0.06, cy - s * 0.02, cx + s * 0.06, cy + s * 0.1), fill=(170, 30, 40))
     elif kind == "cup":
         rim, foot = t + s * 0.35, b - s * 0.1
         draw.polygon([(l + s * 0.2, rim), (r - s * 0.2, rim), (r - s * 0.3, foot), (l + s * 0.3, foot)],
