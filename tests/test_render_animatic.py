@@ -557,3 +557,19 @@ def test_a_library_has_books_and_a_western_book_is_not_a_scroll(monkeypatch: pyt
         req.language, req.period = language, period  # type: ignore[attr-defined]
         AnimaticBackend().render_shot(req)
     assert icons == ["book", "letter", "scroll", "scroll"]
+
+
+def test_a_group_is_drawn_as_a_crowd_in_its_colours() -> None:
+    """黄巾 (a group, named for its yellow headbands) is three figures with yellow bands round the
+    brow, not one person; the same character when not a group is one figure."""
+    band = Character(id="hj", name="黄巾", role="extra", group=True)
+    look = look_for(band, "ancient_china", "zh")
+    assert look.hat == "band" and look.hat_colour[0] > 150 and look.hat_colour[2] < 100  # yellow
+    one = band.model_copy(update={"group": False, "role": "supporting"})
+    backend = AnimaticBackend(lettering=False)
+    crowd, single = (backend.render_shot(shot_request([c], "full", RIVER, lines=[])) for c in (band, one))
+    from novelcomic.render.look import shade
+
+    behind = shade(look.clothing, 0.82)  # the two behind stand a step back, in shade
+    assert near(pixels(crowd).reshape(-1, 3), behind, 12) > 0.01 > near(pixels(single).reshape(-1, 3), behind, 12)
+    assert set(crowd.regions) == {"hj"} and crowd.regions["hj"] == single.regions["hj"]

@@ -16,6 +16,7 @@ only moves clouds and stars.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import random
@@ -164,7 +165,8 @@ class AnimaticBackend:
             if p.speaker:
                 _glow(canvas, p.box)
         prop_boxes = _draw_props(canvas, request.props, placements, w, h, ground, scenery.region)
-        drawn = _draw_figures(canvas, placements)
+        groups = {ref.character.id for ref in request.characters if getattr(ref.character, "group", False)}
+        drawn = _draw_figures(canvas, placements, groups)
         line = key_line(shot)
         plan = None
         lettering = self.lettering and request.lettering
@@ -1626,10 +1628,15 @@ def _pose_for(i: int, n: int, framing: Framing, shot_id: str) -> tuple[Pose, int
     return "three_quarter", 1 if i < middle else -1
 
 
-def _draw_figures(canvas: Image.Image, placements: list[_Placement]) -> dict[str, DrawnFigure]:
-    """Draw listeners first and the speaker last (in front); returns where each landed."""
+def _draw_figures(
+    canvas: Image.Image, placements: list[_Placement], groups: set[str] | frozenset[str] = frozenset()
+) -> dict[str, DrawnFigure]:
+    """Draw listeners first and the speaker last (in front); returns where each landed. A group
+    (soldiers, 黄巾, 众猴) is a crowd: two more of its figures stand behind, a little smaller."""
     drawn: dict[str, DrawnFigure] = {}
     for p in sorted(placements, key=lambda p: p.speaker):
+        if p.character_id in groups:
+            _draw_crowd(canvas, p)
         if p.framing == "full":
             _ground_shadow(canvas, p.box)
         gesture = p.speaker and p.framing in ("full", "medium")
@@ -1638,6 +1645,18 @@ def _draw_figures(canvas: Image.Image, placements: list[_Placement]) -> dict[str
             gesture=gesture, supersample=1,
         )
     return drawn
+
+
+def _draw_crowd(canvas: Image.Image, p: _Placement) -> None:
+    """Two members of a group behind its front figure, left and right, smaller and in shade."""
+    l, t, r, b = p.box
+    bw, bh = r - l, b - t
+    for side, k in ((-1, 0.86), (1, 0.8)):
+        cx = (l + r) / 2 + side * bw * 0.42
+        top = b - bh * k - bh * 0.04  # a step further back
+        box = (cx - bw * k / 2, top, cx + bw * k / 2, top + bh * k)
+        look = dataclasses.replace(p.look, clothing=shade(p.look.clothing, 0.82), lower=shade(p.look.lower, 0.82))
+        draw_character(canvas, look, box, "three_quarter", p.expression, facing=-side, framing=p.framing, supersample=1)
 
 
 def _ground_shadow(canvas: Image.Image, box: FBox) -> None:

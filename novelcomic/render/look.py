@@ -32,7 +32,7 @@ Box = tuple[int, int, int, int]
 Pose = Literal["front", "three_quarter", "side", "back"]
 Framing = Literal["full", "medium", "bust", "face"]
 HairStyle = Literal["long", "short", "bun", "bald", "ponytail", "braid"]
-Hat = Literal["conical", "cap", "crown", "bonnet", "top_hat", "helmet"]
+Hat = Literal["conical", "cap", "crown", "bonnet", "top_hat", "helmet", "band"]
 Garment = Literal["robe", "tunic", "dress", "tailcoat", "suit", "shirt", "fur"]
 #: Garments of Chinese cut (交领, hanfu); the others are western or modern.
 HANFU: tuple[str, ...] = ("robe", "tunic")
@@ -163,6 +163,7 @@ _FEATURES: dict[str, tuple[str, ...]] = {
     "hat:helmet": ("头盔", "盔", "兜鍪", r"\bhelmet\b", r"\bhelm\b"),
     "hat:top_hat": ("礼帽", "高帽", r"top[- ]hat", r"\bstovepipe\b"),
     "hat:bonnet": (r"\bbonnet\b",),
+    "hat:band": ("头巾", "巾帻", "黄巾", "抹额", "额带", r"\bheadband\b", r"\bbandana\b", r"\bturban\b"),
     "hat:conical": ("斗笠", "竹笠", "笠", r"straw hat", r"conical hat", r"rice hat"),
     "hat:crown": ("发冠", "金冠", "冠", r"\bcrown\b", r"\bcoronet\b", r"\btiara\b"),
     "hat:cap": ("帽", r"\bhat\b", r"\bcap\b", r"\bhood\b", r"\bbonnet\b"),
@@ -297,6 +298,8 @@ def look_for(character: Character, period: str | None = None, lang: str | None =
     from novelcomic.plan.world import period_region, species_of
 
     text = character.appearance or ""
+    if character.group or character.role == "extra":  # a generic figure's name describes it: 黄巾, 红衣卫士, the redcoats
+        text = " ".join(t for t in (character.name, text) if t)
     lang = lang or ("zh" if re.search(r"[\u4e00-\u9fff]", character.name + text) else "en")
     region = period_region(period or "unknown", lang)
     species = character.species
@@ -351,6 +354,7 @@ def look_for(character: Character, period: str | None = None, lang: str | None =
     beard_colour = colours.get("beard", [None])[0] or (OLD_HAIR if age == "old" else hair)
     hat = _first_feature(features, "hat:")
     hat_colour = colours.get("hat", [None])[0] or (
+        (colours.get("accent") or [shade(accent, 0.8)])[0] if hat == "band" else
         HAT_STRAW if hat in ("conical", "bonnet") else CROWN_GOLD if hat == "crown" else (44, 40, 46)
         if hat == "top_hat" else (170, 174, 184) if hat == "helmet" else shade(accent, 0.8)
     )
@@ -1450,6 +1454,12 @@ class _FigurePainter:
                    for a in range(0, 181, 12)]
             pen.poly(pts + [(-rx * 1.12, cy - 0.005), (rx * 1.12, cy - 0.005)], lk.hat_colour)
             pen.poly([(-0.006, top - 0.01), (0.006, top - 0.01), (0.0, top - 0.07)], (196, 48, 48))
+        elif lk.hat == "band":  # a headband or turban cloth tied round the brow, its ends flying
+            y0, y1 = cy - 0.05, cy - 0.026  # across the brow, over the fringe
+            pen.poly([(-rx * 1.02, y1), (-rx * 0.92, y0), (rx * 0.92, y0), (rx * 1.02, y1)], lk.hat_colour)
+            if self.pose != "front":
+                ex = -rx * 1.0 if self.pose != "side" else -rx * 0.95
+                pen.poly([(ex, y0 + 0.004), (ex - 0.04, y1 + 0.02), (ex - 0.03, y1 + 0.03), (ex + 0.004, y1)], lk.hat_colour)
         elif lk.hat == "crown":
             y = top - 0.012 if lk.hair_style != "bun" else top - 0.03
             pen.poly([(-0.025, y + 0.012), (-0.028, y - 0.02), (-0.012, y - 0.004), (0.0, y - 0.03), (0.012, y - 0.004),
