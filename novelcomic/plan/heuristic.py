@@ -63,8 +63,9 @@ ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
 )
 # A clause ending in one of these is no attribution even though it ends like one.
 ZH_NOT_SPEECH_RE = re.compile(
-    r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫|[其之此所彼前][说言云道])$"
-)  # 然其说 / 从其言: the word said, not saying it
+    r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫|[其之此所彼前][说言云道]"
+    r"|(?:未及|不及|不|未|无|莫|勿|没|难以)[^，。]{0,2}[说言语答应道])$"
+)  # 然其说 / 从其言: the word said, not saying it; 未及回言: said nothing  # 然其说 / 从其言: the word said, not saying it
 ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,；;：:、]")
 ZH_SENTENCE_END = "。！？!?…"
 ZH_LEAD_RE = re.compile(
@@ -79,6 +80,10 @@ ZH_MODIFIER_RE = re.compile(
 # Any-length ``…地`` would match leftmost and eat into the name (小川惊讶地 → 小): adverbs before 地
 # are two characters (惊讶地, 冷冷地), a known ABB (慢吞吞地) or one of a few single ones (猛地).
 ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
+# A clause that opens on one of these has no subject of its own (乃持刀跪下曰, 随入朝见帝曰, 谓陈宫曰).
+ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤")
+# Verbs whose object is the one spoken to: the name after them does not speak (植谓玄德曰, 苗入奏何后云).
+ZH_ADDRESS_VERBS = "谓问告对向与令命见叱责指骂奏白报劝谏请拜叫唤呼答应语嘱戒谢"
 ZH_SUBJECT_STOP = frozenset(
     {"孩子", "声音", "开口", "低声", "轻声", "小声", "大声", "胆子", "心里", "口气",
      "时候", "东西", "自己", "对方", "有人", "别人", "大伙", "两个孩子", "一个"}
@@ -661,11 +666,15 @@ def _surname_merge(word: str, flag: str, nxt: tuple[str, str]) -> bool:
 
 
 def _zh_clause_subject_back(clauses: list[str], cast: _Cast | None, tagger: Tagger) -> str | None:
-    """Subject of the last clause, else of the clauses before it (same sentence)."""
+    """Subject of the last clause, else of the clauses before it (same sentence); a clause that is a
+    title chain ending in a name (当前河南中部掾吏闵贡) gives that name."""
     for clause in reversed(clauses[-3:]):
         subj = _zh_subject(clause, cast, tagger)
         if subj:
             return subj
+        end = _zh_name_at_end(clause.strip(), cast) if cast is not None else None
+        if end and not re.search(f"[{ZH_ADDRESS_VERBS}]", clause.strip()[: -len(end)]):
+            return end
     return None
 
 
@@ -701,11 +710,11 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
     verb = _zh_speech_verb(last) if not sentence.endswith(tuple(ZH_SENTENCE_END)) else None
     if verb:
         head = _strip_modifiers(last[: -len(verb)])
-        if head and head[0] in "乃遂便即又私因复亦急忙再" and (cast is None or cast.at_start(head) is None):
+        if head and head[0] in ZH_PREDICATE_OPENERS and (cast is None or cast.at_start(head) is None):
             head = ""  # 操惶遽，乃持刀跪下曰: the clause has no subject of its own
         subj = _zh_subject(head, cast, tagger) if head else None
         last_name = _zh_name_at_end(head, cast) if head and cast is not None else None
-        if last_name and last_name != subj and not re.search(r"[谓问告对向与令命见叱责指骂]", head[: -len(last_name)]):
+        if last_name and last_name != subj and not re.search(f"[{ZH_ADDRESS_VERBS}]", head[: -len(last_name)]):
             subj = last_name  # 卓婿谋士李儒曰: titles and kin before the name that speaks
         if subj is None and head and re.match(r"[\u4e00-\u9fff]", head) and head[0] not in zh_cast.SUBJECT_NEXT and (
             (cast is not None and head[0] in _given_chars(cast)) or len(head) == 1 or head[1] in zh_cast.SUBJECT_NEXT
@@ -721,10 +730,9 @@ def _zh_before(text: str, cast: _Cast | None, tagger: Tagger, pos: int) -> _Attr
             subj = _zh_subject(prev_clauses[0], cast, tagger) if prev_clauses else None
             if subj is not None and subj not in cast.lookup and not ZH_PRONOUN_RE.match(subj) and len(subj) > 1:
                 subj = None
-        if subj:
-            cut = body.rfind(last)
-            return _Attr(subj, pos + sentence_start, True, sentence, cut=cut)
-        return None
+        cut = body.rfind(last)
+        # no subject anywhere (良久乃出，谓陈宫曰): still an attribution — the one who spoke last goes on
+        return _Attr(subj or "", pos + sentence_start, True, sentence, cut=cut)
     subj = _zh_subject(clauses[0], cast, tagger)
     if subj and text.rstrip().endswith(("：", ":")) and ZH_VOICE_RE.search(sentence):
         # 一条白龙盘旋在半空，声音如雷：“…” — the colon hands the quote to the sentence's subject;
@@ -820,6 +828,8 @@ def _build_cast(lang: Lang, request: PlanRequest, chapters: list[list[_Para]], t
     links: dict[str, str] = {}  # descriptor or nickname → the name it stands for
     speech_refs = _speech_refs(lang, chapters, tagger)
     for ref, kind, quote in speech_refs:
+        if not ref:
+            continue  # 良久乃出，谓陈宫曰: an attribution with no subject names nobody
         if lang == "zh" and len(ref) == 1:
             continue  # 陶曰: a one-character given name: an alias, found once the cast is known (_zh_single_speakers)
         if lang == "zh" and kind == "descriptor" and len(ref) in (2, 3) and ref[0] in ZH_SURNAMES and ref[-1] not in ZH_PERSON_SUFFIXES:
@@ -966,7 +976,7 @@ def _speech_refs(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> lis
                     continue
                 spoken = " ".join(s.text for s in para.segments[qi:] if s.is_quote)
                 for attr in _attributions(lang, para, qi, None, tagger):
-                    if attr is not None and attr.speech:
+                    if attr is not None and attr.speech and attr.ref:
                         out.append((attr.ref, _ref_kind(lang, attr.ref, tagger), spoken))
     return out
 

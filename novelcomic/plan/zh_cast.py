@@ -70,7 +70,7 @@ def person_evidence(text: str, candidates: Iterable[str]) -> dict[str, Evidence]
     """Count the subject and place contexts of each candidate in ``text`` (longer names first,
     so 刘焉 inside 刘焉令 is not counted twice)."""
     out: dict[str, Evidence] = {}
-    for name in sorted(set(candidates), key=len, reverse=True):
+    for name in sorted({c for c in candidates if c}, key=len, reverse=True):
         ev = Evidence()
         start = text.find(name)
         while start >= 0:
