@@ -81,7 +81,7 @@ ZH_MODIFIER_RE = re.compile(
 # are two characters (惊讶地, 冷冷地), a known ABB (慢吞吞地) or one of a few single ones (猛地).
 ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 # A clause that opens on one of these has no subject of its own (乃持刀跪下曰, 随入朝见帝曰, 谓陈宫曰).
-ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤")
+ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤谢请劝奏报")
 # Verbs whose object is the one spoken to: the name after them does not speak (植谓玄德曰, 苗入奏何后云).
 ZH_ADDRESS_VERBS = "谓问告对向与令命见叱责指骂奏白报劝谏请拜叫唤呼答应语嘱戒谢"
 ZH_SUBJECT_STOP = frozenset(
@@ -865,7 +865,7 @@ def _zh_refine(
     """Keep the candidates that are people (see :mod:`novelcomic.plan.zh_cast`): courtesy names
     linked, glued verbs and titles cut off, places and words that never act dropped; a descriptor
     (探子, 县令) is one noun."""
-    for alias, name in zh_cast.courtesy_links(full).items():
+    for alias, name in zh_cast.courtesy_links(full, ZH_SURNAMES).items():
         if (name not in names and name[0] not in ZH_SURNAMES) or ZH_NUMERAL_MEASURE_RE.search(name):
             continue  # 马一匹，号曰赤兔 is a horse
         names.setdefault(name, 0)

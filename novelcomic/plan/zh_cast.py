@@ -45,7 +45,7 @@ COURTESY_RES = (
     re.compile(rf"姓(?P<sur>[{HAN}]{{1,2}})[，,\s]*(?:名|讳)(?P<given>[{HAN}]{{1,2}})[，,\s]*字(?P<zi>[{HAN}]{{2}})"
                rf"(?:[，,\s]*(?:后改|改字|更字)(?P<zi2>[{HAN}]{{2}}))?"),
     # 董卓，字仲颖 / 孙坚字文台
-    re.compile(rf"(?<![{HAN}])(?P<name>(?![名讳姓])[{HAN}]{{2,3}})[，,]?字(?P<zi>[{HAN}]{{2}})(?=[，,。；;、\s])"),
+    re.compile(rf"(?P<name>(?![名讳姓])[{HAN}]{{2,3}})[，,]?字(?P<zi>[{HAN}]{{2}})(?=[，,。；;、\s])"),
 )
 ALIAS_VERB_RE = re.compile(
     rf"(?P<name>[{HAN}]{{2,3}})[，,]?(?:号|人称|人呼|绰号|别号|道号|法号|唤作|称作)(?:为|作|曰)?[“「]?(?P<alias>[{HAN}]{{2,4}}?)[”」]?(?=[，,。；;、！!？?\s])"
@@ -59,6 +59,7 @@ class Evidence:
     agent: int = 0
     place: int = 0
     total: int = 0
+    listed: int = 0  # in a list with 、 (张让、段珪、曹节): people are listed with people
 
     @property
     def person(self) -> bool:
@@ -82,6 +83,8 @@ def person_evidence(text: str, candidates: Iterable[str]) -> dict[str, Evidence]
                 ev.agent += 1
             if prev in PLACE_PREV or nxt in PLACE_NEXT:
                 ev.place += 1
+            if prev == "、" or nxt == "、":
+                ev.listed += 1
             start = text.find(name, end)
         out[name] = ev
     return out
@@ -123,14 +126,19 @@ def abbreviates(short: str, long: str) -> bool:
     return all(ch in it for ch in short)
 
 
-def courtesy_links(text: str) -> dict[str, str]:
+def courtesy_links(text: str, surnames: frozenset[str] = frozenset()) -> dict[str, str]:
     """alias → name from ``姓X名Y字Z`` (XY; XZ and Z are aliases), ``X，字Z`` and ``X号Y`` /
-    ``人称Y``."""
+    ``人称Y``. With ``surnames``, a name after a title (越骑校尉伍孚，字德瑜) starts at its surname."""
     links: dict[str, str] = {}
     for rx in COURTESY_RES:
         for m in rx.finditer(text):
             groups = m.groupdict()
             name = groups.get("name") or (groups["sur"] + groups["given"])
+            if groups.get("name") and surnames:
+                if len(name) == 3 and name[0] not in surnames and name[1] in surnames:
+                    name = name[1:]
+                elif name[0] not in surnames and name[:2] not in COMPOUND_SURNAMES:
+                    continue
             sur = groups.get("sur") or (name[0] if len(name) <= 3 else "")
             for zi in (groups.get("zi"), groups.get("zi2")):
                 if zi and zi != name:
@@ -201,5 +209,8 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
             continue
         found.append(g)
     evidence = person_evidence(text, found)
-    kept = [g for g in found if evidence[g].agent * 3 >= evidence[g].total and evidence[g].agent >= 2 * evidence[g].place]
+    kept = [
+        g for g in found
+        if (evidence[g].agent + evidence[g].listed / 2) * 3 >= evidence[g].total and evidence[g].agent >= max(1, 2 * evidence[g].place)
+    ]
     return [g for g in kept if not any(o != g and o.startswith(g) and grams[o] * 5 >= grams[g] * 4 for o in kept)]
