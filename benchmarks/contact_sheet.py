@@ -104,7 +104,7 @@ def collect(project: Project, chapter: str, from_video: bool) -> list[Cell]:
             kind = loc.kind if loc.kind != "unknown" else ""
             label = loc.name + (f" ({kind}{', inside' if loc.interior and kind != 'interior' else ''})" if kind else "")
         else:
-            label = loc_id or "—"
+            label = loc_id or "— (no place named)"
         image = None
         if from_video:
             if shot.id in spans:

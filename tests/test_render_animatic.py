@@ -573,3 +573,15 @@ def test_a_group_is_drawn_as_a_crowd_in_its_colours() -> None:
     behind = shade(look.clothing, 0.82)  # the two behind stand a step back, in shade
     assert near(pixels(crowd).reshape(-1, 3), behind, 12) > 0.01 > near(pixels(single).reshape(-1, 3), behind, 12)
     assert set(crowd.regions) == {"hj"} and crowd.regions["hj"] == single.regions["hj"]
+
+
+def test_a_scene_that_names_no_place_is_drawn_where_its_words_put_it() -> None:
+    """No location at all: a conversation is in a room (the Bennets' opening talk, not a random
+    mountain), a battle's narration on a battlefield, a bare line of narration as before."""
+    backend = AnimaticBackend(lettering=False)
+    talk = [Line(speaker="hero", text="My dear, have you heard?"), Line(speaker="elder", text="I have not.")]
+    meta = backend.render_shot(shot_request([HERO, ELDER], "medium", None, lines=talk)).meta
+    assert meta["kind"] == "interior" and meta["interior"] is True
+    battle = [Line(text="两军相对，擂鼓列阵，阵前厮杀。")]
+    assert backend.render_shot(shot_request([], "wide", None, lines=battle)).meta["kind"] == "battlefield"
+    assert backend.render_shot(shot_request([], "wide", None, lines=[Line(text="夜深了。")])).meta["kind"] == "unknown"

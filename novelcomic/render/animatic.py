@@ -329,6 +329,9 @@ class _Scenery:
             key = request.shot.location or request.scene.location or f"{request.chapter}/{request.scene.id}"
             words = _words(key, request.scene.summary)
             kind, time, weather, interior = "unknown", "unknown", "unknown", False
+            if not (request.shot.location or request.scene.location):  # nobody named a place
+                kind = unnamed_place_kind(request.scene, lang)
+                interior = kind == "interior"
         time = time if time in _SKY else "day"  # unknown: plain daylight
         if interior:
             weather = "unknown"  # the weather outside is not drawn in a room
@@ -343,6 +346,22 @@ class _Scenery:
             base += ((_hash_int("horizon:" + self.key) % 9) - 4) * 0.006
         base += {"low": 0.09, "high": -0.1, "overhead": -0.2}.get(angle, 0.0)
         return round(h * base)
+
+
+def unnamed_place_kind(scene: Any, lang: str) -> str:
+    """The kind of place of a scene that names none, the same for all its shots: what the words of
+    its summary and lines suggest (两军/厮杀: a battlefield, fire and tea: a room), else a room when
+    people talk in it (a conversation with no place named is most often indoors: the Bennets'
+    opening talk), else unknown (scenery from the words, as before)."""
+    from novelcomic.plan.world import location_kind
+
+    shots = list(getattr(scene, "shots", []) or [])
+    text = " ".join([scene.summary or ""] + [ln.text for shot in shots for ln in shot.lines])
+    kind = location_kind("", text, lang) if text.strip() else "unknown"
+    if kind != "unknown":
+        return kind
+    talking = sum(1 for shot in shots for ln in shot.lines if not ln.is_narration)
+    return "interior" if talking >= 2 else "unknown"
 
 
 def request_region(request: SheetRequest | ShotRequest) -> str:
