@@ -41,6 +41,7 @@ def _corpus(name: str) -> str:
     # 三国演义
     ("涿郡", "city_street"), ("桃园", "forest"), ("温德殿", "palace"), ("虎牢关", "battlefield"), ("汜水关", "battlefield"),
     ("黄巾营", "battlefield"), ("青州", "city_street"), ("广宗", "unknown"),
+    ("馆驿", "interior"), ("北门", "city_street"), ("宫门", "palace"), ("辕门", "battlefield"), ("山门", "temple"),
     # the bundled stories and everyday places
     ("桃溪村", "village"), ("河边", "river"), ("山顶", "mountain"), ("山路", "mountain"), ("客栈", "interior"),
     ("长安街", "city_street"), ("寒山寺", "temple"), ("竹林", "forest"), ("草原", "field"), ("战场", "battlefield"),
