@@ -81,6 +81,10 @@ ZH_MODIFIER_RE = re.compile(
 # are two characters (惊讶地, 冷冷地), a known ABB (慢吞吞地) or one of a few single ones (猛地).
 ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 # A clause that opens on one of these has no subject of its own (乃持刀跪下曰, 随入朝见帝曰, 谓陈宫曰).
+# Classical and modern function words (a closed class): never a one-character name.
+ZH_FUNCTION_CHARS = frozenset("有且望而其之乃又也以于为所者则若虽然即便遂因故但方正此彼何安焉哉矣耳是在将把被让给从向对")
+# Function words no given name ends in (张让, 刘焉, 朱然 do end in function-like characters).
+ZH_NOT_GIVEN = frozenset("不各而则其之乃也以于为所者若虽即便遂因故但此彼哉矣耳皆俱亦已尚犹却都就见回欲闻说急")
 ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤谢请劝奏报")
 # Verbs whose object is the one spoken to: the name after them does not speak (植谓玄德曰, 苗入奏何后云).
 ZH_ADDRESS_VERBS = "谓问告对向与令命见叱责指骂奏白报劝谏请拜叫唤呼答应语嘱戒谢"
@@ -108,8 +112,11 @@ ZH_PERSON_SUFFIXES = frozenset(
 )
 # Titles that follow a surname to name someone (曹丞相, 刘皇叔, 关将军).
 ZH_TITLES = frozenset(
-    {"丞相", "将军", "皇叔", "太守", "刺史", "都督", "先生", "公子", "小姐", "大人", "老爷", "夫人", "太尉", "司徒", "司空",
-     "军师", "元帅", "大王", "国舅", "娘娘", "员外", "掌柜", "师父", "师傅", "道长", "大师", "长老", "姑娘", "少爷", "总管"}
+    {"丞相", "将军", "皇叔", "太守", "刺史", "都督", "先生", "公子", "大人", "老爷", "太尉", "司徒", "司空",
+     "军师", "元帅", "大王", "国舅", "员外", "掌柜", "师父", "师傅", "道长", "大师", "长老", "少爷", "总管"}
+)  # (not 夫人/小姐: 刘夫人 is 刘备's wife, not 刘备)
+ZH_GENERIC_TITLES = frozenset(
+    {"先生", "将军", "丞相", "大人", "老爷", "夫人", "小姐", "公子", "主公", "陛下", "娘娘", "太后", "皇帝", "天子", "太守"}
 )
 ZH_NUMERAL_MEASURE_RE = re.compile(r"[一二三四五六七八九十百千两几数][个匹只头条口把张位名员]")
 ZH_SELF_INTRO_RE = re.compile(r"(?:我叫|我是|我的名字叫|我的名字是|叫我|我名叫)([\u4e00-\u9fff]{2,3}?)(?=[，。！？,.!?、]|$)")
@@ -873,8 +880,19 @@ def _zh_refine(
         links.setdefault(alias, name)
     counts = {n: full.count(n) for n in [*names, *descriptors]}
     singles = {r for r, n in speaks.items() if len(r) == 1 and n >= 2}
+    words = _zh_dictionary()
     for w in sorted(names, key=len, reverse=True):
         if w in links:
+            continue
+        if (len(w) == 3 and w[1] in ZH_SURNAMES and w[1:] in names
+                and counts.get(w[1:], full.count(w[1:])) >= 2 * counts.get(w, 0)):
+            del names[w]  # 时曹操, 闻姜维: a word glued before a full name (林小雨 is not 林 + 小雨)
+            continue
+        if len(w) in (2, 3) and w[-1] in ZH_NOT_GIVEN and not words.get(w, "").startswith("nr"):
+            del names[w]  # 王自 (引兵), 连日不, 甘宁见: a name-like start and a function word
+            continue
+        if w in words and not words[w].startswith("nr") and speaks[w] < 2:
+            del names[w]  # 文武, 牛马: words the dictionary knows, and not as names
             continue
         if len(w) > 1 and w[0] in singles and w[1] in zh_cast.SUBJECT_NEXT:
             del names[w]  # 匡大呼 where 匡 speaks on its own
@@ -924,7 +942,7 @@ def _zh_single_speakers(groups: list[_Entry], speech_refs: list[tuple[str, str, 
     tags = _zh_dictionary()
     return [
         _Entry(ch) for ch, n in sorted(counts.items())
-        if n >= 2 and ch not in owned and ch not in zh_cast.SUBJECT_NEXT
+        if n >= 2 and ch not in owned and ch not in zh_cast.SUBJECT_NEXT and ch not in ZH_FUNCTION_CHARS
         and tags.get(ch, "n")[:1] not in ("r", "d", "c", "p", "u", "m", "q", "f")  # 再拜曰: 再 is no one
     ]
 
@@ -942,9 +960,9 @@ def _zh_merge(groups: list[_Entry], full: str) -> list[_Entry]:
             merged.append(e)
     groups = [g for g in groups if not any(g is m for m in merged)]
     owners = Counter(a for g in groups for a in set(g.names()))
-    for g in groups:
-        g.aliases = [a for a in g.aliases if owners[a] == 1]
-    mentions = {n: full.count(n) for g in groups if not g.descriptor for n in g.names() if n[0] in ZH_SURNAMES}
+    for g in groups:  # 太后 of 董太后 and 何太后; 先生 of anyone: nobody's alias
+        g.aliases = [a for a in g.aliases if owners[a] == 1 and a not in ZH_GENERIC_TITLES and "一人" not in a]
+    mentions = {g.name: full.count(g.name) for g in groups if not g.descriptor and g.name[0] in ZH_SURNAMES}
     total = {id(g): sum(full.count(n) for n in g.names()) for g in groups}
     for g in list(groups):  # 关公, 曹丞相: a surname and a title are the one of that surname the book is about
         if len(g.name) < 2 or g.name[0] not in ZH_SURNAMES or not (

@@ -193,6 +193,7 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
     other than a name (``known_words``: word → part of speech), and are not mostly the start of a
     longer such name."""
     grams: Counter[str] = Counter()
+    before: dict[str, Counter[str]] = {}
     for m in re.finditer(rf"[{HAN}]+", text):
         run = m.group(0)
         for i, ch in enumerate(run):
@@ -203,10 +204,16 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
                     g = run[i : i + len(sur) + k]
                     if len(g) == len(sur) + k:
                         grams[g] += 1
+                        before.setdefault(g, Counter())[run[i - 1] if i else ""] += 1
     found: list[str] = []
     for g, n in grams.items():
         if n < min_count or (g in known_words and not known_words[g].startswith("nr")):
             continue
+        prev, times = before[g].most_common(1)[0]
+        if prev and times * 2 >= n:
+            continue  # 明乃 in 孔明乃: its "surname" ends another word, which nearly always comes first
+        if len(g) == 3 and grams.get(g[1:], 0) >= 2 * n:
+            continue  # 时曹操 / 闻姜维: a word glued before a name
         found.append(g)
     evidence = person_evidence(text, found)
     kept = [
