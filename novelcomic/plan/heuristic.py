@@ -405,19 +405,30 @@ class _Cast:
     lookup: dict[str, str]  # name or alias → id
     genders: dict[str, str]
     pattern: re.Pattern[str] | None
+    words: dict[str, str] | None = None  # a dictionary, where one-character aliases exist
+
+    def _is_word(self, m: re.Match[str]) -> bool:
+        """A one-character alias that starts a word of the language (原 of 原来) names nobody."""
+        if self.words is None or len(m.group(0)) != 1:
+            return False
+        text, i = m.string, m.start()
+        return any(
+            i + k <= len(text) and text[i : i + k] in self.words and not self.words[text[i : i + k]].startswith("nr")
+            for k in (2, 3)
+        )
 
     def mentions(self, text: str, offset: int = 0) -> list[tuple[int, str]]:
         """``(position, id)`` of every name or alias in ``text``."""
         if self.pattern is None:
             return []
-        return [(offset + m.start(), self.lookup[m.group(0)]) for m in self.pattern.finditer(text)]
+        return [(offset + m.start(), self.lookup[m.group(0)]) for m in self.pattern.finditer(text) if not self._is_word(m)]
 
     def at_start(self, text: str) -> str | None:
         """The name or alias that ``text`` starts with (longest first), if any."""
         if self.pattern is None:
             return None
         m = self.pattern.match(text)
-        return m.group(0) if m else None
+        return m.group(0) if m and not self._is_word(m) else None
 
 
 # --------------------------------------------------------------------------- planner
@@ -881,10 +892,10 @@ def _zh_refine(
     counts = {n: full.count(n) for n in [*names, *descriptors]}
     singles = {r for r, n in speaks.items() if len(r) == 1 and n >= 2}
     words = _zh_dictionary()
-    for w in sorted(names, key=len, reverse=True):
-        if w in links:
+    for w in _twice(names):
+        if w in links or w not in names:
             continue
-        if (len(w) == 3 and w[1] in ZH_SURNAMES and w[1:] in names
+        if (len(w) == 3 and w[1] in ZH_SURNAMES and (w[1:] in names or w[1:] in links)
                 and counts.get(w[1:], full.count(w[1:])) >= 2 * counts.get(w, 0)):
             del names[w]  # 时曹操, 闻姜维: a word glued before a full name (林小雨 is not 林 + 小雨)
             continue
@@ -932,6 +943,12 @@ def _zh_refine(
             or (d[-1] not in ZH_PERSON_SUFFIXES and speaks[d] < 2)  # 督邮 speaks often; 书略 once
         ):
             descriptors.discard(d)
+
+
+def _twice(names: dict[str, int]) -> Iterable[str]:
+    """The names, longest first, then once more with the ones added on the way (司徒王允 → 王允)."""
+    for _ in range(2):
+        yield from sorted(names, key=len, reverse=True)
 
 
 def _zh_single_speakers(groups: list[_Entry], speech_refs: list[tuple[str, str, str]]) -> list[_Entry]:
@@ -1453,7 +1470,7 @@ def _make_cast(chars: list[Character], genders: dict[str, str]) -> _Cast:
     if singles:  # 操 is 曹操 where it opens a clause before more text (操曰), not inside 操练
         alts = "|".join(a for a in (alts, rf"(?<![\u4e00-\u9fff])[{singles}](?=[\u4e00-\u9fff]|$)") if a)
     pattern = re.compile(rf"\b(?:{alts})\b" if ascii_only else alts)
-    return _Cast(chars, lookup, genders or _genders(chars), pattern)
+    return _Cast(chars, lookup, genders or _genders(chars), pattern, _zh_dictionary() if singles else None)
 
 
 # --------------------------------------------------------------------------- gender, age, appearance
@@ -1653,7 +1670,7 @@ def _finish_cast(
             "group": group,
             "role": "extra" if group else c.role,
         }))
-    return _Cast(out, cast.lookup, cast.genders, cast.pattern)
+    return _Cast(out, cast.lookup, cast.genders, cast.pattern, cast.words)
 
 
 def _en_epithet_age(c: Character, sentences: list[str]) -> str | None:
@@ -1691,7 +1708,7 @@ def _resolve_genders(lang: Lang, cast: _Cast, chapters: list[list[_Para]]) -> _C
         if neuter < max(male, female):
             score += male - female
         genders[c.id] = "male" if score > 0 else "female" if score < 0 else "unknown"
-    return _Cast(cast.characters, cast.lookup, genders, cast.pattern)
+    return _Cast(cast.characters, cast.lookup, genders, cast.pattern, cast.words)
 
 
 # --------------------------------------------------------------------------- lines
