@@ -30,7 +30,6 @@ from novelcomic.plan.heuristic import HeuristicPlanner
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus"
 EXCERPTS = ("sanguo_ch1-4", "pride_ch1-5")
-NOT_YET = pytest.mark.xfail(strict=False, reason="issue 13: planner not there yet")
 
 
 def _load_eval():

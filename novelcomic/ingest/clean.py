@@ -135,6 +135,10 @@ _META_NUMBER_RE = re.compile(r"[0-9][0-9,]*|[年月日时分秒号點点]|am\b|p
 _META_MAX = 80
 
 
+# Plain-text italics as Project Gutenberg and many e-texts write them: _word_ / _a few words_.
+_EMPHASIS_RE = re.compile(r"(?<![\w_])_(?=\S)([^_\n]{1,80}?)(?<=\S)_(?![\w_])")
+
+
 def clean_text(text: str) -> str:
     """Normalise whitespace and remove download-site boilerplate; the result ends with one newline.
 
@@ -156,6 +160,7 @@ def clean_text(text: str) -> str:
     kept = [(line, ind) for line, ind in zip(lines, indents) if not is_boilerplate(line)]
     flowed = reflow([line for line, _ in kept], [ind for _, ind in kept])
     out = _BLANK_RUN_RE.sub("\n\n", "\n".join(flowed)).strip("\n")
+    out = _EMPHASIS_RE.sub(r"\1", out)  # _You_ (plain-text italics) is read and drawn as You
     return out + "\n" if out else ""
 
 

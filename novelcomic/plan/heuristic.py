@@ -44,7 +44,7 @@ from novelcomic.models import (
 )
 from novelcomic.plan import world, zh_cast
 from novelcomic.plan.base import ChapterText, PlanRequest, PlanResult
-from novelcomic.plan.text import Lang, Paragraph, Segment, sentence_spans, split_paragraphs, split_quotes, text_size
+from novelcomic.plan.text import LINE_MAX, Lang, Paragraph, Segment, sentence_spans, split_paragraphs, split_quotes, text_size
 
 Tagger = Callable[[str], list[tuple[str, str]]]
 
@@ -139,7 +139,7 @@ ZH_PLACE_STOP = frozenset(
      "两边", "周边", "手边", "嘴边", "耳边", "路边", "一路", "道路", "山林", "树林", "森林", "江湖", "青山", "桃溪", "小河",
      "尾巴", "山脚", "山风", "船头", "石台"}
 )
-ZH_PLACE_TRAILING = "里上中下内外前后"
+ZH_PLACE_TRAILING = "里上中下内外前后边"
 ZH_INTERIOR_RE = re.compile(r"[屋殿房室厅堂店庙阁楼宫府]$|屋里|殿里|房里|庙里|室内|屋内")
 ZH_PROPS: tuple[str, ...] = (
     "灯笼", "长明灯", "剑", "刀", "信", "伞", "钥匙", "书", "船桨", "玉佩", "扇子", "镜子", "戒指", "项链", "笛子", "琴", "弓",
@@ -474,6 +474,7 @@ class HeuristicPlanner:
             )
             if not boards[ch.id].scenes:
                 warnings.append(f"chapter {ch.id!r} has no text to plan")
+        warnings.extend(_findings(lang, boards, cast, locations))
         return PlanResult(
             characters=CharactersFile(narrator=request.characters.narrator, characters=cast.characters),
             props=PropsFile(props=props),
@@ -493,6 +494,20 @@ def _period(lang: Lang, request: PlanRequest) -> str:
     sample = "\n".join(t[:6000] for t in texts[::step])
     found = world.detect_period(sample, lang)
     return found if found != "unknown" else request.locations.period
+
+
+def _findings(lang: Lang, boards: dict[str, Storyboard], cast: _Cast, locations: list[Location]) -> list[str]:
+    """What the planner could not find in the book, said once (a book with no dialogue, no names
+    or no places still plans: all narration, no cast, default backdrops)."""
+    lines = [ln for board in boards.values() for _, shot in board.shots() for ln in shot.lines]
+    out: list[str] = []
+    if lines and not any(ln.speaker != NARRATOR for ln in lines):
+        out.append("no dialogue attributed to anyone: every line is narrated")
+    if lines and not cast.characters:
+        out.append("no character names found: the shots are drawn without characters")
+    if lines and not locations:
+        out.append("no places found: the backdrops are drawn from each shot's words")
+    return out
 
 
 # --------------------------------------------------------------------------- jieba
@@ -1011,7 +1026,7 @@ def _speech_refs(lang: Lang, chapters: list[list[_Para]], tagger: Tagger) -> lis
                     continue
                 spoken = " ".join(s.text for s in para.segments[qi:] if s.is_quote)
                 for attr in _attributions(lang, para, qi, None, tagger):
-                    if attr is not None and attr.speech and attr.ref:
+                    if attr is not None and attr.speech and attr.ref and not (lang == "zh" and _zh_verse_intro(attr.cue)):
                         out.append((attr.ref, _ref_kind(lang, attr.ref, tagger), spoken))
     return out
 
@@ -1552,7 +1567,7 @@ class _Sentences:
                 self.of.setdefault(cid, []).append(i)
 
 
-def _appearance(lang: Lang, cast: _Cast, cid: str, index: _Sentences) -> tuple[str, str]:
+def _appearance(lang: Lang, cast: _Cast, cid: str, index: _Sentences, gender: str = "unknown") -> tuple[str, str]:
     """(appearance, cue text) from the first sentences that describe ``cid``."""
     parts: list[str] = []
     cues: list[str] = []
@@ -1575,7 +1590,9 @@ def _appearance(lang: Lang, cast: _Cast, cid: str, index: _Sentences) -> tuple[s
             k = min(head.find(mk) for mk in ZH_APPEARANCE_MARKERS if mk in head)
             found.insert(0, head[k:] + _name_at(cast, sentence, mine[0]))
         cues.append(tail.split("，")[0] if lang == "zh" else tail)
-        if i + 1 < len(sentences) and not others and re.match(r"(他|她)(?!们)|(He|She)\b", sentences[i + 1]):
+        pm = re.match(r"(他|她)(?!们)|(He|She)\b", sentences[i + 1]) if i + 1 < len(sentences) and not others else None
+        said = PRONOUN_GENDER.get(pm.group(0).lower(), "unknown") if pm else "unknown"
+        if pm and (gender == "unknown" or said in ("unknown", gender)):  # "Her mind …" is not Mr. Bennet's
             nxt = sentences[i + 1]
             found.extend(_zh_appearance(nxt, set(), cast) if lang == "zh" else _en_appearance(nxt))
         for piece in found:
@@ -1611,9 +1628,19 @@ def _zh_appearance(tail: str, others: set[str], cast: _Cast) -> list[str]:
     return out
 
 
+EN_LOOK_WORDS_RE = re.compile(
+    r"\b(?:hair|eyes?|face|beard|moustache|mustache|whiskers|coat|waistcoat|dress|gown|hat|bonnet|cloak|cap|tall|short|"
+    r"stout|thin|slender|handsome|pretty|beautiful|plain|figure|complexion|features|skin|wore|wearing|dressed|uniform|"
+    r"boots|spectacles|gloves|ribbon|apron|shawl|lace|muslin|silk|fur|feathers?|tail|ears|grey|gray|white|black|"
+    r"golden|red|blue|green|brown|old|young|lame|scar)\b", re.IGNORECASE
+)
+
+
 def _en_appearance(tail: str) -> list[str]:
-    found = [m.group(0).strip().rstrip(",") for m in EN_APPEARANCE_RE.finditer(tail)][:2]
-    return [re.sub(r"^(?:was|is)\s+", "", f) for f in found]
+    """Looks said after a name (with long grey hair, wore a blue coat, was a tall woman): only
+    phrases that speak of hair, eyes, clothes or build — not "with Miss Bingley"."""
+    found = [m.group(0).strip().rstrip(",") for m in EN_APPEARANCE_RE.finditer(tail)]
+    return [re.sub(r"^(?:was|is)\s+", "", f)[:80] for f in found if EN_LOOK_WORDS_RE.search(f)][:2]
 
 
 def _pronoun_votes(lang: Lang, cast: _Cast, index: _Sentences) -> Counter[tuple[str, str]]:
@@ -1656,13 +1683,13 @@ def _finish_cast(
         if c.id in existing:
             out.append(c)
             continue
-        appearance, cue_text = _appearance(lang, cast, c.id, index)
+        appearance, cue_text = _appearance(lang, cast, c.id, index, cast.genders.get(c.id, "unknown"))
         epithet = _en_epithet_age(c, index.sentences) if lang == "en" else None
         age = epithet or _age(lang, " ".join([cue_text, *c.aliases, c.name]))
         temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
         gender = cast.genders.get(c.id, "unknown")
         species = world.species_of(c.name, cue_text, lang, aliases=c.aliases, appearance=appearance)
-        group = c.group or world.is_group_figure(c.name, lang)
+        group = c.group or world.is_group_figure(c.name, lang) or (lang == "en" and _en_plural_family(c.name, cast))
         out.append(c.model_copy(update={
             "appearance": appearance,
             "voice": VoiceSpec(gender=gender, age=age, temperament=temperament),  # type: ignore[arg-type]
@@ -1671,6 +1698,15 @@ def _finish_cast(
             "role": "extra" if group else c.role,
         }))
     return _Cast(out, cast.lookup, cast.genders, cast.pattern, cast.words)
+
+
+def _en_plural_family(name: str, cast: _Cast) -> bool:
+    """``the Miss Lucases``, ``the Miss Bennets``: several sisters by their family name."""
+    last = name.split()[-1]
+    if not last.endswith("s") or len(name.split()) < 2:
+        return False
+    stems = {last[:-1], last[:-2]} if last.endswith("es") else {last[:-1]}
+    return any(n.split()[-1] in stems for n in cast.lookup if n != name and n.split())
 
 
 def _en_epithet_age(c: Character, sentences: list[str]) -> str | None:
@@ -1694,6 +1730,29 @@ def _temperament(lang: Lang, emotions: Counter[str], age: str) -> str:
     return words["old"] if age == "old" else words["neutral"]
 
 
+EN_MALE_TITLES = frozenset({"Mr", "Sir", "Lord", "Colonel", "Captain", "Major", "General", "Monsieur", "Count", "Duke", "Reverend", "Rev", "Uncle", "Grandpa", "Grandfather", "Father", "Brother", "King", "Prince"})
+EN_FEMALE_TITLES = frozenset({"Mrs", "Miss", "Ms", "Lady", "Madame", "Madam", "Mme", "Mlle", "Countess", "Duchess", "Aunt", "Auntie", "Grandma", "Granny", "Grandmother", "Mother", "Sister", "Queen", "Princess"})
+ZH_FEMALE_HEADS = ("夫人", "太后", "后", "妃", "娘娘", "小姐", "姑娘", "娘", "婆", "姐", "妹", "嫂", "母", "女")
+ZH_MALE_HEADS = ("将军", "丞相", "公", "王", "帝", "侯", "爷", "叔", "伯", "兄", "弟", "父", "郎", "君", "生", "翁")
+
+
+def _title_gender(lang: Lang, c: Character) -> str | None:
+    """A gender the way someone is named says outright: Mrs. Bennet, Sir William, 何太后, 关公."""
+    for n in (c.name, *c.aliases):
+        if lang == "en":
+            first = n.split()[0].rstrip(".") if n.split() else ""
+            if first in EN_MALE_TITLES:
+                return "male"
+            if first in EN_FEMALE_TITLES:
+                return "female"
+        elif len(n) >= 2:
+            if n.endswith(ZH_FEMALE_HEADS):
+                return "female"
+            if n.endswith(ZH_MALE_HEADS) and not n.endswith(ZH_FEMALE_HEADS):
+                return "male"
+    return None
+
+
 def _resolve_genders(lang: Lang, cast: _Cast, chapters: list[list[_Para]]) -> _Cast:
     """Genders for characters the user did not give one: cue words, then pronoun votes."""
     index = _Sentences(cast, _narration_sentences(lang, chapters))
@@ -1701,6 +1760,10 @@ def _resolve_genders(lang: Lang, cast: _Cast, chapters: list[list[_Para]]) -> _C
     genders = dict(cast.genders)
     for c in cast.characters:
         if genders.get(c.id, "unknown") != "unknown":
+            continue
+        titled = _title_gender(lang, c)
+        if titled:  # Mr. Darcy is a man whatever the pronouns near his name say
+            genders[c.id] = titled
             continue
         _, cue_text = _appearance(lang, cast, c.id, index)
         score = 3 * _cues_gender(lang, " ".join([c.name, *c.aliases])) + 2 * _cues_gender(lang, cue_text)
@@ -1798,10 +1861,10 @@ def _para_units(
         if before and before.speech and qi - 1 in keep:
             keep[qi - 1][1] = min(keep[qi - 1][1], max(before.cut, keep[qi - 1][0]))
         chosen = _choose(after, before, last_speaker)
-        if lang == "zh" and before and before.speech and re.search(r"诗|词|歌|赞|赋", before.cue[-8:]):
-            chosen = _Attr(NARRATOR, 0, True, before.cue)  # 后人有诗叹曰：“…” — verse the book quotes: the narrator's
         if lang == "zh" and before and before.speech and _seg_text(para, segs[qi - 1]).rstrip().endswith(("：", ":")):
             chosen = before  # 靖曰：“…” — the colon hands the quote over, whatever follows it
+        if lang == "zh" and before and before.speech and _zh_verse_intro(before.cue):
+            chosen = _Attr(NARRATOR, 0, True, before.cue)  # 后人有诗叹曰：“…” — verse the book quotes: the narrator's
         # a paragraph that opens with the line: its subject was set by the paragraph before
         scope = para.para.start if qi > 0 else prev_start
         ctx = (cast, narr_mentions, spoke, quote_mentions or [], scope)
@@ -1826,6 +1889,11 @@ def _para_units(
             last_speaker = speaker
         quotes[qi] = unit
     return _assemble(lang, cast, para, keep, quotes)
+
+
+def _zh_verse_intro(cue: str) -> bool:
+    """后人有诗叹曰 / 有诗为证 / 词曰: what follows is verse the book quotes, not someone's line."""
+    return bool(re.search(r"[诗词歌赞赋]", cue[-8:]))
 
 
 def _zh_revealed(cast: _Cast, after: str) -> str | None:
@@ -1976,7 +2044,7 @@ def _assemble(lang: Lang, cast: _Cast, para: _Para, keep: dict[int, list[int]], 
     out: list[_Unit] = []
     for i, seg in enumerate(para.segments):
         if i in quotes:
-            out.append(quotes[i])
+            out.extend(_split_quote(lang, quotes[i]))
             continue
         a, b = keep[i]
         raw = _seg_text(para, seg)
@@ -1991,6 +2059,29 @@ def _assemble(lang: Lang, cast: _Cast, para: _Para, keep: dict[int, list[int]], 
             if text:
                 mentions = _unique(c for _, c in cast.mentions(piece[s:e]))
                 out.append(_Unit("narration", text, base + s, base + e, para.index, mentions=mentions))
+    return out
+
+
+def _split_quote(lang: Lang, unit: _Unit) -> list[_Unit]:
+    """A long speech becomes several lines of the same speaker, cut between sentences (or clauses
+    of a very long one), each at most about :data:`~novelcomic.plan.text.LINE_MAX`: a bubble and a
+    subtitle hold a line, not a page."""
+    limit = LINE_MAX[lang]
+    if text_size(unit.text, lang) <= limit * 3 // 2:
+        return [unit]
+    pieces: list[tuple[int, int]] = []
+    for a, b in sentence_spans(unit.text, lang):
+        if pieces and text_size(unit.text[pieces[-1][0] : b], lang) <= limit:
+            pieces[-1] = (pieces[-1][0], b)
+        else:
+            pieces.append((a, b))
+    if len(pieces) < 2:
+        return [unit]
+    out = []
+    for a, b in pieces:
+        text = unit.text[a:b].strip()
+        if text:
+            out.append(_Unit("quote", text, unit.start + a, unit.start + b, unit.para, unit.speaker, unit.emotion, cue=unit.cue))
     return out
 
 
