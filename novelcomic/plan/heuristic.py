@@ -1292,6 +1292,8 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
                 entry.aliases.append(a)
     for short in sorted(entries, key=len):
         longs = [x for x in sorted(entries, key=lambda x: (-len(x), x)) if x != short and _is_short_form(lang, short, x)]
+        if lang == "en" and len(longs) > 1 and all(_is_short_form(lang, x, longs[0]) for x in longs[1:]):
+            longs = longs[:1]  # Elizabeth of Elizabeth Bennet / Miss Elizabeth / Miss Elizabeth Bennet: one person
         if lang == "en" and len(longs) > 1:
             misters = [x for x in longs if x.split()[0].rstrip(".") == "Mr"]
             if len(misters) == 1 and all(x.split()[0].rstrip(".") in EN_HONORIFICS for x in longs):
@@ -1313,6 +1315,11 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
             continue
         if not any(d in e.names() or _truncated(lang, d, e) for e in entries.values()):
             entries[d] = _Entry(d, descriptor=True)
+    for e in entries.values():  # Miss Elizabeth Bennet is Elizabeth Bennet by her own name
+        bare = e.name.split(" ", 1)[1] if lang == "en" and e.name.startswith(("Miss ", "Ms ")) else None
+        if bare and len(bare.split()) > 1:
+            e.aliases = [e.name, *[a for a in e.aliases if a != bare]]
+            e.name = bare
     return list(entries.values())
 
 
@@ -1322,10 +1329,15 @@ def _en_diminutives(entries: dict[str, _Entry], full: str) -> None:
     (``Another time, Lizzy, …``) becomes an alias too."""
     for given, shorts in EN_DIMINUTIVES.items():
         targets = [e for e in entries.values() if any(n.split()[0] == given for n in e.names())
-                   and e.name.split()[0].rstrip(".") not in EN_HONORIFICS]
+                   and e.name.split()[0].rstrip(".") not in set(EN_HONORIFICS) - {"Miss", "Ms"}]
         if len(targets) != 1:
             continue
         dest = targets[0]
+        for key in list(entries):  # Miss Lizzy, Miss Eliza Bennet: a pet name with an honorific
+            words = key.split()
+            if len(words) > 1 and words[0].rstrip(".") in ("Miss", "Ms", "Master") and words[1] in shorts and entries[key] is not dest:
+                src = entries.pop(key)
+                dest.aliases.extend(a for a in src.names() if a not in dest.names())
         for short in shorts:
             src = entries.get(short)
             if src is not None and src is not dest:
