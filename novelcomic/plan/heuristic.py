@@ -84,7 +84,7 @@ ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 # Classical and modern function words (a closed class): never a one-character name.
 ZH_FUNCTION_CHARS = frozenset("有且望而其之乃又也以于为所者则若虽然即便遂因故但方正此彼何安焉哉矣耳是在将把被让给从向对")
 # Function words no given name ends in (张让, 刘焉, 朱然 do end in function-like characters).
-ZH_NOT_GIVEN = frozenset("不各而则其之乃也以于为所者若虽即便遂因故但此彼哉矣耳皆俱亦已尚犹却都就见回欲闻说急")
+ZH_NOT_GIVEN = frozenset("不各而则其之乃也以于为所者若虽即便遂因故但此彼哉矣耳皆俱亦已尚犹却都就见回欲闻说急何自谓出内")
 ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤谢请劝奏报")
 # Verbs whose object is the one spoken to: the name after them does not speak (植谓玄德曰, 苗入奏何后云).
 ZH_ADDRESS_VERBS = "谓问告对向与令命见叱责指骂奏白报劝谏请拜叫唤呼答应语嘱戒谢"
@@ -898,24 +898,31 @@ def _zh_refine(
     """Keep the candidates that are people (see :mod:`novelcomic.plan.zh_cast`): courtesy names
     linked, glued verbs and titles cut off, places and words that never act dropped; a descriptor
     (探子, 县令) is one noun."""
+    linked: set[str] = set()  # names the book itself introduces (姓诸葛，名亮，字孔明)
     for alias, name in zh_cast.courtesy_links(full, ZH_SURNAMES).items():
-        if (name not in names and name[0] not in ZH_SURNAMES) or ZH_NUMERAL_MEASURE_RE.search(name):
+        if (name not in names and name[0] not in ZH_SURNAMES and name[:2] not in zh_cast.COMPOUND_SURNAMES) or (
+            ZH_NUMERAL_MEASURE_RE.search(name) or name[-1] in ZH_NOT_GIVEN  # 何其号令不明: no name, no 号
+        ):
             continue  # 马一匹，号曰赤兔 is a horse
         names.setdefault(name, 0)
         names.pop(alias, None)
         links.setdefault(alias, name)
+        linked.add(name)
     counts = {n: full.count(n) for n in [*names, *descriptors]}
     singles = {r for r, n in speaks.items() if len(r) == 1 and n >= 2}
     words = _zh_dictionary()
     for w in _twice(names):
-        if w in links or w not in names:
+        if w not in names or w in linked:
+            continue
+        if len(w) in (2, 3) and w[-1] in ZH_NOT_GIVEN:
+            del names[w]  # 王自 (引兵), 连日不, 甘宁见, 何其: a name-like start and a function word
+            links.pop(w, None)
+            continue
+        if w in links:
             continue
         if (len(w) == 3 and w[1] in ZH_SURNAMES and (w[1:] in names or w[1:] in links)
                 and counts.get(w[1:], full.count(w[1:])) >= 2 * counts.get(w, 0)):
             del names[w]  # 时曹操, 闻姜维: a word glued before a full name (林小雨 is not 林 + 小雨)
-            continue
-        if len(w) in (2, 3) and w[-1] in ZH_NOT_GIVEN and not words.get(w, "").startswith("nr"):
-            del names[w]  # 王自 (引兵), 连日不, 甘宁见: a name-like start and a function word
             continue
         if w in words and not words[w].startswith("nr") and speaks[w] < 2:
             del names[w]  # 文武, 牛马: words the dictionary knows, and not as names

@@ -96,7 +96,8 @@ def glued_head(word: str, names: Iterable[str], counts: dict[str, int] | None = 
     (卓大怒 → 董卓, when 董卓 is the only known name ending in 卓, or is mentioned at least three
     times as often as the next; ``counts``: mentions per name)."""
     names = list(names)
-    known = [n for n in names if n != word and len(n) >= 2 and word.startswith(n) and len(word) - len(n) <= 2]
+    known = [n for n in names if n != word and len(n) >= 2 and word.startswith(n) and len(word) - len(n) <= 2
+             and n not in COMPOUND_SURNAMES]  # 诸葛亮 is no 诸葛 + 亮
     if known:
         return max(known, key=len)
     if len(word) >= 2:
