@@ -805,6 +805,9 @@ def _en_after(text: str, cast: _Cast | None, pos: int) -> _Attr | None:
         known = cast.at_start(stripped)
         if known:
             return _Attr(known, pos, False, _first_sentence(stripped, "en"))
+        pm = re.match(r"(?:(?:as|while|when|and|but|then)\s+)?(he|she)\b", stripped, re.IGNORECASE)
+        if pm:  # "Oh! my dear Mr. Bennet," as she entered the room, "…"
+            return _Attr(pm.group(1).lower(), pos, False, _first_sentence(stripped, "en"))
     return None
 
 
@@ -2183,7 +2186,7 @@ def _destination(lang: Lang, sentence: str, tagger: Tagger) -> str | None:
         return None
     tail = sentence[m.end() :]
     if lang == "en":
-        goal = re.search(r"\b(?:to|into|toward|towards|reached|entered)\b.*", tail)
+        goal = re.search(r"\b(?:to|into|toward|towards|reached|entered)\b.*", sentence[m.start() :])
         tail = goal.group(0) if goal else tail
     places = _places(lang, tail, tagger)
     return places[0] if places else None
