@@ -2118,8 +2118,11 @@ def _unique(items: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- locations & props
 
 
-def _zh_places(text: str, tagger: Tagger) -> list[str]:
-    """Place words of a Chinese text in order (jieba ``ns`` and nouns with a place suffix)."""
+def _zh_places(text: str, tagger: Tagger, strict: bool = False) -> list[str]:
+    """Place words of a Chinese text in order (jieba ``ns`` and nouns with a place suffix); a place
+    word before a title or a person (中山靖王, 涿郡人) names where someone is from, not a place the
+    text is in. ``strict``: only places the text is at or goes to (a preposition of place before,
+    a locative after: 至广宗, 桃园中), not 乃妇寺干政."""
     toks = tagger(text)
     out: list[str] = []
     i = 0
@@ -2130,9 +2133,11 @@ def _zh_places(text: str, tagger: Tagger) -> list[str]:
             w, f = w + toks[i + 1][0], "ns"
             i += 1
         i += 1
+        nxt = toks[i][0] if i < len(toks) else ""
+        located = prev in zh_cast.PLACE_PREV or nxt[:1] in ZH_PLACE_TRAILING or w[-1] in ZH_PLACE_TRAILING
         if len(w) > 2 and w[-1] in ZH_PLACE_TRAILING and w[:-1][-1] in ZH_PLACE_SUFFIXES:
             w = w[:-1]
-        if len(w) < 2 or w in ZH_PLACE_STOP:
+        if len(w) < 2 or w in ZH_PLACE_STOP or nxt[:1] in "王公侯人氏相" or nxt in ZH_TITLES or (strict and not located):
             continue
         # 至广宗 / 于洛阳: a place name with no place suffix, where a preposition of place says so
         if (f == "ns" and (w[-1] in ZH_PLACE_SUFFIXES or (len(w) in (2, 3) and prev in zh_cast.PLACE_PREV))) or (
@@ -2354,7 +2359,7 @@ def _shot_place(
     text = " ".join(u.text for u in group if u.kind == "narration")
     if not text:
         return here
-    found = [_destination(lang, text, tagger)] + (_places(lang, text, tagger) if lang == "zh" else [])
+    found = [_destination(lang, text, tagger)] + (_zh_places(text, tagger, strict=True) if lang == "zh" else [])
     name = next((n for n in found if n and _is_place_name(lang, n, cast)), None)
     if name is None or (here is not None and name in (here.name, *here.aliases)):
         return here

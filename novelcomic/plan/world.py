@@ -55,7 +55,7 @@ def _is_zh(lang: Lang, text: str = "") -> bool:
 _ZH_SUFFIX: dict[str, LocationKind] = {}
 for _kind, _words in {
     "sea": "海 洋 海边 海上 海岸 海滩 海岛 海面 岛 屿 港 湾 沙滩",
-    "river": "江 河 溪 湖 潭 泉 渡 渡口 川 涧 滩 池 塘 泊 瀑布 江边 河边 湖边 溪边 岸",
+    "river": "江 河 溪 湖 潭 泉 渡 渡口 涧 滩 池 塘 泊 瀑布 江边 河边 湖边 溪边 岸",  # (颍川, 四川: regions, not rivers)
     "mountain": "山 岭 峰 崖 坡 峡 谷 岳 峦 冈 岗 巅 山顶 山路 山脚 山腰 山坡 山谷 悬崖",
     "cave": "洞 窟 穴 洞府 洞口 洞中 山洞 地洞 洞穴 石洞",
     "forest": "林 森林 树林 竹林 丛林 密林 园 园林 花园 果园 桃园",
@@ -68,7 +68,7 @@ for _kind, _words in {
                 "馆 驿 馆驿 驿馆 驿站 驿亭",
     "battlefield": "营 寨 关 阵 战场 营寨 大营 军营 营中 关口 关隘 阵前 沙场 城下 辕门",
     "sky": "天 天上 空中 云端 云中 九霄 天空 云霄 半空",
-    "field": "田 野 原 草原 平原 田野 旷野 荒野 郊 郊外 坪 沙漠 荒原 麦田 稻田",
+    "field": "田 野 原 草原 平原 田野 旷野 荒野 郊 郊外 坪 沙漠 荒原 麦田 稻田 川",
 }.items():
     for _w in _words.split():
         _ZH_SUFFIX[_w] = _kind  # type: ignore[assignment]
