@@ -241,3 +241,14 @@ def test_a_book_with_no_dialogue_or_names_says_so() -> None:
     assert any("no dialogue" in w for w in result.warnings)
     assert any("no character names" in w for w in result.warnings)
     assert result.storyboards["01"].scenes
+
+
+def test_the_eldest_miss_is_the_eldest_daughter() -> None:
+    text = (
+        "Mrs. Bennet had seen her eldest daughter much admired. Mr. Bingley had danced with her twice. "
+        "Jane was as much gratified by this as her mother. Elizabeth felt Jane's pleasure. Jane smiled.\n\n"
+        "Mr. Darcy looked at the eldest Miss Bennet. Miss Bennet smiled at him. Elizabeth laughed.\n"
+    )
+    names = by_name(plan(text, "en"))
+    assert names["Miss Bennet"].id == names["Jane"].id
+    assert names["Elizabeth"].id != names["Jane"].id

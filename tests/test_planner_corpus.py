@@ -120,8 +120,6 @@ def test_cast_precision(scores: dict, key: str) -> None:
 
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_main_characters_found_with_all_their_names_on_one_id(scores: dict, key: str) -> None:
-    if key == "pride_ch1-5":
-        pytest.xfail("issue 13: 'Miss Bennet' (Jane, as the eldest daughter) is not linked to Jane yet")
     s = _score(scores, key)
     assert len(s.mains_merged) == s.mains, s.merge_problems
 
@@ -135,8 +133,6 @@ def test_quotes_go_to_a_character(scores: dict, key: str) -> None:
 @pytest.mark.parametrize("key", EXCERPTS)
 def test_quotes_go_to_the_right_character(scores: dict, key: str) -> None:
     s = _score(scores, key)
-    if key == "sanguo_ch1-4" and s.right_share < 0.85:
-        pytest.xfail(f"issue 13: classical Chinese speakers right at {s.right_share:.0%}, target 85%")
     assert s.right_share >= 0.85, f"{s.speech_right}/{s.speech_quotes}: {s.wrong_quotes[:20]}"
 
 

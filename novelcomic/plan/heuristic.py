@@ -1318,6 +1318,7 @@ def _group_names(lang: Lang, names: list[str], descriptors: set[str], links: dic
                     target.aliases.append(a)
     if lang == "en":
         _en_diminutives(entries, full)
+        _en_eldest_miss(entries, full)
     for alias in sorted(a for a in links if a not in descriptors):
         _link_alias(lang, entries, alias, links[alias])
     for d in sorted(descriptors):
@@ -1355,6 +1356,28 @@ def _en_diminutives(entries: dict[str, _Entry], full: str) -> None:
                 dest.aliases.extend(a for a in src.names() if a not in dest.names())
             elif src is None and short not in dest.names() and not _entry_of(entries, short) and re.search(rf"\b{short}\b", full):
                 dest.aliases.append(short)
+
+
+def _en_eldest_miss(entries: dict[str, _Entry], full: str) -> None:
+    """``Miss Bennet`` is the family's eldest daughter when the book says so (``the eldest Miss
+    Bennet``); she is the one a mention of the eldest daughter or sister is followed by: ``her
+    eldest daughter much admired … Jane was as much gratified`` → Miss Bennet is Jane."""
+    for key in list(entries):
+        m = re.fullmatch(r"Miss\.? ([A-Z][a-z]+)", key)
+        if m is None or not re.search(rf"\beldest Miss\.? {m.group(1)}\b", full):
+            continue
+        given = {e.name: e for e in entries.values() if len(e.name.split()) == 1 and e is not entries[key]}
+        votes: Counter[str] = Counter()
+        for hit in re.finditer(r"\beldest (?:daughter|sister|girl)\b", full):
+            after = full[hit.end() : hit.end() + 300]
+            found = [(after.find(n), n) for n in given if re.search(rf"\b{n}\b", after)]
+            if found:
+                votes[min(found)[1]] += 1
+        if votes:
+            name, n = votes.most_common(1)[0]
+            if n * 2 > sum(votes.values()):
+                dest = given[name]
+                dest.aliases.extend(a for a in entries.pop(key).names() if a not in dest.names())
 
 
 def _entry_of(entries: dict[str, _Entry], name: str) -> _Entry | None:
