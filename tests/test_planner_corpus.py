@@ -327,3 +327,23 @@ def test_quote_alignment_covers_split_and_joined_lines() -> None:
     covering = [next(i for i, (a, b) in enumerate(spans) if a <= o < b) for o in offsets]  # type: ignore[misc]
     assert covering == [0, 0, 1, 2]
     assert re.fullmatch(r"[a-z]+", pe.norm("Bingley!"))
+
+
+def test_no_line_of_the_whole_pride_is_cut_mid_clause() -> None:
+    """Issue 13: pride_full.txt — 61 chapters, and no storyboard line ends where the source has no
+    clause boundary (hard wraps re-flowed, long sentences and speeches cut between clauses)."""
+    from novelcomic.ingest.clean import clean_text
+    from novelcomic.ingest.split import split_chapters
+    from novelcomic.plan.text import lines_cut_mid_clause
+
+    text = clean_text((CORPUS / "pride_full.txt").read_text(encoding="utf-8"))
+    chapters = [ChapterText(c.id, c.title, c.text) for c in split_chapters(text, "en")]
+    assert len(chapters) == 61
+    result = HeuristicPlanner().plan(PlanRequest(config=ProjectConfig(title="p", language="en"), chapters=chapters))
+    cut = {}
+    for ch in chapters:
+        lines = [ln.text for _, shot in result.storyboards[ch.id].shots() for ln in shot.lines]
+        bad = lines_cut_mid_clause(lines, ch.text, "en")
+        if bad:
+            cut[ch.id] = [lines[i][-40:] for i in bad]
+    assert not cut, cut

@@ -392,15 +392,14 @@ def lines_cut_mid_clause(lines: list[str], source: str, lang: Lang) -> list[int]
         words = _WS_ANY_RE.sub(" ", line).strip().rstrip(_TRAILING_MARKUP + "。.，,").rstrip()
         if "\n" in words:
             words = words.rsplit("\n", 1)[-1]
-        if ends_mid_clause(line, lang):
-            bad.append(i)
-            continue
         if not words:
             continue
         at = flat.find(words, cursor)
         if at < 0:
             at = flat.find(words)
-        if at < 0:
+        if at < 0:  # not in the source as it stands: the line's own end is all there is to judge
+            if ends_mid_clause(line, lang):
+                bad.append(i)
             continue
         cursor = at + len(words)
         after = flat[cursor:].lstrip(" " + _TRAILING_MARKUP)
@@ -412,7 +411,7 @@ def lines_cut_mid_clause(lines: list[str], source: str, lang: Lang) -> list[int]
 _WS_ANY_RE = re.compile(r"\s+")
 # What may follow a line's words in the source: the end of the paragraph, a closing quote, or
 # the opening of a quotation the line introduces (大呼“逆贼休走！” → 大呼 / 逆贼休走！).
-_BOUNDARY_AFTER = frozenset(_LINE_CLOSERS + "\n" + "".join(QUOTE_PAIRS))
+_BOUNDARY_AFTER = frozenset(_LINE_CLOSERS + "\n" + "".join(QUOTE_PAIRS) + "\"'-—–")  # and a dash (--recollecting herself--)
 
 
 def split_sentences(text: str, lang: Lang) -> list[str]:
