@@ -252,3 +252,10 @@ def test_the_eldest_miss_is_the_eldest_daughter() -> None:
     names = by_name(plan(text, "en"))
     assert names["Miss Bennet"].id == names["Jane"].id
     assert names["Elizabeth"].id != names["Jane"].id
+
+
+def test_thoughts_are_spoken_by_the_thinker_in_both_languages() -> None:
+    zh = plan("林小雨走进庙里。林小雨心想：“这里好冷。”阿青说：“快走吧。”林小雨点点头。阿青笑了。\n", "zh")
+    assert speaker(zh, "这里好冷") == "林小雨"
+    en = plan('Mara Quinn walked in. Mara Quinn sat down.\n\n"It is cold here," thought Mara. Mara sighed.\n', "en")
+    assert speaker(en, "It is cold here") in ("Mara Quinn", "Mara")
