@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 ID_RE = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff]+$")
 NARRATOR = "narrator"
+MAX_SEED = 2**32 - 1  # what every image backend (numpy, torch generators) and SQLite take
 
 ShotSize = Literal["extreme_wide", "wide", "full", "medium", "close_up", "extreme_close_up"]
 CameraAngle = Literal["eye_level", "high", "low", "overhead", "dutch"]
@@ -138,7 +139,7 @@ class ProjectConfig(_Model):
     fps: int = Field(30, ge=1, le=120)
     style: list[str] = Field(default_factory=lambda: ["国漫"], description="Named styles (see `novelcomic styles`)")
     period: Period = Field("auto", description="The book's period and region; auto = the one the planner found (locations.yaml)")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Base seed of every image (0 … 2**32-1); each shot's seed derives from it")
     stages: StagesConfig = Field(default_factory=StagesConfig)
     music: MusicConfig = Field(default_factory=MusicConfig)
     subtitles: SubtitleConfig = Field(default_factory=SubtitleConfig)
@@ -189,8 +190,14 @@ class VoiceSpec(_Model):
     age: Literal["child", "young", "adult", "old", "unknown"] = "unknown"
     temperament: str = ""
     voice: str | None = None
-    pitch: int | None = Field(None, description="Backend pitch; espeak 0-99")
-    rate: int | None = Field(None, description="Words per minute (espeak) or percent change (edge-tts)")
+    pitch: int | None = Field(
+        None, ge=-50, le=99,
+        description="Backend pitch: espeak 0-99 (50 is normal); edge-tts a change in Hz, -50 … +50",
+    )
+    rate: int | None = Field(
+        None, ge=-100, le=500,
+        description="Words per minute (espeak, 80-450) or percent change (edge-tts, -50 … +100); -100 … 500 accepted",
+    )
 
 
 class Character(_Model):
@@ -314,7 +321,7 @@ class Shot(_Model):
     transition: Transition = Field("dissolve", description="Transition into the next shot")
     image_prompt: str = ""
     negative_prompt: str = ""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="This shot's image seed (0 … 2**32-1); default: derived from the project's")
     adapter_scale: float | None = Field(None, ge=0, le=2, description="IP-Adapter strength for this shot")
     effect: str | None = Field(None, description="A registered custom effect (moviepy) for this shot's segment")
     source: str = Field("", description="The passage of the chapter this shot was made from")

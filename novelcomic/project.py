@@ -43,6 +43,10 @@ from novelcomic.store import Store
 from novelcomic.yamlio import SCHEMA_DIR, line_of, load_model, model_to_yaml, read_yaml, write_schemas
 
 NAME_RE = re.compile(r"^[^/\\\x00]+$")
+MAX_NAME_CHARS = 100
+MAX_NAME_BYTES = 200  # UTF-8; directory names may have 255 bytes, and hidden siblings add to it
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def projects_root(explicit: str | Path | None = None) -> Path:
@@ -52,11 +56,28 @@ def projects_root(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get("NOVELCOMIC_PROJECTS_DIR") or "projects")
 
 
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 40 else name[:40] + "…")
+
+
 def check_project_name(name: str) -> str:
+    """``name`` if it can be a project directory's name; else a one-line NovelcomicError."""
     if not name or not name.strip():
         raise NovelcomicError("project name is empty")
+    bad = _CONTROL_RE.search(name)
+    if bad:
+        raise NovelcomicError(
+            f"invalid project name {_shown(name)}: it may not contain control characters "
+            f"(found {bad.group()!r} at position {bad.start() + 1})"
+        )
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if len(name) > MAX_NAME_CHARS or size > MAX_NAME_BYTES:
+        raise NovelcomicError(
+            f"project name too long ({len(name)} characters, {size} bytes): "
+            f"at most {MAX_NAME_CHARS} characters and {MAX_NAME_BYTES} bytes in UTF-8"
+        )
     if name in (".", "..") or ".." in Path(name).parts or not NAME_RE.match(name) or name.startswith("."):
-        raise NovelcomicError(f"invalid project name {name!r}: it may not contain '/', '\\' or '..' or start with '.'")
+        raise NovelcomicError(f"invalid project name {_shown(name)}: it may not contain '/', '\\' or '..' or start with '.'")
     return name
 
 
@@ -84,9 +105,16 @@ class Project:
     def open(cls, name_or_path: str | Path, root: str | Path | None = None) -> "Project":
         """Open an existing project by name (under ``root``) or by path."""
         p = Path(name_or_path)
-        candidates = [p] if (p.is_absolute() or len(p.parts) > 1) else [projects_root(root) / p]
+        by_name = not (p.is_absolute() or len(p.parts) > 1)
+        if by_name and str(name_or_path) not in (".", ".."):
+            check_project_name(str(name_or_path))  # a name no project can have: say why, in one line
+        candidates = [projects_root(root) / p] if by_name else [p]
         for c in candidates:
-            if (c / "project.yaml").is_file():
+            try:
+                found = (c / "project.yaml").is_file()
+            except OSError as exc:  # a path component too long, a loop of symlinks …
+                raise NovelcomicError(f"cannot open project {_shown(str(name_or_path))}: {exc.strerror or exc}") from None
+            if found:
                 return cls(c)
         raise NovelcomicError(f"no project {str(name_or_path)!r} (looked for {candidates[0] / 'project.yaml'})")
 

@@ -37,13 +37,56 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         raise NovelcomicError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
+        _check_duplicate_keys(path, node)
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = exc.problem or str(exc)
         raise NovelcomicError(f"YAML syntax error: {problem}", file=path, line=line) from None
+    except yaml.YAMLError as exc:  # not marked (e.g. a reader error on odd characters)
+        raise NovelcomicError(f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=path) from None
+    except RecursionError:
+        raise NovelcomicError("YAML nested too deeply", file=path) from None
     return data, node
+
+
+def _check_duplicate_keys(path: Path, node: yaml.Node | None) -> None:
+    """Refuse a mapping that names the same key twice (YAML says keys are unique; PyYAML would
+    silently keep the last one): ``file:line: field: duplicate key 'fps' (lines 5 and 9)``, for
+    the first duplicate in the file.
+
+    Walks the node tree without recursion, each node once (aliases share nodes, so a
+    "billion laughs" document is walked in linear time)."""
+    seen: set[int] = set()
+    found: list[tuple[int, int, str, tuple[Any, ...]]] = []  # (line, first line, key, field path)
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, ())] if node is not None else []
+    while stack:
+        n, loc = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in n.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in first:
+                        found.append((line, first[(key.tag, key.value)], key.value, (*loc, key.value)))
+                    else:
+                        first[(key.tag, key.value)] = line
+                    stack.append((value, (*loc, key.value)))
+                else:
+                    stack.append((value, loc))
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(n.value))
+    if found:
+        line, first_line, key, loc = min(found, key=lambda f: f[0])
+        more = f"; {len(found) - 1} more duplicate key{'s' if len(found) > 2 else ''} in this file" if len(found) > 1 else ""
+        raise NovelcomicError(
+            f"duplicate key {key!r} (lines {first_line} and {line}: remove one{more})",
+            file=path, line=line, field=format_loc(loc),
+        )
 
 
 def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -12,7 +12,9 @@ from novelcomic.project import Project
 
 @click.command("new-project")
 @click.argument("name")
-@click.option("--novel", "novel", type=click.Path(dir_okay=False), default=None, help="The novel, a .txt file.")
+@click.option("--novel", "novel", type=click.Path(), default=None,
+              help="The novel, a .txt file (a regular file or a link to one; at most 64 MB, or "
+                   "NOVELCOMIC_MAX_NOVEL_MB megabytes). It is copied into the project, cleaned.")
 @click.option("--theme", default=None, help="No novel? Have the configured LLM write one on this theme.")
 @click.option("--chapters", "n_chapters", type=click.IntRange(1, 200), default=3, show_default=True,
               help="With --theme: how many chapters to write.")
@@ -28,7 +30,12 @@ def new_project(obj: dict, name: str, novel: str | None, theme: str | None, n_ch
     """Create project NAME from a novel (decode, clean, split into chapters), or write the novel
     from a theme with an LLM (--theme; configure one with NOVELCOMIC_LLM_* variables).
 
-    Never overwrites an existing project.
+    Never overwrites an existing project. NAME: at most 100 characters (200 bytes), no '/', '\\',
+    '..', leading '.' or control characters.
+
+    \b
+    Environment:
+      NOVELCOMIC_MAX_NOVEL_MB  the largest novel file read, in MB (default 64)
     """
     from novelcomic.errors import NovelcomicError
 

@@ -9,10 +9,14 @@ project behind, and an existing directory is never overwritten.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
 import shutil
+import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -86,25 +90,26 @@ def create_project(
         chapters=chapters,
     )
 
-    staging, made_base = _make_staging_dir(base)
-    try:
+    with _staging_dir(base) as (staging, made_base):
         try:
-            _write_project(staging, name, cleaned, chapters, config)
-        except OSError as exc:
-            raise NovelcomicError(f"cannot write project {name!r} in {base}: {exc.strerror or exc}") from None
-        _refuse_existing(name, target)
-        try:
-            os.rename(staging, target)
-        except OSError as exc:
-            if target.exists():
-                raise NovelcomicError(f"project {name!r} already exists at {target}") from None
-            raise NovelcomicError(f"cannot create project {name!r} at {target}: {exc.strerror}") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if made_base:
-            with contextlib.suppress(OSError):
-                base.rmdir()  # only if still empty
-        raise
+            try:
+                _write_project(staging, name, cleaned, chapters, config)
+            except OSError as exc:
+                raise NovelcomicError(f"cannot write project {name!r} in {base}: {exc.strerror or exc}") from None
+            _refuse_existing(name, target)
+            _release_staging(staging)
+            try:
+                os.rename(staging, target)
+            except OSError as exc:
+                if target.exists():
+                    raise NovelcomicError(f"project {name!r} already exists at {target}") from None
+                raise NovelcomicError(f"cannot create project {name!r} at {target}: {exc.strerror}") from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if made_base:
+                with contextlib.suppress(OSError):
+                    base.rmdir()  # only if still empty
+            raise
     _fsync_dir(base)
     return Project(target)
 
@@ -150,18 +155,92 @@ def _refuse_existing(name: str, target: Path) -> None:
         raise NovelcomicError(f"project {name!r} already exists at {target}")
 
 
-def _read_novel(novel: Path) -> bytes:
-    """The novel's bytes; every way of not being a readable file is a one-line error."""
+DEFAULT_MAX_NOVEL_MB = 64
+MAX_NOVEL_ENV = "NOVELCOMIC_MAX_NOVEL_MB"
+_READ_CHUNK = 1 << 20
+
+
+def max_novel_bytes() -> int:
+    """The largest novel file read: ``$NOVELCOMIC_MAX_NOVEL_MB`` megabytes (default 64)."""
+    raw = os.environ.get(MAX_NOVEL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_NOVEL_MB * 1024 * 1024
     try:
-        return novel.read_bytes()
+        mb = float(raw)
+    except ValueError:
+        mb = -1.0
+    if not (0 < mb <= 1024 * 1024):  # also refuses nan and inf
+        raise NovelcomicError(f"{MAX_NOVEL_ENV}={raw!r}: expected a positive number of megabytes")
+    return int(mb * 1024 * 1024)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def _read_novel(novel: Path) -> bytes:
+    """The novel's bytes; every way of not being a readable file is a one-line error.
+
+    Only a regular file (or a symlink to one) is read: a FIFO, a device, a socket or a
+    directory is refused before it is opened, so nothing blocks. The file is then opened without
+    blocking and checked again (it may have been swapped), and read in chunks up to the size
+    limit (:func:`max_novel_bytes`): a file that grows, or lies about its size (/proc), still
+    cannot take more memory than that.
+    """
+    limit = max_novel_bytes()
+    try:
+        st = os.stat(novel)
     except FileNotFoundError:
         raise NovelcomicError("novel file not found", file=novel) from None
-    except IsADirectoryError:
-        raise NovelcomicError("is a directory, not a novel file", file=novel) from None
     except PermissionError:
         raise NovelcomicError("cannot read the novel file: permission denied", file=novel) from None
     except OSError as exc:
         raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NovelcomicError(f"is {_kind(st.st_mode)}, not a novel file", file=novel)
+    too_big = NovelcomicError(
+        f"the novel file is larger than {_mb(limit)} MB (set {MAX_NOVEL_ENV} to allow more)", file=novel
+    )
+    if st.st_size > limit:
+        raise too_big
+    try:
+        fd = os.open(novel, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise NovelcomicError("cannot read the novel file: permission denied", file=novel) from None
+    except OSError as exc:
+        raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the two looks
+            raise NovelcomicError(f"is {_kind(os.fstat(fd).st_mode)}, not a novel file", file=novel)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+        return b"".join(chunks)
+    except OSError as exc:
+        raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
+    finally:
+        os.close(fd)
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):g}"
 
 
 def _build_config(
@@ -196,22 +275,98 @@ def _build_config(
 # --------------------------------------------------------------------------- writing
 
 
-def _make_staging_dir(base: Path) -> tuple[Path, bool]:
-    """A new hidden directory in ``base`` (created if missing); also whether ``base`` was made."""
+STAGING_PREFIX = ".novelcomic-new-"
+_CREATING = ".novelcomic-creating"  # inside a staging dir: locked by the process building it
+STALE_SECONDS = 3600  # a staging dir without a lock file (an older version's) is stale after this
+
+
+@contextlib.contextmanager
+def _staging_dir(base: Path) -> Iterator[tuple[Path, bool]]:
+    """A new hidden directory in ``base`` (created if missing), held by this process until the
+    block ends; also whether ``base`` was made.
+
+    The directory holds a lock file, flock'ed for as long as this process lives, so a later
+    ``new-project`` can tell a staging directory whose creator was killed (``kill -9``: the
+    kernel drops the lock) from one still being built, and removes the first
+    (:func:`sweep_stale_staging`). The lock file is removed before the directory is renamed into
+    place (:func:`_release_staging`)."""
     made_base = not base.exists()
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NovelcomicError(f"cannot create the projects directory {base}: {exc.strerror or exc}") from None
+    sweep_stale_staging(base)
     while True:
-        staging = base / f".novelcomic-new-{secrets.token_hex(6)}"
+        staging = base / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
         try:
             staging.mkdir()
-            return staging, made_base
+            break
         except FileExistsError:
             continue
         except OSError as exc:
             raise NovelcomicError(f"cannot write in the projects directory {base}: {exc.strerror or exc}") from None
+    fd = -1
+    try:
+        # locked before it gets the name a sweeper looks for, so no sweeper can take it first
+        tmp = staging / f"{_CREATING}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        os.rename(tmp, staging / _CREATING)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NovelcomicError(f"cannot write in the projects directory {base}: {exc.strerror or exc}") from None
+    try:
+        yield staging, made_base
+    finally:
+        os.close(fd)
+
+
+def _release_staging(staging: Path) -> None:
+    """Remove the lock file before the directory becomes the project (the lock stays held)."""
+    with contextlib.suppress(FileNotFoundError):
+        (staging / _CREATING).unlink()
+
+
+def sweep_stale_staging(base: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the ``.novelcomic-new-*`` directories in ``base`` left by a ``new-project`` that was
+    killed: those whose lock nobody holds any more (the creating process is gone), and those
+    without a lock file that are older than :data:`STALE_SECONDS`. Returns what was removed;
+    never raises (a directory it cannot remove stays for the next time)."""
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(STAGING_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            try:
+                fd = os.open(path / _CREATING, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being built right now
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+    return removed
 
 
 def _write_project(staging: Path, name: str, cleaned: str, chapters: list[Chapter], config: ProjectConfig) -> None:
