@@ -259,3 +259,56 @@ def test_thoughts_are_spoken_by_the_thinker_in_both_languages() -> None:
     assert speaker(zh, "这里好冷") == "林小雨"
     en = plan('Mara Quinn walked in. Mara Quinn sat down.\n\n"It is cold here," thought Mara. Mara sighed.\n', "en")
     assert speaker(en, "It is cold here") in ("Mara Quinn", "Mara")
+
+
+# ----------------------------------------------------------------------------- other books' shapes (review)
+
+WEB_NOVEL = """\
+林小雨推开咖啡馆的门。服务员笑道：“欢迎光临，几位？”林小雨说：“两位。”
+王诗涵耸耸肩，道：“你也没问啊。”林小雨无奈道：“好吧。”王诗涵不禁笑道：“你真好玩。”
+李建军走了进来。李建军说：“我来晚了。”林先生是林小雨的父亲。林先生说：“回家吃饭。”服务员问道：“要点什么？”
+"""
+
+
+def test_a_modern_web_novel_keeps_its_waiters_fathers_and_sighs() -> None:
+    result = plan(WEB_NOVEL, "zh")
+    names = by_name(result)
+    assert speaker(result, "欢迎光临") == "服务员"
+    assert speaker(result, "你也没问啊") == "王诗涵"  # 诗 in a name is no verse
+    assert speaker(result, "好吧") == "林小雨"  # 无奈道 is speech
+    assert speaker(result, "你真好玩") == "王诗涵"  # 不禁笑道 too
+    assert not names["李建军"].group  # a name ending in 军 is one man
+    assert names["林先生"].id != names["林小雨"].id  # the father is not his daughter
+
+
+XIYOU = """\
+却说三藏师徒行至一座高山。八戒道：“师父，这山好高。”行者笑道：“呆子，怕甚么？”八戒道：“我饿了。”
+悟空道：“你只知道吃。”沙僧道：“大师兄说得是。”八戒笑道：“猴哥莫恼。”行者道：“快走。”
+萧何曰：“此事可行。”王羲之曰：“善。”
+"""
+
+
+def test_a_journey_to_the_west_passage_keeps_its_pilgrims() -> None:
+    result = plan(XIYOU, "zh")
+    assert speaker(result, "这山好高") == "八戒"
+    assert speaker(result, "怕甚么") == "行者"
+    assert speaker(result, "大师兄说得是") == "沙僧"
+    assert speaker(result, "此事可行") == "萧何"  # 何 can end a given name
+    assert speaker(result, "善。") == "王羲之"
+
+
+def test_courtesy_names_with_compound_surnames() -> None:
+    links = zh_cast.courtesy_links("覆姓诸葛，名亮，字孔明。诸葛亮，字孔明，琅琊人也。", heuristic.ZH_SURNAMES)
+    assert links["孔明"] == "诸葛亮" and links.get("诸葛孔明") == "诸葛亮"
+    assert "葛孔明" not in links and "葛亮" not in links.values()
+
+
+def test_text_without_punctuation_is_still_cut_into_lines() -> None:
+    result = plan("天" * 600 + "\n", "zh")
+    lines = [ln.text for b in result.storyboards.values() for _, s in b.shots() for ln in s.lines]
+    assert len(lines) > 3 and max(len(t) for t in lines) <= 3 * 80 + 2
+
+
+def test_a_person_with_a_birds_name_is_a_person() -> None:
+    result = plan("Grace Crane walked in. Grace Crane sat down. Robin Drake laughed. Robin Drake left.\n", "en")
+    assert {c.species for c in result.characters.characters} == {"human"}

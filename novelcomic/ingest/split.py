@@ -182,8 +182,8 @@ def parse_heading(line: str) -> tuple[str, str] | None:
 def _match_heading(line: str) -> tuple[str, str, bool, str] | None:
     """``(head, title, volume_level, volume)`` of a heading line (see :func:`parse_heading`)."""
     line = _unwrap(line.strip())
-    if not line:
-        return None
+    if not line or len(line) > 160:
+        return None  # a heading is short; a 20,000-character line is prose (and must not cost seconds)
     bare = _LEADERS_RE.sub("", _SITE_SUFFIX_RE.sub("", line)).strip() or line
     found = _match_bare(bare)
     if found is None:

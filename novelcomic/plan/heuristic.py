@@ -66,7 +66,7 @@ ZH_SPEECH_VERBS: tuple[str, ...] = tuple(
 # A clause ending in one of these is no attribution even though it ends like one.
 ZH_NOT_SPEECH_RE = re.compile(
     r"(?:知道|味道|街道|轨道|渠道|难道|通道|报道|频道|隧道|赤道|听说|据说|小说|虽说|尖叫|鸟叫|蛙叫|[其之此所彼前][说言云道]"
-    r"|(?:未及|不及|不|未|无|莫|勿|没|难以)[^，。]{0,2}[说言语答应道])$"
+    r"|(?:未及|不及|未曾|不曾|不敢|未|不|没|莫|勿)[回答]?[说言语答应])$"
 )  # 然其说 / 从其言: the word said, not saying it; 未及回言: said nothing  # 然其说 / 从其言: the word said, not saying it
 ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,；;：:、]")
 ZH_SENTENCE_END = "。！？!?…"
@@ -86,7 +86,7 @@ ZH_PRONOUN_RE = re.compile(r"^(他|她)(?!们)")
 # Classical and modern function words (a closed class): never a one-character name.
 ZH_FUNCTION_CHARS = frozenset("有且望而其之乃又也以于为所者则若虽然即便遂因故但方正此彼何安焉哉矣耳是在将把被让给从向对")
 # Function words no given name ends in (张让, 刘焉, 朱然 do end in function-like characters).
-ZH_NOT_GIVEN = frozenset("不各而则其之乃也以于为所者若虽即便遂因故但此彼哉矣耳皆俱亦已尚犹却都就见回欲闻说急何自谓出内")
+ZH_NOT_GIVEN = frozenset("不各而则其乃也以于为所者若虽即便遂因故但此彼哉矣耳皆俱亦已尚犹却都就见欲闻说急自谓出内")  # (之 何 回: 王羲之, 萧何, 颜回)
 ZH_PREDICATE_OPENERS = frozenset("乃遂便即又私因复亦急忙再随入出进来往回起径直却方正忽乘先共同齐皆俱并谓问告拜叫唤谢请劝奏报")
 # Verbs whose object is the one spoken to: the name after them does not speak (植谓玄德曰, 苗入奏何后云).
 ZH_ADDRESS_VERBS = "谓问告对向与令命见叱责指骂奏白报劝谏请拜叫唤呼答应语嘱戒谢"
@@ -114,9 +114,8 @@ ZH_PERSON_SUFFIXES = frozenset(
 )
 # Titles that follow a surname to name someone (曹丞相, 刘皇叔, 关将军).
 ZH_TITLES = frozenset(
-    {"丞相", "将军", "皇叔", "太守", "刺史", "都督", "先生", "公子", "大人", "老爷", "太尉", "司徒", "司空",
-     "军师", "元帅", "大王", "国舅", "员外", "掌柜", "师父", "师傅", "道长", "大师", "长老", "少爷", "总管"}
-)  # (not 夫人/小姐: 刘夫人 is 刘备's wife, not 刘备)
+    {"丞相", "将军", "皇叔", "太守", "刺史", "都督", "太尉", "司徒", "司空", "军师", "元帅", "大王", "国舅"}
+)  # offices held by one person at a time; not 先生/老爷/夫人/小姐 (林先生 is 林小雨's father, 刘夫人 刘备's wife)
 ZH_GENERIC_TITLES = frozenset(
     {"先生", "将军", "丞相", "大人", "老爷", "夫人", "小姐", "公子", "主公", "陛下", "娘娘", "太后", "皇帝", "天子", "太守"}
 )
@@ -167,7 +166,7 @@ EN_SPEECH_VERBS = (
     "announced|demanded|screamed|sobbed|giggled|chuckled|hissed|gasped|grumbled|mumbled|pleaded|promised|repeated|"
     "suggested|wondered|roared|squeaked|chirped|stammered|declared|urged|returned|observed|rejoined|resumed|"
     "interrupted|persisted|retorted|remarked|enquired|inquired|thought|protested|exclaimed|faltered|pursued|"
-    "concluded|reasoned|ventured|conceded|objected|argued|assented|interposed|responded|uttered|murmured"
+    "concluded|reasoned|ventured|conceded|objected|argued|assented|interposed|responded|uttered"
 )
 # Honorifics that are part of who is meant: Mr. Bennet and Mrs. Bennet are two people.
 EN_HONORIFICS = (
@@ -654,7 +653,7 @@ def _zh_subject(clause: str, cast: _Cast | None, tagger: Tagger) -> str | None:
         m = re.search(r"有([\u4e00-\u9fff]{2,3}?)者", s)  # 时人有桥玄者: a name to learn
         if m and m.group(1)[0] in ZH_SURNAMES:
             return m.group(1)
-    return _zh_noun_subject(s, tagger)
+    return _zh_noun_subject(s, tagger, cast.lookup if cast is not None else None)
 
 
 def _zh_name_at_end(head: str, cast: _Cast) -> str | None:
@@ -674,7 +673,7 @@ def _given_chars(cast: _Cast) -> set[str]:
     }
 
 
-def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
+def _zh_noun_subject(s: str, tagger: Tagger, known: dict[str, str] | None = None) -> str | None:
     toks = tagger(s[:12])
     if not toks:
         return None
@@ -690,9 +689,9 @@ def _zh_noun_subject(s: str, tagger: Tagger) -> str | None:
         return None
     if f.startswith("nr") or (w.startswith("阿") and len(w) <= 3):
         return w
-    if f in ("n", "nz", "nt") and w[-1] in ZH_PERSON_SUFFIXES:  # 县令, 老渔夫 — not 共议 or 书略
-        return w
-    return None
+    if f in ("n", "nz", "nt") and (known is None or w in known or w[-1] in ZH_PERSON_SUFFIXES):
+        return w  # discovery takes any noun (八戒, 服务员); once the cast is known, a noun it does not hold
+    return None  # must still be a noun for people (县令, 老渔夫) — not 共议 or 书略
 
 
 def _surname_merge(word: str, flag: str, nxt: tuple[str, str]) -> bool:
@@ -1493,8 +1492,8 @@ def _assign_ids(lang: Lang, entries: list[_Entry], full: str) -> _Cast:
 
 
 def _role(e: _Entry, rank: int, mentions: int, top: int) -> str:
-    if e.descriptor:
-        return "extra"
+    if e.descriptor and mentions < max(5, top // 10):
+        return "extra"  # a guard who speaks twice; 行者, who is in every scene, is a character
     if rank < MAX_MAIN and mentions >= max(3, top // 4):
         return "main"
     return "minor" if mentions <= 3 else "supporting"
@@ -1504,7 +1503,7 @@ def _is_group(lang: Lang, name: str) -> bool:
     """众官, 二人, 军士, the soldiers: several people, or anyone of a kind."""
     if lang == "zh":
         return bool(re.match(r"^(?:众|诸|群|[二两三四五六七八九十百千数]+[人个位名])", name)) or name.endswith(("们", "众", "军", "兵", "士"))
-    return name.lower().endswith("s") or name.lower().startswith(("the crowd", "people"))
+    return world.is_group_figure(name, lang)
 
 
 def _mention_counts(lang: Lang, entries: list[_Entry], full: str) -> dict[str, int]:
@@ -1736,7 +1735,10 @@ def _finish_cast(
         temperament = _temperament(lang, emotions.get(c.id, Counter()), age)
         gender = cast.genders.get(c.id, "unknown")
         species = world.species_of(c.name, cue_text, lang, aliases=c.aliases, appearance=appearance)
-        group = c.group or world.is_group_figure(c.name, lang) or (lang == "en" and _en_plural_family(c.name, cast))
+        surnamed = lang == "zh" and len(c.name) in (2, 3) and c.name[0] in ZH_SURNAMES and not (
+            len(c.name) == 2 and c.name[1] in "军兵卒"  # 魏兵, 曹军: a state's soldiers; 李建军 is a man
+        )
+        group = c.group or (not surnamed and world.is_group_figure(c.name, lang)) or (lang == "en" and _en_plural_family(c.name, cast))
         out.append(c.model_copy(update={
             "appearance": appearance,
             "voice": VoiceSpec(gender=gender, age=age, temperament=temperament),  # type: ignore[arg-type]
@@ -1924,8 +1926,12 @@ def _para_units(
             speaker = own  # 其人曰：“某姓张名飞…” — who names themselves
         if speaker is None and chosen is not None and chosen.ref == "":
             speaker = last_speaker
-        if speaker is None and not (chosen and chosen.speech and chosen.ref):
-            # an attribution naming someone the cast does not know (一人, 帝) is nobody's to guess
+        subjectless = bool(chosen and chosen.speech and not chosen.ref)
+        if speaker is None and not (chosen and chosen.speech and chosen.ref) and not (
+            subjectless and (not history or para.index - history[-1][0] > 1)
+        ):
+            # an attribution naming someone the cast does not know (一人, 帝) is nobody's to guess; a
+            # subjectless 曰 goes on an exchange of this paragraph or the one before, no further
             speaker = _alternate(cast, para.index, history, [m for m in narr_mentions if m[0] < seg.start])
         cue = chosen.cue if chosen else ""
         emotion = _emotion(cue, seg.text)
@@ -1940,7 +1946,7 @@ def _para_units(
 
 def _zh_verse_intro(cue: str) -> bool:
     """后人有诗叹曰 / 有诗为证 / 词曰: what follows is verse the book quotes, not someone's line."""
-    return bool(re.search(r"[诗词歌赞赋]", cue[-8:]))
+    return bool(re.search(r"(?:有诗|诗曰|诗云|诗为证|诗叹|诗赞|诗单道|词曰|赞曰|歌曰|赋曰|偈曰)[^，。]{0,4}$", cue))
 
 
 def _zh_revealed(cast: _Cast, after: str) -> str | None:
@@ -2368,7 +2374,7 @@ def _is_place_name(lang: Lang, name: str, cast: _Cast) -> bool:
     """Not a verb and its object (入山, 围城, 投河), a way (去路), or a person's name with a place
     word after it (卓乃入园, 吕布顶)."""
     if lang != "zh":
-        return True
+        return not any(n.lower() == name.lower() for n in cast.lookup)  # "Rose came in" is no place
     if len(name) <= 2 and name[0] in "入伏围登上投随去出回进过往至到奔杀攻守离望下":
         return False
     if name.endswith(("路", "边", "顶")) and len(name) <= 3 or name in ZH_PLACE_STOP:

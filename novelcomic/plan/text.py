@@ -343,7 +343,21 @@ def clause_spans(text: str, lang: Lang, max_size: int, start: int = 0, end: int 
             cut = min(cuts, key=lambda c: abs(c - middle))
             right = cut + len(text[cut:end]) - len(text[cut:end].lstrip())
             return clause_spans(text, lang, max_size, start, cut) + clause_spans(text, lang, max_size, right, end)
+    if text_size(text[start:end], lang) > 3 * max_size and not _inside_quote(text, start, end):
+        # no boundary at all (a text without punctuation): a hard cut between words beats a page-long shot
+        cut = _hard_cut(text, lang, start, end, max_size)
+        if start < cut < end:
+            return [(start, cut)] + clause_spans(text, lang, max_size, cut, end)
     return [(start, end)]
+
+
+def _hard_cut(text: str, lang: Lang, start: int, end: int, max_size: int) -> int:
+    """Where to cut a span with no clause boundary: after ``max_size`` characters (Chinese) or at
+    the space after ``max_size`` words (English)."""
+    if lang == "zh":
+        return start + max_size
+    spaces = [m.start() for m in re.finditer(r"\s+", text[start:end])]
+    return start + spaces[max_size - 1] + 1 if len(spaces) >= max_size else end
 
 
 def _inside_quote(text: str, start: int, pos: int) -> bool:

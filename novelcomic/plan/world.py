@@ -517,7 +517,16 @@ def _zh_name_species(name: str) -> Species | None:
     return found[-1][1] if found else None
 
 
+_EN_RULER_WORDS = frozenset({"king", "queen", "prince", "princess", "lord", "lady", "emperor", "chief"})  # Monkey King
+_EN_EPITHETS = frozenset({"white", "black", "red", "grey", "gray", "brown", "golden", "silver", "little", "big", "old",
+                          "great", "mad", "cheshire", "mock", "wise", "young"})  # White Rabbit, Mock Turtle
+
+
 def _en_name_species(name: str) -> Species | None:
+    caps = re.findall(r"\b[A-Z][a-z]+", name)
+    if (len(caps) >= 2 and not name.lower().startswith("the ") and caps[-1].lower() not in _EN_RULER_WORDS
+            and caps[0].lower() not in _EN_EPITHETS):
+        return None  # Grace Crane and Robin Drake are people (a given name and a family name)
     words = _en_words(name)
     hits = [_EN_SPECIES[w] for w in words if w in _EN_SPECIES]
     if not hits:
@@ -535,7 +544,10 @@ def species_of(
     ``context`` ("Pip, a young fox", ``石猴``…是一只猴); ``"human"`` without such evidence."""
     zh = _is_zh(lang, name + context + appearance)
     names = [n for n in (name, *aliases) if n]
+    person_words = set(name.split()) if not zh and len(re.findall(r"\b[A-Z][a-z]+", name)) >= 2 else set()
     for n in names:
+        if n in person_words:
+            continue  # "Crane" is Grace Crane's family name, not a bird
         found = _zh_name_species(n) if zh else _en_name_species(n)
         if found:
             return found

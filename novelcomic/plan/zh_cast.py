@@ -135,12 +135,13 @@ def courtesy_links(text: str, surnames: frozenset[str] = frozenset()) -> dict[st
         for m in rx.finditer(text):
             groups = m.groupdict()
             name = groups.get("name") or (groups["sur"] + groups["given"])
-            if groups.get("name") and surnames:
+            if groups.get("name") and surnames and name[:2] not in COMPOUND_SURNAMES:
                 if len(name) == 3 and name[0] not in surnames and name[1] in surnames:
                     name = name[1:]
-                elif name[0] not in surnames and name[:2] not in COMPOUND_SURNAMES:
+                elif name[0] not in surnames:
                     continue
-            sur = groups.get("sur") or (name[0] if len(name) <= 3 else "")
+            compound = name[:2] if name[:2] in COMPOUND_SURNAMES and len(name) > 2 else ""
+            sur = groups.get("sur") or compound or (name[0] if len(name) <= 3 else "")
             for zi in (groups.get("zi"), groups.get("zi2")):
                 if zi and zi != name:
                     links.setdefault(zi, name)
@@ -201,6 +202,8 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
             for sur in (run[i : i + 2], ch):
                 if sur not in surnames and sur not in COMPOUND_SURNAMES:
                     continue
+                if len(sur) == 1 and run[i : i + 2] in COMPOUND_SURNAMES:
+                    continue  # 夏侯惇 is counted once, by its compound surname
                 for k in (1, 2):
                     g = run[i : i + len(sur) + k]
                     if len(g) == len(sur) + k:
