@@ -928,8 +928,11 @@ def _zh_refine(
                 and counts.get(w[1:], full.count(w[1:])) >= 2 * counts.get(w, 0)):
             del names[w]  # 时曹操, 闻姜维: a word glued before a full name (林小雨 is not 林 + 小雨)
             continue
-        if w in words and not words[w].startswith("nr") and speaks[w] < 2:
-            del names[w]  # 文武, 牛马: words the dictionary knows, and not as names
+        if w in words and not words[w].startswith("nr") and (speaks[w] < 2 or words[w][:1] in "vadcpu"):
+            del names[w]  # 文武, 牛马, 商议: words the dictionary knows, and not as names
+            continue
+        if _zh_bound_share(w, full, words) >= 0.5:
+            del names[w]  # 马向前 in 纵马向前 / 勒马向前: its first character is the object of the word before
             continue
         if len(w) > 1 and w[0] in singles and w[1] in zh_cast.SUBJECT_NEXT:
             del names[w]  # 匡大呼 where 匡 speaks on its own
@@ -969,6 +972,19 @@ def _zh_refine(
             or (d[-1] not in ZH_PERSON_SUFFIXES and speaks[d] < 2)  # 督邮 speaks often; 书略 once
         ):
             descriptors.discard(d)
+
+
+def _zh_bound_share(w: str, full: str, words: dict[str, str]) -> float:
+    """Share of ``w``'s uses (up to 200) whose first character ends a dictionary word with the
+    character before it (纵马 of 纵马向前): a name is not glued to the word before it."""
+    total = bound = 0
+    start = full.find(w)
+    while start >= 0 and total < 200:
+        total += 1
+        if start and full[start - 1 : start + 1] in words:
+            bound += 1
+        start = full.find(w, start + len(w))
+    return bound / total if total else 0.0
 
 
 def _twice(names: dict[str, int]) -> Iterable[str]:

@@ -196,6 +196,7 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
     longer such name."""
     grams: Counter[str] = Counter()
     before: dict[str, Counter[str]] = {}
+    bound: Counter[str] = Counter()  # uses where the "surname" ends a word with the character before it
     for m in re.finditer(rf"[{HAN}]+", text):
         run = m.group(0)
         for i, ch in enumerate(run):
@@ -209,6 +210,8 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
                     if len(g) == len(sur) + k:
                         grams[g] += 1
                         before.setdefault(g, Counter())[run[i - 1] if i else ""] += 1
+                        if i and run[i - 1 : i + 1] in known_words:
+                            bound[g] += 1
     found: list[str] = []
     for g, n in grams.items():
         if n < min_count or (g in known_words and not known_words[g].startswith("nr")):
@@ -216,6 +219,8 @@ def surname_ngrams(text: str, surnames: frozenset[str], known_words: dict[str, s
         prev, times = before[g].most_common(1)[0]
         if prev and times * 2 >= n:
             continue  # 明乃 in 孔明乃: its "surname" ends another word, which nearly always comes first
+        if bound[g] * 2 >= n:
+            continue  # 马向前 in 纵马向前 / 勒马向前: the "surname" is the object of the word before
         if len(g) == 3 and grams.get(g[1:], 0) >= 2 * n:
             continue  # 时曹操 / 闻姜维: a word glued before a name
         found.append(g)
