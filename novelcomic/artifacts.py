@@ -84,7 +84,10 @@ def sheets_markdown(project: Project) -> str:
         if not ch.reference_images and not needs_sheet(ch):
             generic.append(ch)
             continue
-        images = [project.dir / p for p in ch.reference_images] or [project.sheet_path(ch.id)]
+        from novelcomic.paths import allowed_or_none  # never show a file from outside the project
+
+        images = [q for q in (allowed_or_none(p, project.dir) for p in ch.reference_images) if q is not None] \
+            or [project.sheet_path(ch.id)]
         lines.append(f"## {ch.name} (`{ch.id}`)")
         lines.append(f"*Appearance:* {ch.appearance or '—'}")
         lines.append("")

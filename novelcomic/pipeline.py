@@ -271,9 +271,14 @@ def _save_image(image: object, path: Path) -> None:
 
 
 def _with_project_paths(project: Project, character: Character) -> Character:
-    """The character with its LoRA path resolved against the project directory."""
-    if character.lora and not Path(character.lora).is_absolute() and (project.dir / character.lora).exists():
-        return character.model_copy(update={"lora": str(project.dir / character.lora)})
+    """The character with its LoRA path resolved against the project directory (a hub id stays
+    as it is); a path outside the allowed places is refused (novelcomic.paths)."""
+    from novelcomic.paths import resolve_weight
+
+    if character.lora:
+        lora = resolve_weight(character.lora, project.dir, "lora")
+        if lora != character.lora:
+            return character.model_copy(update={"lora": lora})
     return character
 
 
@@ -282,7 +287,9 @@ def reference_images(project: Project, character_id: str) -> list[Path]:
     no sheet (it is drawn as a generic figure), so it gives none unless it has images of its own."""
     ch = project.characters().by_id()[character_id]
     if ch.reference_images:
-        return [project.dir / p for p in ch.reference_images]
+        from novelcomic.paths import resolve_user_path
+
+        return [resolve_user_path(p, project.dir, "reference_images") for p in ch.reference_images]
     if generic_figure(ch):
         return []
     sheet = project.sheet_path(character_id)
@@ -426,7 +433,9 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         return path, False
     backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
     if cfg.style_reference and hasattr(backend, "style_reference") and not getattr(backend, "style_reference", None):
-        backend.style_reference = str(project.dir / cfg.style_reference)
+        from novelcomic.paths import resolve_user_path
+
+        backend.style_reference = str(resolve_user_path(cfg.style_reference, project.dir, "style_reference"))
     ctx["backend"] = backend
     names = {c.id: c.name for c in chars.values()}
     prompt = negative = None
@@ -928,10 +937,12 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
     project.yaml, the way a run does, so a misspelt backend name or option (or a bad option value:
     constructors check them up front and load no weights) fails before any work, with
     ``project.yaml:line: field``. Returns the names checked, as ``stage=backend``."""
+    from novelcomic.paths import check_project_paths
     from novelcomic.registry import REGISTRIES
     from novelcomic.yamlio import line_of, read_yaml
 
     cfg = project.config()
+    check_project_paths(project)  # no file outside the project (or the allowed dirs) is ever read
     checked: list[str] = []
     wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]
     targets: list[tuple[str, str, str, dict]] = [

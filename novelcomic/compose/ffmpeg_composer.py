@@ -656,8 +656,10 @@ class FFmpegComposer:
             track = request.music.tracks.get(mood)
             if track:
                 path = Path(track).expanduser()
-                if not path.is_absolute() and request.project_dir is not None:
-                    path = request.project_dir / path
+                if request.project_dir is not None:  # no file from outside the project (novelcomic.paths)
+                    from novelcomic.paths import resolve_user_path
+
+                    path = resolve_user_path(track, request.project_dir, f"music.tracks.{mood}")
                 if not path.is_file():
                     raise NovelcomicError(
                         f"music track {track!r} for mood {mood!r} not found ({path})", field=f"music.tracks.{mood}"
