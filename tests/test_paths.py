@@ -89,6 +89,8 @@ def assert_outside(r: subprocess.CompletedProcess[str], field: str, file: str) -
 def test_outside_paths_are_refused_by_validate_and_run(project: Path, field: str, value: str) -> None:
     set_field(project, field, value)
     assert_outside(cli("validate", "p", root=project), field, FIELDS[field][0])
+    if value.startswith("/"):
+        return  # a run goes through the same check as validate (pipeline.check_backends): one run per field is enough
     before = sorted(p.relative_to(project) for p in project.rglob("*"))
     assert_outside(cli("run", "p", "--no-prefect", root=project), field, FIELDS[field][0])
     made = [p for p in sorted(p.relative_to(project) for p in project.rglob("*")) if p not in before]
