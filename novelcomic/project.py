@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -39,8 +39,10 @@ from novelcomic.models import (
     PropsFile,
     Storyboard,
 )
-from novelcomic.store import Store
 from novelcomic.yamlio import SCHEMA_DIR, line_of, load_model, model_to_yaml, read_yaml, write_schemas
+
+if TYPE_CHECKING:
+    from novelcomic.store import Store
 
 NAME_RE = re.compile(r"^[^/\\\x00]+$")
 MAX_NAME_CHARS = 100
@@ -181,6 +183,8 @@ class Project:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from novelcomic.store import Store  # SQLModel is imported when state is first needed, not by every command
+
             self._store = Store(self.name, self.dir)
         return self._store
 
