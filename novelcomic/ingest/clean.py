@@ -247,7 +247,6 @@ _WRAP_MIN_OPEN = 0.3  # share of run-on lines that end without closing punctuati
 _CLOSING_PUNCT = frozenset("。！？!?.…；;：:”’」』\"')）】》")
 _CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _LOCAL_WRAP_MIN_CHARS = 10  # a Chinese line cut mid-phrase without a book-wide wrap width
-_HEADING_CACHE_MAX = 4096
 
 
 def _indent_width(raw: str) -> int:

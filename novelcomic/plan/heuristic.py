@@ -141,7 +141,6 @@ ZH_PLACE_STOP = frozenset(
      "尾巴", "山脚", "山风", "船头", "石台"}
 )
 ZH_PLACE_TRAILING = "里上中下内外前后边"
-ZH_INTERIOR_RE = re.compile(r"[屋殿房室厅堂店庙阁楼宫府]$|屋里|殿里|房里|庙里|室内|屋内")
 ZH_PROPS: tuple[str, ...] = (
     "灯笼", "长明灯", "剑", "刀", "信", "伞", "钥匙", "书", "船桨", "玉佩", "扇子", "镜子", "戒指", "项链", "笛子", "琴", "弓",
     "箭", "包袱", "地图", "钱袋", "令牌", "手机", "篮子", "铃铛", "渔网", "斗笠", "蓑衣", "火种", "宝剑", "葫芦", "簪子",
@@ -254,10 +253,6 @@ EN_PLACE_RE = re.compile(
     rf"({EN_PLACE_NOUNS})\b"
 )
 EN_PROPER_PLACE_RE = re.compile(r"\b(?:in|at|to|into|from|near|of)\s+([A-Z][a-z]+)\b|\b([A-Z][a-z]+) was an? (?:\w+ )?(?:village|town|city)\b")
-EN_INTERIOR = frozenset(
-    {"workshop", "room", "hall", "library", "kitchen", "house", "cottage", "attic", "cellar", "office", "bedroom",
-     "classroom", "inn", "tavern", "shop", "temple", "church", "castle", "palace", "cave", "forge", "mill", "shrine"}
-)
 EN_PROPS: tuple[str, ...] = (
     "lantern", "letter", "key", "sword", "box", "book", "map", "ring", "necklace", "lamp", "candle", "knife", "bag",
     "basket", "hat", "umbrella", "spectacles", "raincoat", "apron", "staff", "wand", "clock", "bell", "oar", "nest",
@@ -308,12 +303,6 @@ MOOD_CUES: tuple[tuple[Mood, tuple[str, ...]], ...] = (
 )
 ACTION_WORDS = ("跑", "追", "冲", "飞", "跳", "扑", "爬", "抓", "递", "扫", "ran ", "run ", "jump", "flew", "fly ", "chase", "climb", "dragged", "turned", "spread", "lifted", "slipped")
 LANDSCAPE_WORDS = ("山", "河", "村", "天空", "月亮", "雾", "树林", "sky", "marsh", "village", "river", "forest", "mountain", "moon", "fog", "reeds")
-TIME_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("night", ("夜", "晚", "月", "天黑", "night", "moon", "dark", "evening")),
-    ("dawn", ("清晨", "黎明", "天亮", "拂晓", "发白", "dawn", "sunrise", "morning")),
-    ("dusk", ("黄昏", "傍晚", "夕阳", "dusk", "sunset", "twilight")),
-    ("day", ("白天", "中午", "正午", "阳光", "day", "noon", "afternoon", "sunny")),
-)
 TEMPERAMENT = {
     "zh": {"happy": "开朗", "excited": "活泼", "whisper": "温柔", "sad": "忧伤", "angry": "暴躁", "afraid": "胆小", "surprised": "好奇", "old": "慈祥", "neutral": "平和"},
     "en": {"happy": "cheerful", "excited": "lively", "whisper": "gentle", "sad": "melancholy", "angry": "fiery", "afraid": "timid", "surprised": "curious", "old": "kindly", "neutral": "calm"},
@@ -407,6 +396,7 @@ class _Cast:
     genders: dict[str, str]
     pattern: re.Pattern[str] | None
     words: dict[str, str] | None = None  # a dictionary, where one-character aliases exist
+    given: set[str] | None = None  # cache of _given_chars (the lookup never changes after construction)
 
     def _is_word(self, m: re.Match[str]) -> bool:
         """A one-character alias that starts a word of the language (原 of 原来) names nobody."""
@@ -666,11 +656,14 @@ def _zh_name_at_end(head: str, cast: _Cast) -> str | None:
 
 
 def _given_chars(cast: _Cast) -> set[str]:
-    """Last characters of the cast's surname-and-given names (操 of 曹操, 嵩 of 皇甫嵩)."""
-    return {
-        n[-1] for n in cast.lookup
-        if len(n) in (2, 3) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)
-    }
+    """Last characters of the cast's surname-and-given names (操 of 曹操, 嵩 of 皇甫嵩); computed
+    once per cast (it is asked for every attribution of a whole novel)."""
+    if cast.given is None:
+        cast.given = {
+            n[-1] for n in cast.lookup
+            if len(n) in (2, 3) and (n[0] in ZH_SURNAMES or n[:2] in zh_cast.COMPOUND_SURNAMES)
+        }
+    return cast.given
 
 
 def _zh_noun_subject(s: str, tagger: Tagger, known: dict[str, str] | None = None) -> str | None:
