@@ -480,7 +480,8 @@ class RemoteClient:
             headers[self.config.auth_header] = f"{scheme} {key}" if scheme else key
         return headers
 
-    def _refused(self, status: int, url: str, body: str) -> HTTPStatusError:
+    def status_error(self, status: int, url: str, body: str) -> HTTPStatusError:
+        """The one-line error for an answer with a bad ``status`` (401/403 name the key's variable)."""
         label, env = self.config.label, self.config.api_key_env
         if status in (401, 403):
             if env and not self.api_key():
@@ -558,7 +559,7 @@ class RemoteClient:
                 attempt.wait_at_least(parse_retry_after(reply.headers.get("retry-after")))
                 continue
             if reply.status >= 400 and check:
-                raise self._refused(reply.status, url, reply.text)
+                raise self.status_error(reply.status, url, reply.text)
             return reply
         plural = f"{tries} attempt{'s' if tries != 1 else ''}"
         if not answered:

@@ -2,7 +2,7 @@
 DeepSeek, OpenAI.
 
 One HTTP call per :meth:`OpenAIBackend.complete` (``POST {base_url}/chat/completions``) with
-retries and exponential backoff on timeouts, connection errors, 429 and 5xx. JSON output is
+retries, backoff, Retry-After and the "server down" breaker of :mod:`novelcomic.remote`. JSON output is
 requested the strongest way the server accepts: ``response_format`` ``json_schema``, then
 ``json_object``, then nothing; a server that rejects one (HTTP 400 about ``response_format``)
 is asked the next way, and the instance remembers what worked.
@@ -10,10 +10,10 @@ is asked the next way, and the instance remembers what worked.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Literal
 
+from novelcomic import remote
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.llm.base import Message
 
@@ -23,49 +23,12 @@ MAX_RETRY_AFTER = 30.0
 REPROBE_SECONDS = 60.0  # a server that did not answer is asked again (once) after this long
 
 
-class Unreachable:
-    """Servers that gave no HTTP answer after all retries, by URL, shared by every instance in
-    the process: Prefect runs one task per shot, each with its own backend, and none of them
-    should wait out the retries again on a server already found down. One call is let through
-    every :data:`REPROBE_SECONDS`; any answer clears the URL."""
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        import threading
-
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._down: dict[str, tuple[float, str]] = {}
-
-    def check(self, url: str) -> None:
-        """Raise at once if ``url`` was found down less than REPROBE_SECONDS ago."""
-        with self._lock:
-            seen = self._down.get(url)
-            if seen is None:
-                return
-            since, reason = seen
-            if self.clock() - since >= REPROBE_SECONDS:
-                self._down[url] = (self.clock(), reason)  # this call probes; the others keep failing fast
-                return
-        raise BackendError(f"LLM server at {url} did not answer earlier in this run ({reason}); "
-                           f"asked again every {REPROBE_SECONDS:g} s")
-
-    def mark(self, url: str, reason: str) -> None:
-        with self._lock:
-            self._down[url] = (self.clock(), reason)
-
-    def clear(self, url: str) -> None:
-        with self._lock:
-            self._down.pop(url, None)
+UNREACHABLE = remote.BREAKER  # the process-wide breaker of novelcomic.remote, keyed by base URL
 
 
-UNREACHABLE = Unreachable()
-
-
-def forget_unreachable(clock: Any = time.monotonic) -> Unreachable:
-    """Start over (tests): no server is remembered as down; returns the fresh memory."""
-    global UNREACHABLE
-    UNREACHABLE = Unreachable(clock)
-    return UNREACHABLE
+def forget_unreachable(clock: Any = time.monotonic) -> remote.Breaker:
+    """Start over (tests): no server is remembered as down; returns the (shared) breaker."""
+    return remote.reset_breaker(clock)
 
 
 class OpenAIBackend:
@@ -120,6 +83,7 @@ class OpenAIBackend:
         self.json_mode: JsonMode = json_mode
         self.context_tokens = int(context_tokens)
         self.extra_headers = dict(extra_headers or {})
+        self._client: remote.RemoteClient | None = None
 
     @property
     def url(self) -> str:
@@ -155,78 +119,34 @@ class OpenAIBackend:
                 # The server does not take this kind of response_format: ask the next weaker way.
                 self.json_mode = JSON_MODES[JSON_MODES.index(mode) + 1]
                 continue
-            if status == 401 or status == 403:
-                hint = (
-                    f"set the environment variable {self.api_key_env}"
-                    if not os.environ.get(self.api_key_env)
-                    else f"check the key in {self.api_key_env}"
-                )
-                raise BackendError(f"LLM server at {self.url} refused the request (HTTP {status}): {hint}")
             if status >= 400:
-                raise BackendError(f"LLM server at {self.url} answered HTTP {status}: {_snippet(text)}")
+                raise self.client().status_error(status, self.url, text)
             return _content(data, text, self.url)
 
     # ------------------------------------------------------------------ transport
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.extra_headers}
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+    def client(self) -> remote.RemoteClient:
+        """The shared HTTP layer's client for this server (created once per instance)."""
+        if self._client is None:
+            self._client = remote.RemoteClient(remote.RemoteConfig(
+                base_url=self.base_url, label="LLM server", api_key_env=self.api_key_env or None,
+                timeout=self.timeout, connect_timeout=min(self.timeout, remote.DEFAULT_CONNECT_TIMEOUT),
+                retries=self.retries, backoff=self.backoff, max_retry_after=MAX_RETRY_AFTER,
+                probe_interval=REPROBE_SECONDS, headers={"Content-Type": "application/json", **self.extra_headers},
+            ))
+        return self._client
 
     def _post(self, body: dict[str, Any]) -> tuple[int, Any, str]:
-        """POST with retries; returns (status, parsed JSON or None, text) of the final answer.
-
-        Retried: timeouts, connection errors, 429 and 5xx. After the last attempt a BackendError
-        names the URL, the last status and the last error.
-        """
-        import httpx
-
-        UNREACHABLE.check(self.url)
-        last_error = ""
-        last_status: int | None = None
-        only_connect_errors = True
-        attempts = self.retries + 1
-        with httpx.Client(timeout=self.timeout) as client:
-            for attempt in range(attempts):
-                wait = self.backoff * (2**attempt)
-                try:
-                    resp = client.post(self.url, json=body, headers=self._headers())
-                except httpx.TimeoutException:
-                    only_connect_errors = False
-                    last_error = f"timed out after {self.timeout:g} s"
-                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.NetworkError) as exc:
-                    if not isinstance(exc, httpx.ConnectError):
-                        only_connect_errors = False
-                    last_error = f"{type(exc).__name__}: {exc}"
-                else:
-                    text = resp.text
-                    if resp.status_code == 429 or resp.status_code >= 500:
-                        only_connect_errors = False
-                        last_status = resp.status_code
-                        last_error = _snippet(text)
-                        retry_after = resp.headers.get("retry-after", "")
-                        if retry_after.replace(".", "", 1).isdigit():
-                            wait = max(wait, min(float(retry_after), MAX_RETRY_AFTER))
-                    else:
-                        UNREACHABLE.clear(self.url)
-                        try:
-                            data = resp.json()
-                        except ValueError:
-                            data = None
-                        return resp.status_code, data, text
-                if attempt + 1 < attempts:
-                    time.sleep(wait)
-        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        if last_status is None:  # no HTTP answer at all (refused, unreachable, timed out)
-            UNREACHABLE.mark(self.url, last_error)
-        if only_connect_errors:
-            raise BackendError(
-                f"cannot reach LLM server at {self.url} ({tries}; last error: {last_error}): is the server running?"
-            )
-        status = f"HTTP {last_status}" if last_status is not None else "no HTTP status"
-        raise BackendError(f"LLM server at {self.url} failed after {tries}: last status {status}; last error: {last_error}")
+        """POST through :mod:`novelcomic.remote` (retries on timeouts, connection errors, 429 and
+        5xx; the process-wide breaker); returns (status, parsed JSON or None, text) of the answer.
+        A 4xx is returned for :meth:`complete` to read (``response_format`` refusals, keys)."""
+        reply = self.client().request("POST", "chat/completions", json=body, check=False)
+        text = reply.text
+        try:
+            data = reply.json()
+        except remote.RemoteError:
+            data = None
+        return reply.status, data, text
 
 
 def _response_format(mode: JsonMode, schema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -243,15 +163,10 @@ def _content(data: Any, text: str, url: str) -> str:
     try:
         message = data["choices"][0]["message"]
     except (TypeError, KeyError, IndexError):
-        raise BackendError(f"LLM server at {url} sent an answer without choices[0].message: {_snippet(text)}") from None
+        raise BackendError(f"LLM server at {url} sent an answer without choices[0].message: {remote.snippet(text)}") from None
     content = message.get("content") if isinstance(message, dict) else None
     if content is None:
         return ""
     if isinstance(content, list):  # some servers send content parts
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return str(content)
-
-
-def _snippet(text: str, limit: int = 300) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= limit else one[:limit] + "…"

@@ -8,7 +8,8 @@ skew, 503 on the handshake, ``NoAudioReceived``). So each line is:
    never fetched again, and a re-run after an edit only fetches the changed lines;
 2. fetched with :class:`edge_tts.Communicate`, streaming MP3 audio and ``WordBoundary`` /
    ``SentenceBoundary`` events (offsets in 100 ns units → seconds, kept as word timings for
-   karaoke subtitles), retried with exponential backoff on network-type failures;
+   karaoke subtitles), retried with exponential backoff on network-type failures (the retry loop and
+   breaker of :mod:`novelcomic.remote`, shared with every HTTP engine);
 3. decoded to a PCM16 mono WAV with ffmpeg;
 4. when every attempt failed, spoken by the offline ``fallback`` backend (espeak, else silence) with
    a warning in :attr:`SpeechResult.warnings`, so a chapter never stops on a network error. Such a
@@ -16,7 +17,7 @@ skew, 503 on the handshake, ``NoAudioReceived``). So each line is:
 
 When a line's attempts all ended in a connection-level failure (DNS, refused/reset, unreachable,
 timeout) edge-tts is taken as unreachable: a circuit breaker shared by the whole process
-(:data:`BREAKER`) sends later lines straight to the fallback, and lets one line try edge again
+(:data:`BREAKER`, edge-tts's key in :data:`novelcomic.remote.BREAKER`) sends later lines straight to the fallback, and lets one line try edge again
 every ``probe_interval`` seconds; one success closes it. So an offline run costs one line's
 retries, not every line's.
 
@@ -37,14 +38,15 @@ import errno
 import shutil
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from novelcomic import remote
 from novelcomic.errors import BackendError, NovelcomicError
+from novelcomic.remote import Gate, Outage, RetryPolicy, retrying
 from novelcomic.voice.base import SpeechRequest, SpeechResult, WordTiming
 
 CACHE_VERSION = "1"
@@ -163,72 +165,18 @@ def describe_error(exc: BaseException, timeout: float | None = None) -> str:
     return f"{name}: {message}" if message else name
 
 
-@dataclass(frozen=True)
-class Outage:
-    """edge-tts found unreachable: since when, why, and when it was last tried (clock seconds)."""
-
-    since: float
-    reason: str
-    last_try: float
-
-
-class EdgeBreaker:
-    """A circuit breaker for edge-tts, shared by every :class:`EdgeTTS` of the process (:data:`BREAKER`).
-
-    Reachability belongs to the machine's network, not to one backend instance, and Prefect creates
-    an instance per shot task: per-instance memory would pay a full round of retries per shot. The
-    lock makes it safe for threaded task runners; ``clock`` is injectable for tests.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._outage: Outage | None = None
-
-    @property
-    def outage(self) -> Outage | None:
-        with self._lock:
-            return self._outage
-
-    def check(self, probe_interval: float) -> tuple[str, Outage | None]:
-        """``("go", None)`` when closed; ``("probe", outage)`` when open but a try is due (this
-        caller makes it; others keep skipping until it is over); ``("skip", outage)`` otherwise."""
-        with self._lock:
-            outage = self._outage
-            if outage is None:
-                return "go", None
-            now = self.clock()
-            if now - outage.last_try >= probe_interval:
-                self._outage = replace(outage, last_try=now)
-                return "probe", outage
-            return "skip", outage
-
-    def trip(self, reason: str) -> None:
-        """Record that edge-tts could not be reached just now."""
-        with self._lock:
-            now = self.clock()
-            since = self._outage.since if self._outage else now
-            self._outage = Outage(since=since, reason=reason, last_try=now)
-
-    def close(self) -> None:
-        """edge-tts answered: forget the outage."""
-        with self._lock:
-            self._outage = None
-
-    def reset(self, clock: Callable[[], float] | None = None) -> None:
-        """Forget everything (and optionally swap the clock): for tests and long-lived processes."""
-        with self._lock:
-            self._outage = None
-            if clock is not None:
-                self.clock = clock
+EDGE_KEY = "edge-tts"  # edge-tts's key in the process-wide breaker of novelcomic.remote
+# The breaker for edge-tts: a view of novelcomic.remote's process-wide breaker (one for every
+# remote engine). Reachability belongs to the machine's network, not to one backend instance,
+# and Prefect creates an instance per shot task: per-instance memory would pay a full round of
+# retries per shot.
+EdgeBreaker = Gate
+BREAKER: Gate = remote.BREAKER.gate(EDGE_KEY)
 
 
-BREAKER = EdgeBreaker()
-
-
-def reset_breaker(clock: Callable[[], float] | None = None) -> EdgeBreaker:
-    """Reset the process-wide breaker (tests call it around each test) and return it."""
-    BREAKER.reset(clock)
+def reset_breaker(clock: Callable[[], float] | None = None) -> Gate:
+    """Reset the process-wide breaker (tests call it around each test) and return edge-tts's view of it."""
+    remote.reset_breaker(clock)
     return BREAKER
 
 
@@ -353,7 +301,7 @@ class EdgeTTS:
         self.fallback = None if fallback in (None, "", "none") else str(fallback)
         self.boundary = boundary
         self.probe_interval = float(probe_interval)
-        self.breaker: EdgeBreaker = BREAKER  # process-wide; tests may give an instance its own
+        self.breaker: Gate = BREAKER  # process-wide (novelcomic.remote); tests may give an instance its own
         if cache_dir:
             self.cache_dir = Path(cache_dir).expanduser()
         else:
@@ -382,9 +330,7 @@ class EdgeTTS:
         probing = state == "probe"
         errors: list[str] = []
         network = False
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.sleep(self.backoff * 2 ** (attempt - 1))
+        for _attempt in retrying(RetryPolicy(self.retries, self.backoff), self.sleep):
             self.attempts += 1
             try:
                 audio, words = run_coroutine(lambda: self._fetch(request.text, voice, rate, pitch, volume))
