@@ -19,5 +19,6 @@ def register(registries: dict[str, Any]) -> None:
     registries["llm"].register("transformers", "novelcomic.llm.transformers_backend:TransformersBackend")
     registries["render"].register("diffusers", "novelcomic.render.diffusers_backend:DiffusersBackend")
     registries["voice"].register("edge", "novelcomic.voice.edge:EdgeTTS")
+    registries["voice"].register("piper", "novelcomic.voice.piper:PiperTTS")
     registries["effect"].register("shake", "novelcomic.compose.effects:Shake")
     registries["effect"].register("vignette_pulse", "novelcomic.compose.effects:VignettePulse")

@@ -166,6 +166,17 @@ class ProjectConfig(_Model):
             raise ValueError(f"resolution {w}x{h} must be even numbers of at least 64 pixels")
         return v
 
+    @model_validator(mode="after")
+    def _default_voice(self) -> "ProjectConfig":
+        """No voice stage in project.yaml: piper for English when installed, else espeak (novelcomic.voice.piper)."""
+        if "voice" not in self.stages.model_fields_set:
+            from novelcomic.voice.piper import default_voice_backend
+
+            backend = default_voice_backend(self.language)
+            if self.stages.voice.backend != backend:
+                self.stages.__dict__["voice"] = StageSpec(backend=backend)  # still unset: follows the language
+        return self
+
     @property
     def size(self) -> tuple[int, int]:
         if self.resolution:
