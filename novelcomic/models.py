@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 ID_RE = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff]+$")
 NARRATOR = "narrator"
@@ -209,6 +209,22 @@ class VoiceSpec(_Model):
         None, ge=-100, le=500,
         description="Words per minute (espeak, 80-450) or percent change (edge-tts, -50 … +100); -100 … 500 accepted",
     )
+    # For OpenAI-compatible speech servers (voice backend openai); left out of dumps (and so of
+    # every hash) while unset, so lines and images made before these fields stay up to date.
+    speed: float | None = Field(None, ge=0.25, le=4.0, description="Speaking speed for OpenAI-compatible speech servers (1.0 is normal)")
+    reference_audio: str | None = Field(
+        None, description="A clip (relative to the project) a voice-cloning speech server makes this voice sound like",
+    )
+    reference_text: str | None = Field(None, description="What reference_audio says, word for word (CosyVoice needs it)")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("speed", "reference_audio", "reference_text"):
+                if name in data and data[name] is None:
+                    del data[name]
+        return data
 
 
 class Character(_Model):
