@@ -1,4 +1,4 @@
-"""Commands that edit what the pipeline made: edit-shot."""
+"""Commands that edit what the pipeline made: edit-shot, export."""
 
 from __future__ import annotations
 
@@ -71,4 +71,40 @@ def edit_shot(
     click.echo(f"the chapter video is now out of date: novelcomic run {project.name} --chapters {ch} --stage compose")
 
 
-COMMANDS = [edit_shot]
+@click.command("export")
+@click.argument("name")
+@click.option("--to", "target", type=click.Choice(["jianying", "otio"]), required=True,
+              help="jianying: one self-contained 剪映 5.x draft folder per chapter; otio: OpenTimelineIO with music and subtitle markers.")
+@click.option("--chapters", default=None, help="Chapters to export: ids or numbers, e.g. 1-3,5 (default: all).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where to write (default: out/jianying or out/otio in the project).")
+@click.pass_obj
+def export(obj: dict, name: str, target: str, chapters: str | None, out: str | None) -> None:
+    """Export chapters of project NAME to finish the cut in an editor.
+
+    The timeline is the one the compose stage makes (same times as the MP4): run the pipeline
+    first. A 剪映 draft folder can be moved into 剪映's drafts directory as it is.
+    """
+    from pathlib import Path
+
+    from novelcomic.pipeline import select_chapters
+
+    project = Project.open(name, obj.get("root"))
+    chosen = select_chapters(project.config(), chapters)
+    out_dir = Path(out).expanduser() if out else project.out_dir / target
+    for ch in chosen:
+        if not project.video_path(ch).is_file():
+            click.echo(f"warning: chapter {ch} has no video yet: the export follows the timeline its compose will make", err=True)
+    if target == "jianying":
+        from novelcomic.compose.jianying_export import export_jianying
+
+        for d in export_jianying(project, chosen, out_dir):
+            click.echo(f"{d.folder}  ({d.shots} shots, {d.lines} lines, {d.cues} subtitles, {d.duration_us / 1e6:.2f} s)")
+    else:
+        from novelcomic.compose.otio_export import export_chapter_otio
+
+        for ch in chosen:
+            click.echo(str(export_chapter_otio(project, ch, out_dir)))
+
+
+COMMANDS = [edit_shot, export]
