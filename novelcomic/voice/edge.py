@@ -429,29 +429,36 @@ class EdgeTTS:
         return SpeechResult(duration=duration, sample_rate=SAMPLE_RATE, backend=self.name, voice=meta.get("voice", ""), words=words)
 
     def _fall_back(self, request: SpeechRequest, out_path: Path, reason: str) -> SpeechResult:
-        if self.fallback is None:
-            raise BackendError(f"{reason}; no fallback voice configured")
-        from novelcomic.registry import UnknownBackendError, tts_backends
+        return speak_offline(self.fallback, request, out_path, reason)
 
-        offline_request = SpeechRequest(
-            text=request.text, language=request.language, speaker=request.speaker, emotion=request.emotion,
-            voice=request.voice.model_copy(update={"voice": None, "pitch": None, "rate": None}),
-        )
-        try:
-            backend = tts_backends.create(self.fallback, {})
-        except UnknownBackendError:
-            from novelcomic.voice.silent import SilentTTS
 
-            backend = SilentTTS()
-        result = backend.synthesize(offline_request, out_path)
-        result.warnings = [f"{reason}; used the offline voice {backend.name!r}", *result.warnings]
-        # machine-readable: SpeechResult.fallback once base.py has the field; an attribute until then
-        setattr(result, "fallback", True)  # noqa: B010
-        return result
+def speak_offline(fallback: str | None, request: SpeechRequest, out_path: Path, reason: str) -> SpeechResult:
+    """Speak ``request`` with the offline voice backend ``fallback`` (espeak, silent; silence when
+    it is not installed) because an online voice failed for ``reason``: the result carries the
+    warning and ``fallback = True``, so the next run voices the line again. ``fallback`` None
+    raises a BackendError instead. Shared by every online voice backend (edge, openai)."""
+    if fallback is None:
+        raise BackendError(f"{reason}; no fallback voice configured")
+    from novelcomic.registry import UnknownBackendError, tts_backends
+
+    offline_request = SpeechRequest(
+        text=request.text, language=request.language, speaker=request.speaker, emotion=request.emotion,
+        voice=request.voice.model_copy(update={"voice": None, "pitch": None, "rate": None}),
+    )
+    try:
+        backend = tts_backends.create(fallback, {})
+    except UnknownBackendError:
+        from novelcomic.voice.silent import SilentTTS
+
+        backend = SilentTTS()
+    result = backend.synthesize(offline_request, out_path)
+    result.warnings = [f"{reason}; used the offline voice {backend.name!r}", *result.warnings]
+    result.fallback = True
+    return result
 
 
 __all__ = [
     "BREAKER", "EMOTIONS", "EdgeBreaker", "EdgeProsody", "EdgeTTS", "Outage", "describe_error", "is_fallback",
-    "is_network_error", "known_voices", "reset_breaker", "resolve_voice", "retryable_errors", "run_coroutine",
+    "is_network_error", "known_voices", "reset_breaker", "resolve_voice", "retryable_errors", "run_coroutine", "speak_offline",
     "suggest_voices",
 ]
