@@ -19,6 +19,8 @@ def register(registries: dict[str, Any]) -> None:
     registries["llm"].register("transformers", "novelcomic.llm.transformers_backend:TransformersBackend")
     registries["render"].register("diffusers", "novelcomic.render.diffusers_backend:DiffusersBackend")
     registries["voice"].register("edge", "novelcomic.voice.edge:EdgeTTS")
+    registries["render"].register("openai", "novelcomic.render.openai_images:OpenAIImages")
+    registries["voice"].register("openai", "novelcomic.voice.openai_speech:OpenAISpeech")
     registries["voice"].register("piper", "novelcomic.voice.piper:PiperTTS")
     registries["effect"].register("shake", "novelcomic.compose.effects:Shake")
     registries["effect"].register("vignette_pulse", "novelcomic.compose.effects:VignettePulse")
