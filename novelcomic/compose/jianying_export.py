@@ -313,6 +313,7 @@ def _build(cut: ChapterCut, folder: Path, name: str) -> DraftExport:
             continue  # a silent line has no audio to place (and no cue)
         local = _copy(wav, materials / "audio", wav.stem, copied)
         material = jy.AudioMaterial(str(local))
+        material.duration = round(seconds * SEC)  # exact, from the WAV header (MediaInfo rounds to ms)
         a = round(s * SEC)
         length = min(round(seconds * SEC), material.duration, total_us - a)
         script.add_segment(jy.AudioSegment(material, jy.Timerange(a, length)), voice)
@@ -321,14 +322,16 @@ def _build(cut: ChapterCut, folder: Path, name: str) -> DraftExport:
     bed = write_music_bed(cut, materials / "music" / "music.wav")
     if bed is not None:
         material = jy.AudioMaterial(str(bed.path))
+        material.duration = round(wav_duration(bed.path) * SEC)
         seg = jy.AudioSegment(material, jy.Timerange(0, min(total_us, material.duration)),
                               volume=round(10 ** (bed.volume_db / 20), 4))
         script.add_segment(seg, music)
 
     style = jy.TextStyle(size=6.0, color=(1.0, 1.0, 1.0), align=1, auto_wrapping=True, max_line_width=0.82)
     for cue in tl.cues:
-        a, b = round(cue.start * SEC), min(round(cue.end * SEC), total_us)
-        text = jy.TextSegment(display_text(cue, cut.language), jy.Timerange(a, b - a), style=style,
+        a = round(cue.start * SEC)  # start and length rounded as the line's audio segment is: the two line up
+        length = min(round((cue.end - cue.start) * SEC), total_us - a)
+        text = jy.TextSegment(display_text(cue, cut.language), jy.Timerange(a, length), style=style,
                               border=jy.TextBorder(color=(0.0, 0.0, 0.0), width=40.0),
                               clip_settings=jy.ClipSettings(transform_y=-0.72))
         script.add_segment(text, subs)
