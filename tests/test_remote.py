@@ -122,7 +122,8 @@ class OpenAIStub:
         self.tasks[task] = {"polls": 0, "url": url}
         return {"id": task, "object": "image.generation.task", "status": "pending", "progress": 0}
 
-    def start(self) -> "OpenAIStub":
+    def start(self, port: int = 0) -> "OpenAIStub":
+        """Serve on ``port`` (0: any free one; a killed server's port to restart it there)."""
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -232,7 +233,7 @@ class OpenAIStub:
 
             do_GET = do_POST = handle_any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
