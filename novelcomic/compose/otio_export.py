@@ -50,13 +50,14 @@ def export_otio(
     segments: Sequence[tuple[int, int, Path]] = (),
     music: Sequence[MusicClip] = (),
     srt: Path | None = None,
-    language: str = "zh",
+    language: str | None = None,
 ) -> Path:
     """Write ``tl`` as an ``.otio`` file at ``path`` (atomically) and return the path.
 
     ``segments`` are (first frame, frame count, file) of the composer's segments, kept as metadata.
     ``music``: clips of a "Music" track; ``srt``: the subtitle file named in the metadata;
-    ``language`` decides how a speaker's name is put in front of dialogue in the subtitle markers.
+    ``language`` decides how a speaker's name is put in front of dialogue in the subtitle markers
+    (default: ``zh`` for a cue with Chinese characters, else ``en``).
     """
     from novelcomic.compose.subtitles import display_text
 
@@ -131,7 +132,7 @@ def export_otio(
         timeline.tracks.append(mtrack)
     for cue in tl.cues:
         timeline.tracks.markers.append(otio.schema.Marker(
-            name=display_text(cue, language),
+            name=display_text(cue, language or ("zh" if any("\u4e00" <= ch <= "\u9fff" for ch in cue.text) else "en")),
             marked_range=otio.opentime.TimeRange(rt(cue.start * fps), rt((cue.end - cue.start) * fps)),
             color=otio.schema.MarkerColor.YELLOW if cue.is_narration else otio.schema.MarkerColor.GREEN,
             metadata={"novelcomic": {"kind": "subtitle", "text": cue.text, "speaker": cue.speaker,

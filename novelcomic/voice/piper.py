@@ -178,15 +178,16 @@ class PiperTTS:
         trim: bool = True,
         fallback: str | None = "espeak",
     ) -> None:
+        given = (speed, sentence_silence)
         try:
             speed, sentence_silence = float(speed), float(sentence_silence)
         except (TypeError, ValueError):
-            raise NovelcomicError(f"speed and sentence_silence must be numbers, got {speed!r} and {sentence_silence!r}",
+            raise NovelcomicError(f"speed and sentence_silence must be numbers, got {given[0]!r} and {given[1]!r}",
                                   field="stages.voice.options") from None
         if not 0.2 <= speed <= 5:
-            raise NovelcomicError(f"speed must be between 0.2 and 5, got {speed!r}", field="stages.voice.options.speed")
+            raise NovelcomicError(f"speed must be between 0.2 and 5, got {given[0]!r}", field="stages.voice.options.speed")
         if not 0 <= sentence_silence <= 5:
-            raise NovelcomicError(f"sentence_silence must be 0-5 seconds, got {sentence_silence!r}",
+            raise NovelcomicError(f"sentence_silence must be 0-5 seconds, got {given[1]!r}",
                                   field="stages.voice.options.sentence_silence")
         if model is not None:
             path = Path(str(model)).expanduser()
