@@ -87,6 +87,7 @@ class OpenAIStub:
         self.kill_after: int | None = None
         self.polls_before_done = 2
         self.seen: list[Seen] = []
+        self.server_times: list[float] = []  # seconds each POST took inside the server (benchmarks)
         self.files: dict[str, bytes] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
         self.images_served = 0
@@ -166,13 +167,21 @@ class OpenAIStub:
                 return seen
 
             def handle_any(self) -> None:
+                start = time.perf_counter()
+                try:
+                    self._handle()
+                finally:
+                    if self.command == "POST":
+                        stub.server_times.append(time.perf_counter() - start)
+
+            def _handle(self) -> None:
                 seen = self._read()
                 path = self.path.split("?")[0]
-                if stub.delay:
-                    time.sleep(stub.delay)
-                if path.startswith("/files/"):
+                if path.startswith("/files/"):  # a CDN: no generation time
                     self._send(200, stub.files[path.rsplit("/", 1)[1]], "image/png")
                     return
+                if stub.delay:
+                    time.sleep(stub.delay)
                 if stub.key is not None and seen.headers.get("authorization") != f"Bearer {stub.key}":
                     self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
                     return
