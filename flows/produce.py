@@ -31,12 +31,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from novelcomic import artifacts, pipeline, review
+from novelcomic import artifacts, pipeline, procs, review
 from novelcomic.errors import NovelcomicError, ProjectLockedError
 from novelcomic.fsutil import hash_inputs
 from novelcomic.project import Project
 
 _workers = max(1, min(4, os.cpu_count() or 1))
+#: The id of the ``produce`` flow run in progress in this process (``novelcomic run`` marks it
+#: cancelled after a stop signal).
+current_flow_run_id: str | None = None
 RESULTS_DIR = "prefect-results"
 
 
@@ -306,7 +309,10 @@ def _stage(project: Project, stage: str, chapter: str, fn: Any, *args: Any) -> A
     try:
         out = fn(*args)
     except BaseException as exc:
-        project.store.set_stage(stage, "failed", chapter, str(exc) or type(exc).__name__)
+        if procs.is_stop(exc):
+            project.store.set_stage(stage, "cancelled", chapter)
+        else:
+            project.store.set_stage(stage, "failed", chapter, str(exc) or type(exc).__name__)
         raise
     project.store.set_stage(stage, "done", chapter)
     return out
@@ -338,7 +344,10 @@ def _run_record(project: Project, took_lock: bool, stages: list[str], chapters: 
     try:
         yield
     except BaseException as exc:
-        project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
+        if procs.is_stop(exc):
+            project.store.finish_run(run_id, error=f"stopped by {procs.as_interrupted(exc)}", status="cancelled")
+        else:
+            project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
         raise
     project.store.finish_run(run_id)
 
@@ -365,6 +374,10 @@ def produce(
     spec like ``"1-3,5"``; ``style``/``seed`` override project.yaml for this run only; ``wait``
     waits for another run on the project to finish instead of refusing.
     """
+    global current_flow_run_id
+    from prefect.runtime import flow_run
+
+    current_flow_run_id = flow_run.get_id()
     stages = list(stages or pipeline.STAGES)
     for s in stages:
         if s not in pipeline.STAGES:
@@ -372,7 +385,7 @@ def produce(
     proj = open_project(project, run_overrides(style, seed))
     selected = _chapters(proj, chapters)
     dist = _distributed(distributed)
-    with project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
+    with procs.chained_sigterm(), project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
         here = [s for s in stages if not (dist and s in ("render", "voice"))]  # workers bring their own backends
         pipeline.preflight(proj, selected, stages, backends_here=here)
         proj.refresh_schemas()

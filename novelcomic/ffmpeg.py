@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from novelcomic import procs
 from novelcomic.errors import BackendError, NovelcomicError
 
 STDERR_TAIL_LINES = 15
@@ -81,7 +82,7 @@ def run_ffmpeg(
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
     try:
-        proc = subprocess.run(
+        proc = procs.run(
             cmd, cwd=cwd, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=subprocess.PIPE,
             timeout=timeout, stdin=subprocess.DEVNULL,
         )
@@ -92,6 +93,7 @@ def run_ffmpeg(
         raise BackendError(f"could not run ffmpeg ({cmd[0]}) while {what}: {exc}") from exc
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
+        procs.check_stop()  # ended by a stop signal: not ffmpeg's failure
         raise BackendError(f"ffmpeg failed (exit {proc.returncode}) while {what}:\n{stderr_tail(err)}")
     return err
 
@@ -121,7 +123,7 @@ class FFmpegWriter:
     def __enter__(self) -> FFmpegWriter:
         self._err = tempfile.TemporaryFile()
         try:
-            self.proc = subprocess.Popen(
+            self.proc = procs.popen(
                 self.cmd, cwd=self.cwd, stdin=subprocess.PIPE,
                 stdout=self.stdout if self.stdout is not None else subprocess.DEVNULL, stderr=self._err,
             )
@@ -164,6 +166,7 @@ class FFmpegWriter:
                 self._close_stdin()
                 self.proc.wait()
                 if failed and issubclass(exc_type, (OSError, BackendError)):
+                    procs.check_stop()
                     raise BackendError(
                         f"ffmpeg failed (exit {failed}) while {self.what}:\n{stderr_tail(self.stderr())}"
                     ) from exc
@@ -171,8 +174,10 @@ class FFmpegWriter:
             broken = not self._close_stdin()
             code = self.proc.wait()
             if code != 0 or broken:
+                procs.check_stop()
                 raise BackendError(f"ffmpeg failed (exit {code}) while {self.what}:\n{stderr_tail(self.stderr())}")
         finally:
+            procs.forget(self.proc)
             self.output = self.stderr()
             self._err.close()
 
@@ -255,7 +260,7 @@ def probe(path: str | Path) -> dict[str, Any]:
     if exe:
         cmd = [exe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            proc = procs.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError) as exc:
             raise BackendError(f"could not run ffprobe on {path}: {exc}") from exc
         if proc.returncode != 0:
@@ -266,7 +271,7 @@ def probe(path: str | Path) -> dict[str, Any]:
 
 
 def _probe_with_ffmpeg(path: Path) -> dict[str, Any]:
-    proc = subprocess.run(
+    proc = procs.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, stdin=subprocess.DEVNULL
     )
     text = proc.stderr.decode("utf-8", "replace")

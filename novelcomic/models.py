@@ -164,6 +164,8 @@ class ProjectConfig(_Model):
         w, h = v
         if w < 64 or h < 64 or w % 2 or h % 2:
             raise ValueError(f"resolution {w}x{h} must be even numbers of at least 64 pixels")
+        if max(w, h) > 7680 or w * h > 7680 * 4320:
+            raise ValueError(f"resolution {w}x{h} is larger than 8K (7680x4320), which the encoders take")
         return v
 
     @model_validator(mode="after")
@@ -328,7 +330,8 @@ class Line(_Model):
     """One spoken line: narration when ``speaker`` is ``narrator``, dialogue otherwise."""
 
     speaker: str = NARRATOR
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=1000,
+                      description="At most 1000 characters (about half a minute spoken): split longer text into several lines or shots")
     emotion: Emotion = "neutral"
 
     @property

@@ -150,7 +150,13 @@ def project_paths(project: Any) -> Iterator[tuple[Path, tuple[object, ...], str,
                               (project.locations_yaml, project.locations, "locations")):
         if not Path(file).exists():
             continue
-        for i, item in enumerate(getattr(loader(), key)):
+        loaded = loader()
+        if key == "characters" and getattr(loaded.narrator, "reference_audio", None):
+            yield file, ("narrator", "reference_audio"), loaded.narrator.reference_audio, False, False
+        for i, item in enumerate(getattr(loaded, key)):
+            clip = getattr(getattr(item, "voice", None), "reference_audio", None)
+            if clip:
+                yield file, (key, i, "voice", "reference_audio"), clip, False, False
             for j, img in enumerate(getattr(item, "reference_images", None) or []):
                 yield file, (key, i, "reference_images", j), img, False, False
             lora = getattr(item, "lora", None)

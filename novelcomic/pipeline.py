@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from novelcomic import procs
 from novelcomic.errors import NovelcomicError
 from novelcomic.fsutil import atomic_path, hash_inputs
 from novelcomic.models import NARRATOR, Character, ProjectConfig, Scene, Shot, Storyboard
@@ -410,6 +411,7 @@ def shot_ids(project: Project, chapter: str) -> list[str]:
 
 def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | None = None) -> tuple[Path, bool]:
     """Render one shot image; returns (path, made). Skipped when its inputs are unchanged."""
+    procs.check_stop()  # a stop signal arrived: no new shot starts
     from novelcomic.render.base import CharacterRef, ShotRequest
     from novelcomic.render.lettering import shot_safe_area
 
@@ -476,7 +478,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     if cfg.lettering and not result.meta.get("lettered"):
         from novelcomic.render.lettering import letter_shot
 
-        result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=cfg.subtitles.font,
+        result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=subtitle_font(project, cfg),
                                    safe=request.safe_area)
         result.meta["lettered"] = True
     from novelcomic.render.edit import carry_history, keep_version
@@ -501,7 +503,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
 # What of a shot only the compose stage reads (editing these re-composes, never re-renders).
 SHOT_COMPOSE_ONLY = {"transition", "duration_hint", "effect"}
 # What of a character's voice only TTS reads; gender and age also shape the drawn look.
-VOICE_ONLY = {"temperament", "voice", "pitch", "rate"}
+VOICE_ONLY = {"temperament", "voice", "pitch", "rate", "speed", "reference_audio", "reference_text"}
 
 
 def character_look(character: Character) -> dict:
@@ -749,6 +751,7 @@ def line_key(chapter: str, shot_id: str, index: int) -> str:
 
 def voice_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | None = None) -> StageReport:
     """Speak every line of one shot (one WAV per line)."""
+    procs.check_stop()
     from novelcomic.voice.base import SpeechRequest
 
     ctx = _ctx or _voice_context(project, chapter)
@@ -816,6 +819,7 @@ def voice(project: Project, chapter: str) -> StageReport:
 
 def compose(project: Project, chapter: str) -> StageReport:
     """Build the chapter's timeline from the shot images and line audio, and compose the video."""
+    procs.check_stop()
     from novelcomic.compose.base import ComposeRequest, LineAudio
     from novelcomic.compose.timeline import build_timeline
 
@@ -865,7 +869,8 @@ def compose(project: Project, chapter: str) -> StageReport:
     result = composer.compose(
         ComposeRequest(
             timeline=timeline, out_video=video, out_srt=srt, work_dir=project.work_dir / chapter,
-            language=cfg.language, music=cfg.music, subtitles=cfg.subtitles, project_dir=project.dir, title=title,
+            language=cfg.language, music=cfg.music, project_dir=project.dir, title=title,
+            subtitles=cfg.subtitles.model_copy(update={"font": subtitle_font(project, cfg)}),  # a font file: absolute
         )
     )
     for kind, path in (("cover", result.cover), ("otio", result.otio)):
@@ -943,6 +948,7 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
 
     cfg = project.config()
     check_project_paths(project)  # no file outside the project (or the allowed dirs) is ever read
+    check_inputs(project)
     checked: list[str] = []
     wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]
     targets: list[tuple[str, str, str, dict]] = [
@@ -965,6 +971,78 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
             raise NovelcomicError(exc.message, file=project.project_yaml, line=line_of(node, path), field=field) from None
         checked.append(f"{stage}={name}")
     return checked
+
+
+def subtitle_font(project: Project, cfg: ProjectConfig | None = None) -> str | None:
+    """``subtitles.font`` as the readers take it: a font file relative to the project made
+    absolute, a family name as it is."""
+    from novelcomic.paths import font_is_path, resolve_user_path
+
+    font = (cfg or project.config()).subtitles.font
+    if font and font_is_path(font):
+        return str(resolve_user_path(font, project.dir, "subtitles.font"))
+    return font
+
+
+def check_inputs(project: Project) -> None:
+    """What a run would open besides the YAML, checked up front with ``file:line: field``: the
+    subtitle font (a readable font file, or a family that is installed), the music tracks
+    (audio files), and the custom effects the storyboards name (registered)."""
+    from novelcomic.ffmpeg import probe
+    from novelcomic.fonts import find_cjk_font
+    from novelcomic.registry import effects
+    from novelcomic.yamlio import format_loc, line_of, read_yaml
+
+    cfg = project.config()
+
+    def refuse(message: str, loc: tuple, file: Path | None = None) -> NovelcomicError:
+        file = file or project.project_yaml
+        _, node = read_yaml(file)
+        return NovelcomicError(message, file=file, line=line_of(node, loc), field=format_loc(loc))
+
+    font = subtitle_font(project, cfg)
+    if font:
+        from novelcomic.paths import font_is_path
+
+        if font_is_path(cfg.subtitles.font or ""):
+            if not Path(font).is_file():
+                raise refuse(f"font file {cfg.subtitles.font} not found", ("subtitles", "font"))
+            try:
+                from PIL import ImageFont
+
+                ImageFont.truetype(font, 12)
+            except Exception:  # noqa: BLE001 - FreeType's reasons vary: "unknown file format", …
+                raise refuse(f"{cfg.subtitles.font} is not a font file (TrueType/OpenType .ttf/.otf/.ttc)",
+                             ("subtitles", "font")) from None
+        else:
+            try:
+                find_cjk_font(font)
+            except NovelcomicError:
+                raise refuse(f"font family {font!r} is not installed (fc-list lists the installed ones; "
+                             f"or give a .ttf/.otf file inside the project)", ("subtitles", "font")) from None
+    if cfg.music.enabled:
+        from novelcomic.paths import resolve_user_path
+
+        for mood, track in cfg.music.tracks.items():
+            path = resolve_user_path(track, project.dir, f"music.tracks.{mood}")
+            if not path.is_file():
+                raise refuse(f"music track {track} not found", ("music", "tracks", mood))
+            try:
+                info = probe(path)
+            except NovelcomicError:
+                info = {}
+            if not any(st.get("codec_type") == "audio" for st in info.get("streams", [])):
+                raise refuse(f"music track {track} is not an audio file ffmpeg can read", ("music", "tracks", mood))
+    known = set(effects.names())
+    for ch in cfg.chapters:
+        path = project.storyboard_path(ch.id)
+        if not path.exists():
+            continue
+        for si, scene in enumerate(project.storyboard(ch.id).scenes):
+            for hi, shot in enumerate(scene.shots):
+                if shot.effect and shot.effect not in known:
+                    raise refuse(f"unknown effect {shot.effect!r} (effects: {', '.join(sorted(known)) or 'none'})",
+                                 ("scenes", si, "shots", hi, "effect"), path)
 
 
 def preflight(project: Project, chapters: list[str], stages: list[str] | None = None,
@@ -1025,6 +1103,9 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
                 project.store.set_stage(stage, "running", ch)
                 try:
                     reports.append(fn(project, ch))
+                except KeyboardInterrupt:  # SIGTERM / Ctrl-C (procs.Interrupted): its finished work is kept
+                    project.store.set_stage(stage, "cancelled", ch)
+                    raise
                 except Exception as exc:
                     project.store.set_stage(stage, "failed", ch, str(exc))
                     raise

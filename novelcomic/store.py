@@ -29,7 +29,7 @@ class Run(SQLModel, table=True):
     project: str = Field(index=True)
     stages: str = ""
     chapters: str = ""
-    status: str = "running"  # running | completed | failed | interrupted (killed; marked by the next run)
+    status: str = "running"  # running | completed | failed | cancelled (SIGTERM/Ctrl-C) | interrupted (killed; marked by the next run)
     error: str = ""
     started_at: dt.datetime = Field(default_factory=_now)
     finished_at: dt.datetime | None = None
@@ -217,16 +217,32 @@ class Store:
             assert r.id is not None
             return r.id
 
-    def finish_run(self, run_id: int, error: str = "") -> None:
+    def finish_run(self, run_id: int, error: str = "", status: str | None = None) -> None:
+        """Close a run: ``completed``, ``failed`` (with ``error``) or the ``status`` given
+        (``cancelled``: stopped by a signal, its finished work kept)."""
         with Session(self.engine) as s:
             r = s.get(Run, run_id)
             if r is None:
                 return
-            r.status = "failed" if error else "completed"
+            r.status = status or ("failed" if error else "completed")
             r.error = error
             r.finished_at = _now()
             s.add(r)
             s.commit()
+
+    def made_since(self, run_id: int) -> dict[str, int]:
+        """How many files of each kind were made (or made again) since run ``run_id`` started."""
+        with Session(self.engine) as s:
+            r = s.get(Run, run_id)
+            if r is None:
+                return {}
+            counts: dict[str, int] = {}
+            started = r.started_at if r.started_at.tzinfo else r.started_at.replace(tzinfo=dt.timezone.utc)
+            for a in s.exec(select(Asset).where(Asset.project == self.project)):
+                made = a.created_at if a.created_at.tzinfo else a.created_at.replace(tzinfo=dt.timezone.utc)
+                if made >= started:
+                    counts[a.kind] = counts.get(a.kind, 0) + 1
+            return counts
 
     def runs(self) -> list[Run]:
         with Session(self.engine) as s:

@@ -40,17 +40,38 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
+    from novelcomic import procs
+
     try:
-        cli.main(args=argv, standalone_mode=False)
+        with procs.handle_signals():
+            cli.main(args=argv, standalone_mode=False)
     except NovelcomicError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        if exc.__cause__ is None or not procs.is_stop(exc.__cause__):  # a prompt answered with EOF
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        _stopped(exc.__cause__)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished work is kept; run the same command again to resume", err=True)
-        sys.exit(130)
+    except BaseException as exc:
+        if not procs.is_stop(exc):
+            raise
+        _stopped(exc)
+
+
+def _stopped(exc: BaseException) -> None:
+    """SIGTERM or Ctrl-C: one line saying what was kept, and the signal's exit status."""
+    from novelcomic import procs
+
+    stopped = procs.as_interrupted(exc)
+    procs.stop(grace=0.5)
+    kept = f"; {stopped.summary}" if stopped.summary else "; finished work is kept"
+    click.echo(f"stopped by {stopped}{kept}: run the same command again to resume", err=True)
+    if procs.received() is not None:
+        # a worker thread still inside a model call, or Prefect flushing events to a dead API,
+        # must not hold the exit: out within 3 s whatever they do
+        procs.exit_within(3.0, stopped.exit_code)
+    sys.exit(stopped.exit_code)

@@ -30,33 +30,82 @@ def run_project(
         removed = pipeline.sweep_partials(project)
         if removed:
             click.echo(f"removed {removed} unfinished temporary files from an interrupted run")
-        run_id = project.store.start_run(stage_list, selected)
-        try:
-            if use_prefect:
-                from novelcomic.prefect_env import configure_prefect, quiet_task_runs
+        # bad input refuses the run before it is one: no "failed" row, nothing started
+        pipeline.preflight(project, selected, stage_list)
+        if use_prefect:
+            from novelcomic.prefect_env import configure_prefect, prefect_api
 
-                configure_prefect()
-                from flows.produce import produce
-
-                with quiet_task_runs(not verbose):
-                    videos = [Path(v) for v in produce(str(project.dir), selected, stage_list)]
-            else:
-                from novelcomic.review import ReviewedProject
-
-                # the same view of the characters the flows use: review notes and edits applied
-                reports = pipeline.produce(ReviewedProject(project.dir), selected, stage_list)
-                for r in reports:
-                    click.echo(r.summary())
-                    for w in dict.fromkeys(r.warnings):
-                        click.echo(f"warning: {w}", err=True)
-                videos = [project.video_path(ch) for ch in selected] if "compose" in stage_list else []
-        except BaseException as exc:
-            project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
-            raise
-        project.store.finish_run(run_id)
+            configure_prefect()
+            with prefect_api():  # a dead or silent API refuses the run here, in one line
+                videos = _run_recorded(project, selected, stage_list, use_prefect, verbose)
+        else:
+            videos = _run_recorded(project, selected, stage_list, use_prefect, verbose)
     if "compose" in stage_list and cfg.book and project.store.asset("book", "book") and project.book_path.is_file():
         videos.append(project.book_path)
     return videos
+
+
+def _run_recorded(project: Project, selected: list[str], stage_list: list[str], use_prefect: bool, verbose: bool) -> list[Path]:
+    """The run itself, recorded in the store: completed, failed, or cancelled by a signal."""
+    from novelcomic import pipeline, procs
+
+    run_id = project.store.start_run(stage_list, selected)
+    try:
+        if use_prefect:
+            from novelcomic.prefect_env import quiet_task_runs
+
+            from flows import produce as flows
+
+            with quiet_task_runs(not verbose):
+                videos = [Path(v) for v in flows.produce(str(project.dir), selected, stage_list)]
+        else:
+            from novelcomic.review import ReviewedProject
+
+            # the same view of the characters the flows use: review notes and edits applied
+            reports = pipeline.produce(ReviewedProject(project.dir), selected, stage_list)
+            for r in reports:
+                click.echo(r.summary())
+                for w in dict.fromkeys(r.warnings):
+                    click.echo(f"warning: {w}", err=True)
+            videos = [project.video_path(ch) for ch in selected] if "compose" in stage_list else []
+    except BaseException as exc:
+        if not procs.is_stop(exc):
+            project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
+            raise
+        stopped = procs.as_interrupted(exc)
+        procs.stop(grace=0.5)
+        project.store.finish_run(run_id, error=f"stopped by {stopped}", status="cancelled")
+        if use_prefect:
+            _mark_flow_run_cancelled(f"stopped by {stopped}")
+        stopped.summary = _kept_summary(project, run_id)
+        raise stopped from None
+    project.store.finish_run(run_id)
+    return videos
+
+
+def _kept_summary(project: Project, run_id: int) -> str:
+    made = project.store.made_since(run_id)
+    names = (("sheet", "character sheet"), ("shot", "shot image"), ("audio", "spoken line"), ("video", "video"))
+    parts = [f"{made[k]} {n}{'s' if made[k] != 1 else ''}" for k, n in names if made.get(k)]
+    return "this run finished " + (", ".join(parts) if parts else "nothing new") + " (kept)"
+
+
+def _mark_flow_run_cancelled(message: str) -> None:
+    """Mark the run's Prefect flow run Cancelled (Prefect itself marks an interrupted run
+    Crashed), with one short try: a dead API is not waited for."""
+    import contextlib
+
+    from flows import produce as flows
+
+    if not flows.current_flow_run_id:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    from prefect.states import Cancelled
+
+    with contextlib.suppress(Exception), temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: 3, PREFECT_CLIENT_MAX_RETRIES: 0}):
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flows.current_flow_run_id, Cancelled(message=message), force=True)
 
 
 @click.command("run")

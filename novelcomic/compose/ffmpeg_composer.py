@@ -38,10 +38,12 @@ shot with the chapter title lettered on it) and the timeline as OpenTimelineIO (
 from __future__ import annotations
 
 import math
+import re
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -309,6 +311,27 @@ def shift_cues(cues: Sequence[Cue], by: float) -> list[Cue]:
 # --------------------------------------------------------------------------- the composer
 
 
+#: x264's presets, and NVENC's (p1…p7 and its older names).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+           "p1", "p2", "p3", "p4", "p5", "p6", "p7", "default", "hp", "hq", "bd", "ll", "llhq", "llhp", "lossless")
+
+
+def _number(value: object, name: str, kind: type, lo: float, hi: float, unit: str = "") -> Any:
+    """``value`` as ``kind`` within ``lo``..``hi``, else one line naming the option and the value."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = kind(value)
+        if kind is int and float(value) != number:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise NovelcomicError(f"{name} must be a number {lo:g}..{hi:g}{unit}, got {value!r}",
+                              field=f"stages.compose.options.{name}") from None
+    if not lo <= number <= hi:
+        raise NovelcomicError(f"{name} must be {lo:g}..{hi:g}{unit}, got {value!r}", field=f"stages.compose.options.{name}")
+    return number
+
+
 class FFmpegComposer:
     """Compose chapters with ffmpeg (see the module docstring).
 
@@ -355,16 +378,18 @@ class FFmpegComposer:
                 f"subtitle_mode must be one of {', '.join(SUBTITLE_MODES)}, got {subtitle_mode!r}",
                 field="stages.compose.options.subtitle_mode",
             )
-        if not 0 <= int(crf) <= 51:
-            raise NovelcomicError(f"crf must be 0..51, got {crf!r}", field="stages.compose.options.crf")
-        if max_workers is not None and int(max_workers) < 1:
-            raise NovelcomicError(
-                f"max_workers must be at least 1, got {max_workers!r}", field="stages.compose.options.max_workers"
-            )
-        if not -70 <= float(loudness) <= -5:
-            raise NovelcomicError(f"loudness must be -70..-5 LUFS, got {loudness!r}", field="stages.compose.options.loudness")
-        if not -9 <= float(true_peak) <= 0:
-            raise NovelcomicError(f"true_peak must be -9..0 dBTP, got {true_peak!r}", field="stages.compose.options.true_peak")
+        crf = _number(crf, "crf", int, 0, 51)
+        threads = _number(threads, "threads", int, 0, 256)
+        if max_workers is not None:
+            max_workers = _number(max_workers, "max_workers", int, 1, 256)
+        loudness = _number(loudness, "loudness", float, -70, -5, " LUFS")
+        true_peak = _number(true_peak, "true_peak", float, -9, 0, " dBTP")
+        if preset not in PRESETS:
+            raise NovelcomicError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}",
+                                  field="stages.compose.options.preset")
+        if not isinstance(audio_bitrate, str) or not re.fullmatch(r"\d{2,3}k", audio_bitrate):
+            raise NovelcomicError(f"audio_bitrate must look like 192k (32k..320k), got {audio_bitrate!r}",
+                                  field="stages.compose.options.audio_bitrate")
         self.preset = preset
         self.crf = int(crf)
         self.encoder = encoder
@@ -403,10 +428,13 @@ class FFmpegComposer:
             mixing = side.submit(self._soundtrack, request, runs, music, seg_dir)
             self._render_all(segments, seg_dir, request, font)  # on failure, leaving the block waits for the mix
             audio = mixing.result()
-        write_srt(tl.cues, request.out_srt)
         track = self.subtitle_mode in ("track", "both") and bool(tl.cues)
-        with atomic_path(request.out_video) as tmp:
-            self._concat_and_mux(segments, audio, tmp, seg_dir, request.out_srt if track else None, request.language)
+        # the .srt and the .mp4 are replaced together (the .mp4 first, the .srt right after): a run
+        # killed before leaves both old ones, never a new .srt beside an old video
+        with atomic_path(request.out_srt) as srt_tmp:
+            write_srt(tl.cues, srt_tmp)
+            with atomic_path(request.out_video) as tmp:
+                self._concat_and_mux(segments, audio, tmp, seg_dir, srt_tmp if track else None, request.language)
         remove_stale(seg_dir, {s.filename for s in segments} | {audio.name})
         duration = sum(clip_frames(tl)) / tl.fps
         title = request.title or request.out_video.stem

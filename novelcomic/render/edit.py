@@ -445,10 +445,11 @@ def _rerender(
     image = result.image.convert("RGB")
     meta = dict(result.meta)
     if cfg.lettering and not meta.get("lettered"):
+        from novelcomic.pipeline import subtitle_font
         from novelcomic.render.lettering import letter_shot
 
         image = letter_shot(image, edited, result.regions, request.speaker_names, cfg.language,
-                            font=cfg.subtitles.font, safe=request.safe_area)
+                            font=subtitle_font(project, cfg), safe=request.safe_area)
         meta["lettered"] = True
     return image, dict(result.regions), meta, result.seed
 

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from novelcomic import procs
 from novelcomic.voice.base import SpeechRequest, SpeechResult
 from novelcomic.voice.casting import DEFAULT_PITCH, default_rate, expand_voice, language_voice
 from novelcomic.voice.silent import SAMPLE_RATE, write_timed_silence
@@ -174,9 +175,10 @@ class EspeakTTS:
         """Run espeak-ng; ``None`` on success, else a one-line reason."""
         cmd = [executable, *args, "-b", "1", "-w", str(out_path), "--stdin"]
         try:
-            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=self.timeout, check=False)
+            proc = procs.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=self.timeout, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"{type(exc).__name__}: {exc}"
+        procs.check_stop()  # espeak-ng ended by a stop signal: no silent stand-in is recorded
         if proc.returncode != 0:
             stderr = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             return f"exit {proc.returncode}" + (f": {stderr[-1]}" if stderr else "")
