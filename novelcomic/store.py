@@ -82,6 +82,24 @@ def database_url(project_dir: Path) -> str:
     return os.environ.get("NOVELCOMIC_DATABASE_URL") or f"sqlite:///{project_dir / '.novelcomic' / 'state.db'}"
 
 
+def _adopt_copied(engine: Engine, project: str) -> None:
+    """A project's own database holding the rows of one other name and none of its own was
+    copied or renamed (``cp -a``, ``mv``): its rows are this project's (paths in them are
+    relative to the project), so nothing is made again."""
+    with Session(engine) as s:
+        if s.exec(select(Asset.id).where(Asset.project == project).limit(1)).first() is not None:
+            return
+        names = set(s.exec(select(Asset.project).distinct()))
+        if len(names) != 1:
+            return
+        old = names.pop()
+        for table in (Run, StageStatus, Asset, Approval):
+            for row in s.exec(select(table).where(table.project == old)):
+                row.project = project
+                s.add(row)
+        s.commit()
+
+
 class Store:
     """A handle on one project's rows. Cheap to create; the engine is created on first use."""
 
@@ -106,6 +124,8 @@ class Store:
             else:
                 engine = create_engine(self.url)
             SQLModel.metadata.create_all(engine)
+            if self.url == f"sqlite:///{self.project_dir / '.novelcomic' / 'state.db'}":
+                _adopt_copied(engine, self.project)
             self._engine = engine
         return self._engine
 

@@ -534,3 +534,71 @@ def test_numbers_in_range_are_accepted(pitch: int | None, rate: int) -> None:
     assert schema["maximum"] == 2**32 - 1 and "2**32-1" in schema["description"]
     assert "0-99" in VoiceSpec.model_json_schema()["properties"]["pitch"]["description"]
 
+
+
+# --------------------------------------------------------------------------- validate checks what a run checks
+
+_COMPOSE = "stages:\n  compose:\n    backend: ffmpeg\n    options:\n      {}\n"
+CHECKED_BY_VALIDATE = {
+    "resolution-huge": ("project.yaml", "resolution: [100000, 100000]\n", "resolution", "larger than 8K"),
+    "preset-with-spaces": ("project.yaml", _COMPOSE.format("preset: ultra fast"), "stages.compose.options.preset", "preset must be one of"),
+    "crf-not-a-number": ("project.yaml", _COMPOSE.format("crf: '23; x'"), "stages.compose.options.crf", "'23; x'"),
+    "threads-not-a-number": ("project.yaml", _COMPOSE.format("threads: many"), "stages.compose.options.threads", "'many'"),
+    "audio-bitrate": ("project.yaml", _COMPOSE.format("audio_bitrate: 192kbps; rm"), "stages.compose.options.audio_bitrate", "192k"),
+    "font-missing": ("project.yaml", "subtitles:\n  font: fonts/missing.ttf\n", "subtitles.font", "not found"),
+    "font-not-a-font": ("project.yaml", "subtitles:\n  font: chapters/01.txt\n", "subtitles.font", "is not a font file"),
+    "font-family-missing": ("project.yaml", "subtitles:\n  font: No Such Family Sans\n", "subtitles.font", "is not installed"),
+    "music-missing": ("project.yaml", "music:\n  tracks:\n    calm: music/none.mp3\n", "music.tracks.calm", "not found"),
+    "music-not-audio": ("project.yaml", "music:\n  tracks:\n    calm: chapters/01.txt\n", "music.tracks.calm", "not an audio file"),
+    "effect-unknown": ("storyboard", "    effect: wobble\n", "scenes[0].shots[0].effect", "unknown effect 'wobble'"),
+    "line-20000-chars": ("storyboard-line", "字" * 20000, "scenes[0].shots[0].lines[0].text", "at most 1000 characters"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECKED_BY_VALIDATE))
+def test_validate_refuses_what_a_run_would_fail_on(made: Path, root: Path, case: str) -> None:
+    where, text, field, needle = CHECKED_BY_VALIDATE[case]
+    if where == "project.yaml":
+        path = made / "project.yaml"
+        _append(path, text)
+    else:
+        path = made / "storyboards" / "01.yaml"
+        path.parent.mkdir(exist_ok=True)
+        body = STORYBOARD.replace("    lines:\n", text + "    lines:\n") if where == "storyboard" else STORYBOARD.replace("河水静静地流。", text)
+        path.write_text(body, encoding="utf-8")
+    before = snapshot(root)
+    r = cli("validate", "p", root=root)
+    assert_one_line_error(r, f"{path}:", f": {field}: ", needle)
+    assert r.elapsed < 20  # type: ignore[attr-defined]
+    if case in ("crf-not-a-number", "font-not-a-font", "effect-unknown"):  # and the run refuses the same way, before any work
+        r = cli("run", "p", "--no-prefect", root=root)
+        assert_one_line_error(r, f": {field}: ", needle)
+        from novelcomic.project import Project
+
+        project = Project(made)
+        runs = project.store.runs()
+        project.close()
+        assert runs == [], "a refused run is not recorded"
+    after = snapshot(root)
+    assert {k for k in after if k not in before} <= {"p/.novelcomic/lock", "p/.novelcomic/state.db"}, set(after) - set(before)
+
+
+def test_a_copied_project_redoes_nothing(root: Path) -> None:
+    """``cp -a`` (or ``mv``) of a finished project: the copy's database rows are adopted under the
+    new name, its paths are relative, so every stage is up to date."""
+    import shutil
+
+    from tests.prefect_fixtures import tiny_project
+
+    tiny_project(root, shots=2)
+    r = cli("run", "tiny", "--no-prefect", root=root)
+    assert r.returncode == 0, r.stderr
+    shutil.copytree(root / "tiny", root / "copy", symlinks=True)
+    before = snapshot(root / "copy")
+    r = cli("run", "copy", "--no-prefect", root=root)
+    assert r.returncode == 0, r.stderr
+    for stage in ("render 01", "voice 01", "compose 01"):
+        assert f"{stage}: 0 made" in r.stdout, r.stdout
+    after = snapshot(root / "copy")
+    changed = {k for k in before if k in after and after[k] != before[k] and not k.startswith(".novelcomic")}
+    assert changed == set(), changed

@@ -141,7 +141,7 @@ def test_a_lora_under_home_models_is_allowed(project: Path, tmp_path: Path) -> N
 
 def test_hub_ids_and_font_families_are_no_paths(project: Path) -> None:
     set_field(project, "characters[0].lora", "someone/aqing-lora")
-    set_field(project, "subtitles.font", "Noto Sans CJK SC")
+    set_field(project, "subtitles.font", "WenQuanYi Micro Hei")  # installed by scripts/install.sh
     r = cli("validate", "p", root=project)
     assert r.returncode == 0, r.stderr
 
