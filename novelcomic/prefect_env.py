@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +28,9 @@ def configure_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # an API that went away mid-run: a few seconds of retries, not minutes, before one line
+    os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "30")
 
 
 class _CompletedTaskRuns(logging.Filter):
@@ -229,3 +232,41 @@ def prefect_api() -> Iterator[str]:
                 yield server.api_url
     finally:
         server.stop()
+
+
+@contextmanager
+def api_watchdog(url: str, on_lost: "Callable[[str], None]", interval: float = 2.0) -> Iterator[None]:
+    """While the block runs, check the Prefect API's ``/health`` every ``interval`` seconds; when
+    it is gone (refused twice in a row, or silent three times), call ``on_lost(reason)`` from the
+    watching thread. Prefect itself would retry every state change and every event for minutes,
+    logging each."""
+    import threading
+
+    import httpx
+
+    done = threading.Event()
+
+    def watch() -> None:
+        refused = silent = 0
+        with httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0)) as client:
+            while not done.wait(interval):
+                try:
+                    client.get(url.rstrip("/") + "/health")
+                    refused = silent = 0
+                    continue
+                except httpx.TimeoutException:
+                    silent += 1
+                    reason = f"no answer within 5 s, {silent} times"
+                except httpx.HTTPError as exc:
+                    refused += 1
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if (refused >= 2 or silent >= 3) and not done.is_set():
+                    on_lost(reason)
+                    return
+
+    thread = threading.Thread(target=watch, name="prefect-api-watchdog", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()

@@ -223,6 +223,23 @@ def exit_within(seconds: float, code: int) -> None:
     t.start()
 
 
+#: Set by the ``novelcomic`` command itself (not by Python code calling the CLI's ``main`` with
+#: arguments, as tests do): only then may a dead service end the process at once.
+COMMAND_PROCESS = False
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` now when it is the ``novelcomic`` command; else (Python
+    calling the CLI) stop the run the usual way, from the main thread."""
+    if COMMAND_PROCESS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    import _thread
+
+    _thread.interrupt_main()
+
+
 def reset() -> None:
     """Forget a stop signal (tests that interrupt in-process)."""
     STOP.clear()

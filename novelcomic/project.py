@@ -256,11 +256,67 @@ class Project:
         return path.read_text(encoding="utf-8")
 
     def storyboard(self, chapter: str) -> Storyboard:
-        """Load and validate a storyboard, including the ids it refers to."""
+        """Load and validate a storyboard, including the ids it refers to. While a run holds the
+        project, the version it froze for the chapter (:meth:`freeze_storyboard`)."""
+        frozen = self._frozen_storyboard(chapter)
         path = self.storyboard_path(chapter)
+        if frozen is not None:
+            try:
+                return load_model(frozen, Storyboard)
+            except NovelcomicError:
+                pass  # (cannot happen: it was valid when frozen) the file itself says what is wrong
         sb = load_model(path, Storyboard)
         self._check_references(path, sb)
         return sb
+
+    # A run reads each chapter's storyboard once, when it starts the chapter: render, voice and
+    # compose (in every thread, process and task worker) then see that version whole, and an edit
+    # saved meanwhile is left for the next run — never a picture of one version with the audio of
+    # another.
+
+    def _frozen_dir(self, holder: str) -> Path:
+        return self.state_dir / "frozen" / holder.replace(" ", "-")
+
+    def _frozen_storyboard(self, chapter: str) -> Path | None:
+        lock = self.state_dir / "lock"
+        try:
+            holder = lock.read_text().strip()
+        except OSError:
+            return None
+        if not holder:
+            return None
+        frozen = self._frozen_dir(holder) / f"{chapter}.yaml"
+        return frozen if frozen.is_file() and self.is_locked() else None
+
+    def freeze_storyboard(self, chapter: str) -> None:
+        """Called by the lock holder when it starts a chapter: later reads during the run get
+        this version (validated now)."""
+        from novelcomic.fsutil import atomic_write_bytes
+
+        path = self.storyboard_path(chapter)
+        if not path.is_file():
+            return
+        data = path.read_bytes()
+        target = self._frozen_dir(f"pid {os.getpid()}") / f"{chapter}.yaml"
+        atomic_write_bytes(target, data)
+        try:
+            sb = load_model(target, Storyboard)
+            self._check_references(target, sb)
+        except NovelcomicError:
+            target.unlink(missing_ok=True)
+            self.storyboard(chapter)  # the error, naming the user's file
+            raise
+
+    def storyboard_changed_since_frozen(self, chapter: str) -> bool:
+        frozen = self._frozen_dir(f"pid {os.getpid()}") / f"{chapter}.yaml"
+        path = self.storyboard_path(chapter)
+        return frozen.is_file() and path.is_file() and frozen.read_bytes() != path.read_bytes()
+
+    def thaw_storyboards(self) -> None:
+        """Forget every frozen storyboard (the lock holder, at the start and end of a run)."""
+        import shutil
+
+        shutil.rmtree(self.state_dir / "frozen", ignore_errors=True)
 
     def _check_references(self, path: Path, sb: Storyboard) -> None:
         problems = self.unknown_references(sb)

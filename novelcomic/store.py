@@ -190,8 +190,10 @@ class Store:
         chapter: str = "",
         meta: dict[str, Any] | None = None,
         warnings: list[str] | None = None,
+        new_version: bool = True,
     ) -> Asset:
-        """Insert or update the record of a file that was just written (atomically)."""
+        """Insert or update the record of a file that was just written (atomically);
+        ``new_version=False``: the file is the same as before (made again, identical)."""
         path = Path(path)
         rel = str(path.relative_to(self.project_dir)) if path.is_absolute() else str(path)
         full = self.project_dir / rel
@@ -201,7 +203,7 @@ class Store:
             ).first()
             if a is None:
                 a = Asset(project=self.project, kind=kind, key=key, path=rel)
-            else:
+            elif new_version:
                 a.version += 1
             a.path = rel
             a.inputs_hash = inputs_hash

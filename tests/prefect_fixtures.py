@@ -130,8 +130,10 @@ def _main(argv: list[str]) -> None:
 
         worker.main(args=args, standalone_mode=True)
     else:
+        from novelcomic import procs
         from novelcomic.cli import main
 
+        procs.COMMAND_PROCESS = True  # this process is the command, as `novelcomic …` is
         main([command, *args])
 
 

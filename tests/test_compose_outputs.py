@@ -143,7 +143,10 @@ def test_otio_loads_back_with_clips_durations_audio_and_markers(composed: dict) 
     assert [c.name for c in clips] == ["a", "b", "c"]
     assert [c.source_range.duration.to_frames() for c in clips] == clip_frames(tl)
     assert clips[1].metadata["novelcomic"]["effect"] == "shake"
-    assert Path(otio.url_utils.filepath_from_url(clips[0].media_reference.target_url)) == tl.clips[0].image.resolve()
+    # media paths are relative to the .otio, so a copied or moved project keeps its timeline
+    url = clips[0].media_reference.target_url
+    assert not url.startswith("file:") and not Path(url).is_absolute(), url
+    assert (Path(result.otio).parent / url).resolve() == tl.clips[0].image.resolve()
     assert abs(video.duration().to_seconds() - tl.duration) < 1e-6
     assert len([t for t in video if isinstance(t, otio.schema.Transition)]) == 2
     lines = list(voice.find_clips())

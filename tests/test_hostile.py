@@ -602,3 +602,30 @@ def test_a_copied_project_redoes_nothing(root: Path) -> None:
     after = snapshot(root / "copy")
     changed = {k for k in before if k in after and after[k] != before[k] and not k.startswith(".novelcomic")}
     assert changed == set(), changed
+
+
+def test_an_identical_re_render_adds_no_version(root: Path) -> None:
+    from sqlmodel import Session, select
+
+    from novelcomic import pipeline
+    from novelcomic.project import Project
+    from novelcomic.store import Asset
+    from tests.prefect_fixtures import tiny_project
+
+    p = Project(tiny_project(root, shots=1))
+    path, made = pipeline.render_shot(p, "01", "s01-01")
+    assert made
+    v1 = p.store.asset("shot", "01/s01-01").version
+    with Session(p.store.engine) as s:  # the recorded inputs differ: the shot is drawn again
+        a = s.exec(select(Asset).where(Asset.key == "01/s01-01", Asset.kind == "shot")).one()
+        a.inputs_hash = "stale"
+        s.add(a)
+        s.commit()
+    mtime = path.stat().st_mtime_ns
+    _, made = pipeline.render_shot(p, "01", "s01-01")
+    assert made  # drawn, and it came out the same
+    rec = p.store.asset("shot", "01/s01-01")
+    assert rec.version == v1 and rec.inputs_hash != "stale"
+    assert path.stat().st_mtime_ns == mtime
+    assert not (p.dir / "render" / "01" / "versions").exists() or not any((p.dir / "render" / "01" / "versions").iterdir())
+    p.close()

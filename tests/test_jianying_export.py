@@ -155,7 +155,7 @@ def test_otio_export_has_the_music_track_and_subtitle_markers(run: dict, tmp_pat
     assert len(music) == 1
     assert music[0].metadata["novelcomic"]["volume_db"] == project.config().music.volume_db
     assert abs(loaded.tracks[2].duration().to_seconds() - loaded.tracks[0].duration().to_seconds()) < 1e-6
-    wav = Path(otio.url_utils.filepath_from_url(music[0].media_reference.target_url))
+    wav = (path.parent / music[0].media_reference.target_url).resolve()  # relative to the .otio
     assert wav == (tmp_path / "otio" / "01.music.wav").resolve() and wav.stat().st_size > 1000
     markers = list(loaded.tracks.markers)
     assert [m.name for m in markers] == [display_text(c, "zh") for c in tl.cues]

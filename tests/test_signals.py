@@ -252,3 +252,127 @@ def test_a_dead_or_silent_prefect_api_refuses_the_run_in_one_line(tmp_path: Path
     assert took < 20, f"{kind}: refused after {took:.0f} s"
     assert p.store.runs() == [], "a refused run is not recorded as a failed run"
     assert not p.video_path("01").exists()
+
+
+@pytest.mark.parametrize("mode", ["no-prefect", "prefect"])
+def test_a_storyboard_edited_during_a_run_is_made_whole_then_picked_up_next_run(
+    tmp_path: Path, mode: str, prefect_server: dict[str, str]
+) -> None:
+    """The picture, the audio and the subtitles of a chapter all come from one version of its
+    storyboard: the one the run started with. The edit is made by the next run."""
+    from tests.helpers import parse_srt
+
+    root = tmp_path / "projects"
+    root.mkdir()
+    p = Project(tiny_project(root, shots=4, render="slow"))
+    env = subprocess_env({**(prefect_server if mode == "prefect" else {}), "NOVELCOMIC_PROJECTS_DIR": str(root),
+                          "NOVELCOMIC_TEST_RENDER_DELAY": "0.5"})
+    args = [sys.executable, "-m", "tests.prefect_fixtures", "run", "tiny"] + (["--no-prefect"] if mode == "no-prefect" else [])
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not _stage_running(p, "render", 0):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else ""
+        time.sleep(0.05)
+    board = p.storyboard_path("01")
+    board.write_text(board.read_text(encoding="utf-8").replace("第4句。", "改过的第四句。"), encoding="utf-8")
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-2000:]
+    assert "was edited during the run" in out, out[-2000:]
+    texts = [c.text for c in parse_srt(p.dir / "out" / "01.srt")]
+    assert any("第4句" in t for t in texts) and not any("改过" in t for t in texts), texts
+    assert not (p.state_dir / "frozen").exists()
+    shot4 = (p.store.asset("shot", "01/s01-04").version, p.store.asset("shot", "01/s01-01").version)
+
+    r = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    texts = [c.text for c in parse_srt(p.dir / "out" / "01.srt")]
+    assert any("改过的第四句" in t for t in texts), texts
+    assert p.store.asset("shot", "01/s01-04").version == shot4[0] + 1  # the edited shot (its lettering) drawn again
+    assert p.store.asset("shot", "01/s01-01").version == shot4[1]  # the others untouched
+
+
+class _Proxy:
+    """A TCP forwarder to the test Prefect server; :meth:`kill` makes the API vanish (refused
+    connections, dropped sockets) as a crashed server does, without touching the shared server."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.alive = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while self.alive:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: "socket.socket", b: "socket.socket") -> None:  # noqa: F821
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def kill(self) -> None:
+        import socket
+
+        self.alive = False
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+
+def test_a_prefect_api_lost_mid_run_ends_it_in_seconds_with_one_line(tmp_path: Path, prefect_server: dict[str, str]) -> None:
+    from urllib.parse import urlparse
+
+    root = tmp_path / "projects"
+    root.mkdir()
+    p = Project(tiny_project(root, shots=8, render="slow"))
+    proxy = _Proxy(urlparse(prefect_server["PREFECT_API_URL"]).port)
+    url = f"http://127.0.0.1:{proxy.port}/api"
+    env = subprocess_env({**prefect_server, "PREFECT_API_URL": url, "NOVELCOMIC_PROJECTS_DIR": str(root),
+                          "NOVELCOMIC_TEST_RENDER_DELAY": "0.7"})
+    proc = subprocess.Popen([sys.executable, "-m", "tests.prefect_fixtures", "run", "tiny"], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _stage_running(p, "render", 0):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proxy.kill()
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - t0
+    assert proc.returncode == 1 and took < 15, (proc.returncode, took, err[-2000:])
+    assert "Traceback" not in err, err[-3000:]
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "lost the Prefect API at " + url in errors[0], err[-2000:]
+    assert p.store.runs()[-1].status == "failed"
+    _check_no_truncated(p)

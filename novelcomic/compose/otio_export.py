@@ -18,6 +18,7 @@ Times are rational at the video's frame rate (audio positions keep their fractio
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,16 @@ def export_otio(
     from novelcomic.compose.ffmpeg_composer import clip_frames, plan_boundaries
 
     fps = tl.fps
+    here = Path(path).resolve().parent
+
+    def url(file: str | Path) -> str:
+        """A media file relative to the .otio (POSIX), so the project can be copied or moved;
+        an absolute file URL only for a file on another drive."""
+        target = Path(file).resolve()
+        try:
+            return Path(os.path.relpath(target, here)).as_posix()
+        except ValueError:  # pragma: no cover - Windows, another drive
+            return target.as_uri()
 
     def rt(frames: float) -> otio.opentime.RationalTime:
         return otio.opentime.RationalTime(frames, fps)
@@ -74,15 +85,15 @@ def export_otio(
     timeline = otio.schema.Timeline(name=title or path.stem)
     timeline.metadata["novelcomic"] = {
         "width": tl.width, "height": tl.height, "fps": fps, "transition_seconds": tl.transition_seconds,
-        "video": str(video) if video else None,
-        "segments": [{"start_frame": s, "frames": n, "file": str(f)} for s, n, f in segments],
-        "subtitles": str(Path(srt).resolve()) if srt else None,
+        "video": url(video) if video else None,
+        "segments": [{"start_frame": s, "frames": n, "file": url(f)} for s, n, f in segments],
+        "subtitles": url(srt) if srt else None,
     }
     frames = clip_frames(tl)
     bounds = plan_boundaries(tl, frames)
     vtrack = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
     for i, (clip, n) in enumerate(zip(tl.clips, frames)):
-        ref = otio.schema.ExternalReference(target_url=Path(clip.image).resolve().as_uri())
+        ref = otio.schema.ExternalReference(target_url=url(clip.image))
         item = otio.schema.Clip(name=clip.shot_id, media_reference=ref, source_range=otio.opentime.TimeRange(rt(0), rt(n)))
         item.metadata["novelcomic"] = {
             "motion": clip.motion, "motion_speed": clip.motion_speed, "mood": clip.mood,
@@ -111,7 +122,7 @@ def export_otio(
             atrack.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0), rt(begin - at))))
             at = begin
         length = wav_duration(wav) * fps
-        ref = otio.schema.ExternalReference(target_url=wav.resolve().as_uri())
+        ref = otio.schema.ExternalReference(target_url=url(wav))
         atrack.append(otio.schema.Clip(name=wav.stem, media_reference=ref, source_range=otio.opentime.TimeRange(rt(0), rt(length))))
         at += length
     timeline.tracks.append(vtrack)
@@ -123,7 +134,7 @@ def export_otio(
             if m.start * fps > at + 1e-6:
                 mtrack.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0), rt(m.start * fps - at))))
                 at = m.start * fps
-            ref = otio.schema.ExternalReference(target_url=Path(m.path).resolve().as_uri())
+            ref = otio.schema.ExternalReference(target_url=url(m.path))
             item = otio.schema.Clip(name=Path(m.path).stem, media_reference=ref,
                                     source_range=otio.opentime.TimeRange(rt(0), rt(m.duration * fps)))
             item.metadata["novelcomic"] = {"volume_db": m.volume_db}
