@@ -20,6 +20,7 @@ def register(registries: dict[str, Any]) -> None:
     registries["render"].register("diffusers", "novelcomic.render.diffusers_backend:DiffusersBackend")
     registries["voice"].register("edge", "novelcomic.voice.edge:EdgeTTS")
     registries["render"].register("openai", "novelcomic.render.openai_images:OpenAIImages")
+    registries["render"].register("comfyui", "novelcomic.render.comfyui:ComfyUIBackend")
     registries["voice"].register("openai", "novelcomic.voice.openai_speech:OpenAISpeech")
     registries["voice"].register("piper", "novelcomic.voice.piper:PiperTTS")
     registries["effect"].register("shake", "novelcomic.compose.effects:Shake")

@@ -433,6 +433,8 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     if project.store.fresh("shot", key, inputs) or \
             project.store.adopt("shot", key, legacy_shot_hash(project, chapter, shot_id, ctx), inputs):
         return path, False
+    from novelcomic.render.comfyui import use_project
+    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
     backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
     if cfg.style_reference and hasattr(backend, "style_reference") and not getattr(backend, "style_reference", None):
         from novelcomic.paths import resolve_user_path
@@ -948,6 +950,8 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
 
     cfg = project.config()
     check_project_paths(project)  # no file outside the project (or the allowed dirs) is ever read
+    from novelcomic.render.comfyui import use_project
+    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
     check_inputs(project)
     checked: list[str] = []
     wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]

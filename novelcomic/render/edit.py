@@ -236,6 +236,8 @@ def edit_shot(
 
     from novelcomic.registry import image_backends
 
+    from novelcomic.render.comfyui import use_project
+    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
     spec = cfg.stages.render
     backend = image_backends.create(spec.backend, spec.options)
     kind = "inpaint" if mask is not None else "outpaint" if outpaint is not None else (
