@@ -68,6 +68,9 @@ def project_status(project: Project) -> str:
             rows.append(f"  {keys[0]}{more}: {w}")
         if len(seen) > MAX_WARNINGS:
             rows.append(f"  … and {len(seen) - MAX_WARNINGS} more different warnings")
+    from novelcomic.cli.estimate_cmds import spent_line  # what the images with a price_per_image cost
+
+    rows.extend(["", spent] if (spent := spent_line(project)) else [])
     last = store.runs()[-1:] if store.runs() else []
     for r in last:
         status = r.status
