@@ -13,6 +13,14 @@ time, and the overhead: (client − server) / server. It covers novelcomic's sid
 request, multipart encoding, the remote layer (breaker, retries bookkeeping, connection pool),
 decoding the answer, cropping/resizing the image or converting the audio. Real servers take
 seconds per image; the overhead shrinks in proportion.
+
+The ``comfyui`` backend runs against ``tests.comfy_server.ComfyStub`` (ComfyUI's protocol: /prompt,
+/ws, /history, /view, /upload/image, /object_info), whose "sampler" takes 4 progress steps of
+``--comfy-step-delay`` seconds, then draws and encodes a PNG of the frame's size. The server's time
+per shot is what it spent executing the prompt plus handling every HTTP request of that shot
+(measured inside the server; the websocket's open time is not counted, its messages are). Rows:
+with the websocket, and with /history polling (``poll_interval`` 0.1 s; a server without /ws).
+The two 1024×1024 reference sheets are uploaded on the warm-up shot and reused after (by hash).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ def main() -> None:
     ap.add_argument("--image-delay", type=float, default=1.0, help="server seconds per image")
     ap.add_argument("--speech-delay", type=float, default=0.3, help="server seconds per line")
     ap.add_argument("--size", default="1080x1920", help="frame size (the server draws the nearest gpt-image size)")
+    ap.add_argument("--comfy-step-delay", type=float, default=0.25, help="ComfyUI server seconds per sampler step (4 steps)")
     args = ap.parse_args()
 
     from novelcomic.models import Character, Scene, Shot, VoiceSpec
@@ -81,6 +90,7 @@ def main() -> None:
             speech.synthesize(line, d / "audio" / f"{i}.wav")
             walls.append(time.perf_counter() - t)
         rows.append(("openai speech (wav)", walls, list(stub.server_times)))
+        rows.extend(comfy_rows(args, d, request))
     stub.stop()
     print(f"{args.n} calls each, frame {args.size}, server delay {args.image_delay:g} s/image, "
           f"{args.speech_delay:g} s/line\n")
@@ -89,6 +99,35 @@ def main() -> None:
     for name, walls, server in rows:
         c, s = statistics.median(walls), statistics.median(server)
         print(f"| {name} | {c:.3f} | {s:.3f} | {c - s:.3f} | {100 * (c - s) / s:.1f}% |")
+
+
+def comfy_rows(args: argparse.Namespace, d: Path, request: object) -> list[tuple[str, list[float], list[float]]]:
+    import json
+
+    from novelcomic.registry import image_backends
+    from novelcomic.render import comfyui
+    from tests.comfy_server import ComfyStub
+    from tests.test_comfyui import BIND, GRAPH
+
+    workflow = d / "shot.json"
+    workflow.write_text(json.dumps(GRAPH), encoding="utf-8")
+    rows = []
+    for label, ws, poll in (("comfyui (ws, 2 refs)", True, 0.5), ("comfyui (poll /history, 2 refs)", False, 0.1)):
+        comfyui.forget_servers()
+        stub = ComfyStub(delay=args.comfy_step_delay, ws=ws).start()
+        backend = image_backends.create("comfyui", {"url": stub.url, "workflow": str(workflow), "bind": BIND,
+                                                    "poll_interval": poll})
+        backend.render_shot(request)  # warm: connection, imports, the two uploads
+        walls, server = [], []
+        for _ in range(args.n):
+            stub.busy.clear()
+            t = time.perf_counter()
+            backend.render_shot(request)
+            walls.append(time.perf_counter() - t)
+            server.append(sum(stub.busy))
+        stub.stop()
+        rows.append((label, walls, server))
+    return rows
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ class ComfyStub:
     deleted: list[str] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)  # seconds the server spent: per HTTP request (not /ws), per execution
 
     def __post_init__(self) -> None:
         self._sockets: dict[str, web.WebSocketResponse] = {}
@@ -139,7 +141,11 @@ class ComfyStub:
             self.auth_seen.append(request.headers.get("Authorization", ""))
             if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
                 return web.json_response({"error": "unauthorized"}, status=401)
-            return await handler(request)
+            start = time.perf_counter()
+            response = await handler(request)
+            if request.path != "/ws":
+                self.busy.append(time.perf_counter() - start)
+            return response
 
         app = web.Application(middlewares=[auth], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/ws", self.websocket)
@@ -317,8 +323,10 @@ class ComfyStub:
             q = self._pending.pop(0)
             self._running = q
             q.task = asyncio.ensure_future(self.execute(q))
+            start = time.perf_counter()
             try:
                 await q.task
+                self.busy.append(time.perf_counter() - start)
             except asyncio.CancelledError:
                 self.history[q.prompt_id] = {"prompt": [q.number, q.prompt_id, q.graph, {}, []], "outputs": {},
                                              "status": {"status_str": "error", "completed": False, "messages": [
