@@ -1,7 +1,17 @@
 """The diffusers image backend: character sheets and shots from Stable Diffusion 1.5, SDXL or
-Kolors, with characters kept consistent by IP-Adapter (or img2img from their sheet).
+Kolors, with characters kept consistent by IP-Adapter (or img2img from their sheet), or from a
+multi-reference model (FLUX.2 [klein], Qwen-Image-Edit-Plus, FLUX.1 Kontext) that draws the scene
+from the characters' sheets in one call. The families are listed in
+:mod:`novelcomic.render.families`; ``model`` may also be a single-file ``.safetensors`` checkpoint
+(SD 1.5 / SDXL, loaded offline with the configs shipped in the package).
 
 How a shot is drawn (``render_shot``), one mode per shot, recorded as ``meta["mode"]``:
+
+- ``multiref`` (multi-reference families): the visible characters' reference images (their first
+  each: speakers first, then the others in shot order, at most the family's ``max_references``;
+  the rest are dropped and listed in ``meta["dropped_references"]``) go to the pipeline as
+  ``image=[…]``; the prompt (sentences) names each character by its image number. Shots without
+  characters, and sheets, are drawn by the same family's text-to-image.
 
 - ``ip_adapter``: an IP-Adapter is configured and some visible character has a reference image.
   One reference per character; with several characters each reference is restricted to its
@@ -39,14 +49,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.families import FAMILIES, FamilySpec, call_extras
 from novelcomic.render.loading import (
     OPTIONS,
     IPAdapterSpec,
     LoadedPipelines,
     LoadSpec,
     LoraSpec,
+    MemorySpec,
     check_scheduler,
     detect_family,
+    is_checkpoint_file,
     load_lora,
     load_pipelines,
     require_peft,
@@ -54,16 +67,27 @@ from novelcomic.render.loading import (
     resolve_dtype,
     resolve_model,
 )
-from novelcomic.render.prompts import Prompt, join, request_period, sheet_prompt, shot_prompt
+from novelcomic.render.prompts import (
+    Prompt,
+    Reference,
+    join,
+    multiref_prompt,
+    request_period,
+    sentence_sheet_prompt,
+    sheet_prompt,
+    shot_prompt,
+    with_triggers,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-Mode = Literal["text2img", "img2img", "ip_adapter", "inpaint"]
+Mode = Literal["text2img", "img2img", "ip_adapter", "inpaint", "multiref", "edit"]
 Box = tuple[int, int, int, int]
 MIN_SIDE, MAX_SIDE, MULTIPLE = 64, 4096, 8
 ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16}
-_PIPELINE_FOR_MODE = {"text2img": "main", "ip_adapter": "main", "img2img": "img2img", "inpaint": "inpaint"}
+_PIPELINE_FOR_MODE = {"text2img": "text2img", "ip_adapter": "main", "img2img": "img2img", "inpaint": "inpaint",
+                      "multiref": "multiref", "edit": "multiref"}
 NEUTRAL = (127, 127, 127)  # the IP-Adapter image of calls with nothing to follow (at scale 0)
 
 
@@ -83,13 +107,14 @@ class _Job:
     ip_scales: list[float] = field(default_factory=list)
     ip_masks: list[Image] | None = None
     ip_tag: str = ""  # jobs with the same tag share their IP-Adapter input (batchable)
+    ref_images: list[Image] = field(default_factory=list)  # multiref: the images, in the prompt's numbering
     loras: list[tuple[str, float, str]] = field(default_factory=list)  # (path, scale, adapter name)
     regions: dict[str, Box] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys can share one pipeline call; None: always alone."""
-        if self.loras or self.ip_masks is not None or self.mode in ("ip_adapter", "inpaint"):
+        if self.loras or self.ip_masks is not None or self.mode in ("ip_adapter", "inpaint", "multiref", "edit"):
             return None
         return (self.mode, self.width, self.height, self.strength, self.ip_tag)
 
@@ -99,11 +124,17 @@ class DiffusersBackend:
 
     Options (``stages.render.options`` / ``stages.design.options``):
 
-    - ``model``: diffusers directory or hub id; ``family``: auto | sd15 | sdxl | kolors
+    - ``model``: diffusers directory, hub id or single-file ``.safetensors`` (SD 1.5 / SDXL);
+      ``family``: auto | sd15 | sdxl | kolors | flux2-klein | qwen-image-edit-plus | flux-kontext;
+      ``single_file_config``: a diffusers-layout directory of configs for an unusual checkpoint
+    - memory: ``offload`` (model | sequential | group), ``vae_tiling``, ``layerwise_fp8``,
+      ``quantize`` (bnb-nf4): see :class:`novelcomic.render.loading.MemorySpec`
+    - multi-reference families: ``max_references`` (at most the family's), ``max_sequence_length``
     - ``device``: auto | cpu | cuda[:N] | mps; ``dtype``: auto | float32 | float16 | bfloat16;
       ``cpu_offload``; ``compile`` (``torch.compile`` the UNet)
     - ``scheduler``: a name from :data:`novelcomic.render.loading.SCHEDULERS` (euler_a, dpmpp_2m, lcm, …)
-    - ``steps``, ``guidance_scale``; ``lora``: few-step or style LoRAs ``[{path, weight_name?, scale}]``
+    - ``steps``, ``guidance_scale`` (default: the family's model-card values, else 30 and 6);
+      ``lora``: few-step, style or kohya/A1111 LoRAs ``[{path, weight_name?, scale, trigger?}]``
     - ``ip_adapter``: ``{path, weight_name, subfolder?, image_encoder_folder?, scale?}``;
       ``adapter_scale`` (default strength, a shot's ``adapter_scale`` wins)
     - ``img2img_strength``: used when there is a reference but no IP-Adapter
@@ -124,8 +155,8 @@ class DiffusersBackend:
         dtype: str = "auto",
         cpu_offload: bool = False,
         scheduler: str | None = None,
-        steps: int = 30,
-        guidance_scale: float = 6.0,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
         lora: list[dict[str, Any]] | None = None,
         ip_adapter: dict[str, Any] | None = None,
         adapter_scale: float = 0.6,
@@ -137,21 +168,34 @@ class DiffusersBackend:
         style_reference: str | None = None,
         style_reference_scale: float = 0.4,
         scorer: Callable[..., float] | str | None = None,
+        offload: str | None = None,
+        vae_tiling: bool = False,
+        layerwise_fp8: bool = False,
+        quantize: str | None = None,
+        single_file_config: str | None = None,
+        max_references: int | None = None,
+        max_sequence_length: int | None = None,
     ) -> None:
         for key, value in (("cpu_offload", cpu_offload), ("compile", compile)):
             if not isinstance(value, bool):
                 raise NovelcomicError(f"{key} {value!r} must be true or false", field=OPTIONS + key)
         for key, value, lo, hi in (("steps", steps, 1, 1000), ("sheet_candidates", sheet_candidates, 1, 16),
-                                   ("batch_size", batch_size, 1, 64)):
+                                   ("batch_size", batch_size, 1, 64), ("max_references", max_references, 1, 16),
+                                   ("max_sequence_length", max_sequence_length, 8, 1024)):
+            if value is None and key in ("steps", "max_references", "max_sequence_length"):
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
                 raise NovelcomicError(f"{key} {value!r} must be a whole number from {lo} to {hi}", field=OPTIONS + key)
         for key, value, lo, hi in (("guidance_scale", guidance_scale, 0, 30), ("adapter_scale", adapter_scale, 0, 2),
                                    ("img2img_strength", img2img_strength, 0.01, 1),
                                    ("style_reference_scale", style_reference_scale, 0, 2)):
+            if value is None and key == "guidance_scale":
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise NovelcomicError(f"{key} {value!r} must be a number from {lo} to {hi}", field=OPTIONS + key)
-        if family not in ("auto", "sd15", "sdxl", "kolors"):
-            raise NovelcomicError(f"family {family!r} must be auto, sd15, sdxl or kolors", field=OPTIONS + "family")
+        if family != "auto" and family not in FAMILIES:
+            raise NovelcomicError(f"family {family!r} must be auto, {', '.join(FAMILIES)}", field=OPTIONS + "family")
+        self.memory = MemorySpec.parse(offload, vae_tiling, layerwise_fp8, quantize)
         check_scheduler(scheduler)
         if lora is not None and not isinstance(lora, list):
             raise NovelcomicError(f"lora {lora!r} must be a list of {{path, weight_name, scale}}", field=OPTIONS + "lora")
@@ -169,9 +213,31 @@ class DiffusersBackend:
                 raise NovelcomicError(f"style reference {style_reference!r} is not a file", field=OPTIONS + "style_reference")
         self.model = resolve_model(model)
         self.inpaint_model = resolve_model(inpaint_model, "inpaint_model") if inpaint_model is not None else None
+        if single_file_config is not None and not is_checkpoint_file(self.model):
+            raise NovelcomicError(f"single_file_config is for single-file checkpoints, but model {model!r} is not one",
+                                  field=OPTIONS + "single_file_config")
+        self.single_file_config = single_file_config
         self.family, self.device, self.dtype = family, device, dtype
         self.cpu_offload, self.compile, self.scheduler = cpu_offload, compile, scheduler
-        self.steps, self.guidance_scale = steps, float(guidance_scale)
+        if self.memory.offload and cpu_offload:
+            raise NovelcomicError("cpu_offload and offload say the same: keep offload: model", field=OPTIONS + "cpu_offload")
+        if self.memory != MemorySpec():
+            self.memory.check_device(resolve_device(device), single_file=is_checkpoint_file(self.model))
+        spec = self.family_spec
+        if spec.is_multiref and scheduler is not None:
+            raise NovelcomicError(f"scheduler {scheduler!r} is for SD 1.5/SDXL/Kolors; the {self.family_name} family keeps "
+                                  "its flow-matching scheduler", field=OPTIONS + "scheduler")
+        if spec.is_multiref and (ip_adapter is not None or style_reference is not None):
+            raise NovelcomicError(f"the {self.family_name} family draws from reference images itself: leave out "
+                                  "ip_adapter and style_reference", field=OPTIONS + "ip_adapter")
+        if max_references is not None and (not spec.is_multiref or max_references > spec.max_references):
+            raise NovelcomicError(f"max_references {max_references!r} must be at most {spec.max_references} for the "
+                                  f"{self.family_name} family", field=OPTIONS + "max_references")
+        self.max_references = max_references or spec.max_references
+        self.max_sequence_length = max_sequence_length
+        self.steps = steps or spec.default_steps or 30
+        self.guidance_scale = float(guidance_scale if guidance_scale is not None else
+                                    spec.default_guidance if spec.default_guidance is not None else 6.0)
         self.img2img_strength = float(img2img_strength)
         self.sheet_candidates, self.batch_size = sheet_candidates, batch_size
         self.style_reference = style_reference
@@ -180,9 +246,31 @@ class DiffusersBackend:
         self._loaded: LoadedPipelines | None = None
 
     @property
-    def prompt_family(self) -> str:
-        """sd15 | sdxl | kolors: tells the render stage which prompt language/length to prepare."""
+    def family_name(self) -> str:
+        """The model's family (a key of :data:`novelcomic.render.families.FAMILIES`)."""
         return detect_family(self.model, self.family)
+
+    @property
+    def family_spec(self) -> FamilySpec:
+        return FAMILIES[self.family_name]
+
+    @property
+    def prompt_family(self) -> str | None:
+        """sd15 | sdxl | kolors: tells the render stage which prompt language/length to prepare;
+        None for the multi-reference families, which write their own prompts (sentences naming
+        the reference images)."""
+        return None if self.family_spec.is_multiref else self.family_name
+
+    @property
+    def instruction_edits(self) -> bool:
+        """Declared capability: ``edit-shot --instruction`` is drawn by the model itself
+        (:meth:`edit_instruction`), not by rewriting the prompt."""
+        return self.family_spec.instruction_edits
+
+    @property
+    def triggers(self) -> list[str]:
+        """The trigger words of the configured LoRAs (in every prompt)."""
+        return [lo.trigger for lo in self.loras if lo.trigger]
 
     # ----------------------------------------------------------------- loading
 
@@ -192,7 +280,8 @@ class DiffusersBackend:
         return LoadSpec(
             model=model, family=family, device=device, dtype=resolve_dtype(self.dtype, device), task=task,
             scheduler=self.scheduler, loras=self.loras, ip_adapter=self.ip_adapter,
-            cpu_offload=self.cpu_offload, compile=self.compile,
+            cpu_offload=self.cpu_offload, compile=self.compile, memory=self.memory,
+            single_file_config=self.single_file_config if is_checkpoint_file(model) else None,
         )
 
     def pipelines(self) -> LoadedPipelines:
@@ -234,8 +323,14 @@ class DiffusersBackend:
         """A turnaround sheet; ``sheet_candidates`` drawn with seeds seed, seed+1, …, one kept."""
         self.check_inputs(request)
         # dressed for the book's period: the request's, else what the character's own words suggest
-        prompt = sheet_prompt(request.character, request.style, self.pipelines().spec.family,
-                              period=request_period(request), language=request.language)
+        family = self.pipelines().spec.family
+        if FAMILIES[family].is_multiref:
+            prompt = sentence_sheet_prompt(request.character, request.style, FAMILIES[family],
+                                           period=request_period(request), language=request.language)
+        else:
+            prompt = sheet_prompt(request.character, request.style, family,
+                                  period=request_period(request), language=request.language)
+        prompt = with_triggers(prompt, self.triggers + _character_triggers([request.character]))
         jobs = [self._base_job("text2img", prompt, request.width, request.height, request.seed + i)
                 for i in range(self.sheet_candidates)]
         results = self._run_all(jobs)
@@ -261,7 +356,10 @@ class DiffusersBackend:
         return self._run_all([self._shot_job(r) for r in requests])
 
     def _shot_job(self, request: ShotRequest) -> _Job:
+        if self.family_spec.is_multiref:
+            return self._multiref_job(request)
         prompt = shot_prompt(request, self.pipelines().spec.family)
+        prompt = with_triggers(prompt, self.triggers + _character_triggers(r.character for r in request.characters))
         w, h = request.width, request.height
         ids = [ref.character.id for ref in request.characters]
         regions = split_regions(ids, w, h)
@@ -292,6 +390,58 @@ class DiffusersBackend:
         if loras:
             job.meta["loras"] = [{"path": p, "scale": s} for p, s, _ in loras]
         return job
+
+    def references(self, request: ShotRequest) -> tuple[list[Reference], list[str]]:
+        """The reference images of a multi-reference shot and the characters dropped for want of
+        room: one per character (its first image), speakers first (in the order they speak), then
+        the others in shot order, at most ``max_references``."""
+        shot = request.shot
+        by_id = {ref.character.id: ref for ref in request.characters}
+        speakers = list(dict.fromkeys(ln.speaker for ln in shot.lines if not ln.is_narration and ln.speaker in by_id))
+        order = speakers + [cid for cid in by_id if cid not in speakers]
+        with_images = [cid for cid in order if by_id[cid].reference_images]
+        kept, dropped = with_images[:self.max_references], with_images[self.max_references:]
+        refs = [Reference(i + 1, Path(by_id[cid].reference_images[0]), by_id[cid].character,
+                          "speaker" if cid in speakers else "character") for i, cid in enumerate(kept)]
+        return refs, dropped
+
+    def _multiref_job(self, request: ShotRequest) -> _Job:
+        """A shot of a multi-reference family (see the module doc)."""
+        refs, dropped = self.references(request)
+        prompt = multiref_prompt(request, self.family_spec, refs)
+        prompt = with_triggers(prompt, self.triggers + _character_triggers(r.character for r in request.characters))
+        w, h = request.width, request.height
+        job = _Job("multiref" if refs else "text2img", prompt, w, h, request.seed)
+        job.ref_images = [_at_least(reference_crop(_open(r.path)), MIN_SIDE) for r in refs]
+        job.regions = split_regions([ref.character.id for ref in request.characters], w, h)
+        job.loras = [(c.lora, c.lora_scale, f"character_{c.id}")
+                     for c in (ref.character for ref in request.characters) if c.lora]
+        if refs:
+            job.meta.update(references=[str(r.path) for r in refs],
+                            reference_characters=[r.character.id for r in refs if r.character is not None])
+        if dropped:
+            job.meta["dropped_references"] = dropped
+        if job.loras:
+            job.meta["loras"] = [{"path": p, "scale": s} for p, s, _ in job.loras]
+        return job
+
+    def edit_instruction(self, image: Image | str | Path, instruction: str, *, seed: int = 0,
+                         steps: int | None = None, guidance_scale: float | None = None) -> ImageResult:
+        """``image`` redrawn by the edit model following ``instruction`` ("make it night"), at its
+        size; for the families that declare :attr:`instruction_edits`."""
+        from PIL import Image as PILImage
+
+        if not self.instruction_edits:
+            raise NovelcomicError(f"the {self.family_name} family cannot edit from an instruction; the render stage "
+                                  "rewrites the prompt instead")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise NovelcomicError(f"instruction {instruction!r} must be non-empty text", field="--instruction")
+        img = _open(image) if not isinstance(image, PILImage.Image) else image.convert("RGB")
+        check_dimensions(*img.size)
+        job = _Job("edit", Prompt(instruction.strip(), ""), img.size[0], img.size[1], seed)
+        job.ref_images = [img]
+        job.meta["instruction"] = instruction.strip()
+        return self._run_all([job], steps=steps, guidance_scale=guidance_scale)[0]
 
     def _base_job(self, mode: Mode, prompt: Prompt, w: int, h: int, seed: int) -> _Job:
         """A job with the style reference (or the neutral image at scale 0) when an IP-Adapter is loaded."""
@@ -405,6 +555,10 @@ class DiffusersBackend:
         if job.strength is not None and job.strength < 1:
             steps = max(steps, math.ceil(1 / job.strength))  # at least one denoising step
         gen = pipes.generator_device()
+        if pipes.family.is_multiref:
+            kwargs = self._multiref_kwargs(pipe, pipes.family, batch, steps, guidance)
+            kwargs["generator"] = [torch.Generator(gen).manual_seed(j.seed) for j in batch]
+            return self._invoke(pipe, pipes, job, kwargs, steps, guidance, batch)
         kwargs: dict[str, Any] = {
             "prompt": [j.prompt.positive for j in batch],
             "negative_prompt": [j.prompt.negative for j in batch],
@@ -418,9 +572,15 @@ class DiffusersBackend:
             kwargs.update(image=[j.init_image for j in batch], strength=job.strength)
         if job.mode == "inpaint":
             kwargs["mask_image"] = [j.mask_image for j in batch]
-        with pipes.lock:
+        with pipes.lock:  # (re-entrant: the adapter's scale stays set for this call)
             if pipes.has_ip_adapter:
                 self._ip_kwargs(pipe, job, kwargs)
+            return self._invoke(pipe, pipes, job, kwargs, steps, guidance, batch)
+
+    def _invoke(self, pipe: Any, pipes: LoadedPipelines, job: _Job, kwargs: dict[str, Any], steps: int,
+                guidance: float, batch: list[_Job]) -> list[Image]:
+        """One pipeline call (under the model's lock, with the shot's LoRAs); meta recorded on the jobs."""
+        with pipes.lock:
             try:
                 with self._character_loras(pipe, pipes, job):
                     out = pipe(**kwargs)
@@ -435,6 +595,25 @@ class DiffusersBackend:
         for j in batch:
             j.meta = {**meta, "seed": j.seed, "prompt": j.prompt.positive, "negative_prompt": j.prompt.negative, **j.meta}
         return [im.convert("RGB") for im in out.images]
+
+    def _multiref_kwargs(self, pipe: Any, family: FamilySpec, batch: list[_Job], steps: int,
+                         guidance: float) -> dict[str, Any]:
+        """The call arguments of a multi-reference family's pipeline (one job with images, or a
+        text-to-image batch)."""
+        job = batch[0]
+        kwargs: dict[str, Any] = {
+            "prompt": [j.prompt.positive for j in batch], "num_inference_steps": steps,
+            family.guidance_argument: guidance, "height": job.height, "width": job.width,
+            **call_extras(self.family_name, pipe),
+        }
+        negatives = [j.prompt.negative for j in batch]
+        if family.negative_prompt and guidance > 1 and any(negatives):
+            kwargs["negative_prompt"] = negatives
+        if self.max_sequence_length:
+            kwargs["max_sequence_length"] = self.max_sequence_length
+        if job.mode in ("multiref", "edit"):
+            kwargs["image"] = job.ref_images if family.max_references > 1 else job.ref_images[0]
+        return kwargs
 
     def _ip_kwargs(self, pipe: Any, job: _Job, kwargs: dict[str, Any]) -> None:
         """IP-Adapter images, scales and masks for ``job`` (the loaded adapter needs an image on every call)."""
@@ -510,6 +689,20 @@ def region_mask(box: Box, width: int, height: int) -> Image:
     mask = PILImage.new("L", (width, height), 0)
     mask.paste(255, box)
     return mask
+
+
+def _at_least(image: Image, side: int) -> Image:
+    """``image`` enlarged so that its shorter side is at least ``side`` (FLUX.2 refuses smaller references)."""
+    w, h = image.size
+    if min(w, h) >= side:
+        return image
+    k = side / min(w, h)
+    return image.resize((max(side, round(w * k)), max(side, round(h * k))))
+
+
+def _character_triggers(characters: Any) -> list[str]:
+    """The trigger words of the characters' own LoRAs (``Character.lora_trigger``)."""
+    return [c.lora_trigger for c in characters if c.lora and c.lora_trigger]
 
 
 def _open(path: str | Path) -> Image:

@@ -13,7 +13,7 @@ Two kinds:
   (sheets, shots without characters). Prompts are natural-language sentences.
 
 A family is found from model_index.json's ``_class_name`` (:data:`FamilySpec.pipeline_names`) or,
-for a single-file checkpoint, from its keys (:func:`novelcomic.render.single_file.detect_checkpoint_family`).
+for a single-file checkpoint, from its keys (:func:`novelcomic.render.loading.detect_checkpoint_family`).
 
 Nothing here imports torch or diffusers.
 """
@@ -21,7 +21,7 @@ Nothing here imports torch or diffusers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["unet", "multiref"]
 PromptStyle = Literal["tags", "sentences"]
@@ -126,6 +126,23 @@ MULTIREF_FAMILIES = tuple(name for name, spec in FAMILIES.items() if spec.is_mul
 SINGLE_FILE_FAMILIES = ("sd15", "sdxl")
 
 
+#: FLUX.2 [klein]'s prompt embedding: these hidden layers of its Qwen3 text encoder, concatenated.
+KLEIN_TEXT_LAYERS = (9, 18, 27)
+
+
+def call_extras(family: str, pipe: Any) -> dict[str, Any]:
+    """Call arguments a family's pipeline needs beyond prompt, size, steps and guidance, read from
+    the loaded components' configs (so a smaller model of the same family works too)."""
+    if family == "flux2-klein":
+        text = pipe.text_encoder.config
+        layers, width = text.num_hidden_layers, text.hidden_size
+        k = max(1, pipe.transformer.config.joint_attention_dim // width)  # how many layers are concatenated
+        if k == len(KLEIN_TEXT_LAYERS) and layers >= max(KLEIN_TEXT_LAYERS):
+            return {"text_encoder_out_layers": KLEIN_TEXT_LAYERS}
+        return {"text_encoder_out_layers": tuple(max(1, round(layers * (i + 1) / k)) for i in range(k))}
+    return {}
+
+
 def family_for_class(class_name: str) -> str | None:
     """The family whose model_index.json ``_class_name`` is ``class_name``, or None."""
     for name, spec in FAMILIES.items():
@@ -134,4 +151,4 @@ def family_for_class(class_name: str) -> str | None:
     return None
 
 
-__all__ = ["FAMILIES", "MULTIREF_FAMILIES", "SINGLE_FILE_FAMILIES", "UNET_FAMILIES", "FamilySpec", "family_for_class"]
+__all__ = ["FAMILIES", "KLEIN_TEXT_LAYERS", "call_extras", "MULTIREF_FAMILIES", "SINGLE_FILE_FAMILIES", "UNET_FAMILIES", "FamilySpec", "family_for_class"]

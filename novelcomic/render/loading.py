@@ -1,5 +1,5 @@
 """Loading diffusers pipelines once per process: model resolution, family detection, device and
-dtype choice, scheduler swap, LoRAs and IP-Adapter.
+dtype choice, scheduler swap, LoRAs and IP-Adapter, single-file checkpoints and memory options.
 
 A :class:`LoadSpec` (frozen, hashable) says everything that decides the loaded weights;
 :func:`load_pipelines` is ``lru_cache``'d on it, so the design stage, the render stage and every
@@ -7,6 +7,15 @@ shot in between share one set of weights however many backend objects are made. 
 inpaint pipelines are derived from the loaded text-to-image components with ``from_pipe``
 (weights shared, nothing loaded twice). Pipelines hold scheduler state, so calls on one
 :class:`LoadedPipelines` are serialised by its ``lock``.
+
+Single-file checkpoints (Civitai-style ``.safetensors`` holding a whole SD 1.5 or SDXL model) load
+through ``from_single_file`` with the component configs shipped in ``single_file_configs/`` (and a
+CLIP tokenizer built from the BPE merges shipped there), so nothing is fetched; the family is read
+from the checkpoint's keys (:func:`detect_checkpoint_family`).
+
+Memory options (:class:`MemorySpec`): ``offload`` (model | sequential | group), ``vae_tiling``,
+``layerwise_fp8`` (weights stored in float8, computed in the pipeline's dtype) and ``quantize:
+bnb-nf4`` (bitsandbytes 4-bit, CUDA only); checked when the backend is made, applied here.
 
 Nothing here imports torch or diffusers at module level.
 """
@@ -25,39 +34,13 @@ from typing import Any, Literal
 
 from novelcomic.devices import DTYPES
 from novelcomic.errors import BackendError, NovelcomicError
+from novelcomic.render.families import FAMILIES, SINGLE_FILE_FAMILIES, FamilySpec, family_for_class
 
-Family = Literal["sd15", "sdxl", "kolors"]
+Family = str  # a key of :data:`novelcomic.render.families.FAMILIES`
 OPTIONS = "stages.render.options."
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """The diffusers classes ("module:Class") of one model family."""
-
-    text2img: str
-    img2img: str
-    inpaint: str | None
-    pipeline_names: tuple[str, ...]  # ``_class_name`` values in model_index.json
-
-
-#: Kolors comes from ``diffusers.pipelines.kolors``: the top-level names are dummies when
-#: sentencepiece is missing, although only its tokenizer needs it.
-FAMILIES: dict[str, FamilySpec] = {
-    "sd15": FamilySpec(
-        "diffusers:StableDiffusionPipeline", "diffusers:StableDiffusionImg2ImgPipeline",
-        "diffusers:StableDiffusionInpaintPipeline",
-        ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"),
-    ),
-    "sdxl": FamilySpec(
-        "diffusers:StableDiffusionXLPipeline", "diffusers:StableDiffusionXLImg2ImgPipeline",
-        "diffusers:StableDiffusionXLInpaintPipeline",
-        ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"),
-    ),
-    "kolors": FamilySpec(
-        "diffusers.pipelines.kolors:KolorsPipeline", "diffusers.pipelines.kolors:KolorsImg2ImgPipeline", None,
-        ("KolorsPipeline", "KolorsImg2ImgPipeline"),
-    ),
-}
+CONFIGS_DIR = Path(__file__).resolve().parent / "single_file_configs"
+OFFLOADS = ("model", "sequential", "group")
+QUANTIZE = ("bnb-nf4",)
 
 #: Scheduler names accepted in ``scheduler:`` → (diffusers class, config overrides).
 SCHEDULERS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
@@ -84,6 +67,8 @@ class LoraSpec:
     weight_name: str | None = None
     scale: float = 1.0
     adapter_name: str = "lora0"
+    trigger: str = ""  # words the LoRA was trained on, added to every prompt it draws
+
 
     @classmethod
     def parse(cls, value: Any, index: int, where: str = OPTIONS + "lora") -> LoraSpec:
@@ -91,13 +76,18 @@ class LoraSpec:
             value = {"path": value}
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):
             raise NovelcomicError(f"LoRA {value!r} must be a mapping with a 'path'", field=f"{where}[{index}]")
-        unknown = set(value) - {"path", "weight_name", "scale", "adapter_name"}
+        unknown = set(value) - {"path", "weight_name", "scale", "adapter_name", "trigger"}
         if unknown:
             raise NovelcomicError(f"unknown LoRA keys {sorted(unknown)!r}", field=f"{where}[{index}]")
         scale = value.get("scale", 1.0)
         if not isinstance(scale, (int, float)) or isinstance(scale, bool):
             raise NovelcomicError(f"LoRA scale {scale!r} must be a number", field=f"{where}[{index}].scale")
-        return cls(value["path"], value.get("weight_name"), float(scale), value.get("adapter_name") or f"lora{index}")
+        trigger = value.get("trigger") or ""
+        if not isinstance(trigger, str):
+            raise NovelcomicError(f"LoRA trigger {trigger!r} must be text (the words it was trained on)",
+                                  field=f"{where}[{index}].trigger")
+        return cls(value["path"], value.get("weight_name"), float(scale), value.get("adapter_name") or f"lora{index}",
+                   trigger.strip())
 
 
 @dataclass(frozen=True)
@@ -129,6 +119,52 @@ class IPAdapterSpec:
 
 
 @dataclass(frozen=True)
+class MemorySpec:
+    """How the weights are fitted into GPU memory (see the module doc); all off by default."""
+
+    offload: str | None = None  # model | sequential | group
+    vae_tiling: bool = False
+    layerwise_fp8: bool = False
+    quantize: str | None = None  # bnb-nf4
+
+    @classmethod
+    def parse(cls, offload: Any = None, vae_tiling: Any = False, layerwise_fp8: Any = False,
+              quantize: Any = None) -> MemorySpec:
+        """The options checked for their values (not yet for the machine: see :meth:`check_device`)."""
+        if offload is not None and offload not in OFFLOADS:
+            raise NovelcomicError(f"offload {offload!r} must be one of {', '.join(OFFLOADS)} (or left out)",
+                                  field=OPTIONS + "offload")
+        for key, value in (("vae_tiling", vae_tiling), ("layerwise_fp8", layerwise_fp8)):
+            if not isinstance(value, bool):
+                raise NovelcomicError(f"{key} {value!r} must be true or false", field=OPTIONS + key)
+        if quantize is not None and quantize not in QUANTIZE:
+            raise NovelcomicError(f"quantize {quantize!r} must be one of {', '.join(QUANTIZE)} (or left out)",
+                                  field=OPTIONS + "quantize")
+        if quantize and layerwise_fp8:
+            raise NovelcomicError("quantize and layerwise_fp8 both shrink the weights: choose one",
+                                  field=OPTIONS + "layerwise_fp8")
+        return cls(offload, vae_tiling, layerwise_fp8, quantize)
+
+    def check_device(self, device: str, single_file: bool = False) -> None:
+        """Refuse, in one line, what this machine or model cannot do."""
+        if self.offload and device.split(":")[0] in ("cpu", "mps"):
+            raise NovelcomicError(f"offload {self.offload!r} moves weights between CPU and a GPU, but the device is "
+                                  f"{device!r}: leave offload out", field=OPTIONS + "offload")
+        if self.quantize:
+            import importlib.util
+
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise NovelcomicError("quantize: bnb-nf4 needs the bitsandbytes package (pip install bitsandbytes)",
+                                      field=OPTIONS + "quantize")
+            if not device.startswith("cuda"):
+                raise NovelcomicError(f"quantize: bnb-nf4 runs on CUDA GPUs only, but the device is {device!r}",
+                                      field=OPTIONS + "quantize")
+            if single_file:
+                raise NovelcomicError("quantize: bnb-nf4 works with diffusers model directories, not single-file "
+                                      "checkpoints", field=OPTIONS + "quantize")
+
+
+@dataclass(frozen=True)
 class LoadSpec:
     """Everything that decides what :func:`load_pipelines` loads (its cache key)."""
 
@@ -142,6 +178,14 @@ class LoadSpec:
     ip_adapter: IPAdapterSpec | None = None
     cpu_offload: bool = False
     compile: bool = False
+    memory: MemorySpec = MemorySpec()
+    #: for a single-file checkpoint: a diffusers-layout directory of component configs (default:
+    #: the family's in ``single_file_configs/``)
+    single_file_config: str | None = None
+
+    @property
+    def single_file(self) -> bool:
+        return is_checkpoint_file(self.model)
 
 
 @dataclass(eq=False)
@@ -157,7 +201,23 @@ class LoadedPipelines:
         return FAMILIES[self.spec.family]
 
     @cached_property
+    def text2img(self) -> Any:
+        """The text-to-image pipeline: the loaded one, or (Qwen-Image-Edit-Plus) one derived from it."""
+        if self.family.text2img == self.family.load_class or self.spec.task == "inpaint":
+            return self.main
+        return _derive(self.main, self.family.text2img)
+
+    @property
+    def multiref(self) -> Any:
+        """The pipeline that draws from reference images (multiref families: the loaded one)."""
+        if not self.family.is_multiref:
+            raise BackendError(f"the {self.spec.family} family draws no scene from reference images")
+        return self.main
+
+    @cached_property
     def img2img(self) -> Any:
+        if self.family.img2img is None:
+            raise BackendError(f"the {self.spec.family} family has no img2img pipeline", field=OPTIONS + "family")
         return _derive(self.main, self.family.img2img)
 
     @cached_property
@@ -185,7 +245,8 @@ class LoadedPipelines:
 
     def generator_device(self) -> str:
         """Where seeds' generators live: CPU for offloaded or MPS pipelines (reproducible there)."""
-        return "cpu" if self.spec.cpu_offload or self.spec.device in ("cpu", "mps") else self.spec.device
+        offloaded = self.spec.cpu_offload or self.spec.memory.offload is not None
+        return "cpu" if offloaded or self.spec.device in ("cpu", "mps") else self.spec.device
 
 
 # --------------------------------------------------------------------------- resolution
@@ -203,11 +264,18 @@ def resolve_model(model: str, what: str = "model") -> str:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise BackendError(
-                f"{what} {model!r} is a directory but not a diffusers model (no model_index.json); "
-                "convert single-file checkpoints with diffusers' conversion scripts", field=OPTIONS + what,
+                f"{what} {model!r} is a directory but not a diffusers model (no model_index.json); give the "
+                "directory of a diffusers model or a single-file .safetensors checkpoint", field=OPTIONS + what,
             )
         return str(path.resolve())
-    if _HUB_ID.match(model) and not model.startswith((".", "~")) and not path.exists():
+    if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin") and path.is_file():
+        raise BackendError(f"{what} {model!r} is a pickle checkpoint, which can run code when loaded: use its "
+                           ".safetensors version", field=OPTIONS + what)
+    if path.suffix.lower() == ".safetensors":
+        if not path.is_file():
+            raise BackendError(f"{what} {model!r} not found (a single-file checkpoint)", field=OPTIONS + what)
+        return str(path.resolve())
+    if _HUB_ID.match(model) and not model.startswith((".", "~")) and not path.exists() and path.suffix != ".safetensors":
         return model
     raise BackendError(
         f"{what} {model!r} not found: give a diffusers model directory (with model_index.json) or a "
@@ -246,15 +314,117 @@ def detect_family(model: str, family: str = "auto") -> Family:
     if family != "auto":
         if family not in FAMILIES:
             raise NovelcomicError(f"family {family!r} must be auto, {', '.join(FAMILIES)}", field=OPTIONS + "family")
-        return family  # type: ignore[return-value]
+        if is_checkpoint_file(model) and family not in SINGLE_FILE_FAMILIES:
+            raise NovelcomicError(f"family {family!r} cannot load a single-file checkpoint (only "
+                                  f"{', '.join(SINGLE_FILE_FAMILIES)})", field=OPTIONS + "family")
+        return family
+    if is_checkpoint_file(model):
+        return detect_checkpoint_family(model)
     name = model_index(model).get("_class_name", "")
-    for fam, spec in FAMILIES.items():
-        if name in spec.pipeline_names:
-            return fam  # type: ignore[return-value]
+    found = family_for_class(name)
+    if found is not None:
+        return found
     raise BackendError(
         f"cannot tell the family of model {model!r} (pipeline class {name!r}); set {OPTIONS}family to "
         f"{', '.join(FAMILIES)}", field=OPTIONS + "family",
     )
+
+
+# --------------------------------------------------------------------------- single-file checkpoints
+
+#: What marks each family's keys in a single-file checkpoint (the original Stability layout).
+_CHECKPOINT_MARKS: dict[str, tuple[str, ...]] = {
+    "sdxl": ("model.diffusion_model.input_blocks.0.0.weight", "conditioner.embedders.1.model.ln_final.weight"),
+    "sd15": ("model.diffusion_model.input_blocks.0.0.weight",
+             "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"),
+}
+#: Recognised but not loadable as a whole model here: what to do instead.
+_CHECKPOINT_OTHERS: tuple[tuple[str, str], ...] = (
+    ("cond_stage_model.model.ln_final.weight", "Stable Diffusion 2.x"),
+    ("double_blocks.0.img_attn.qkv.weight", "a FLUX transformer"),
+    ("model.diffusion_model.double_blocks.0.img_attn.qkv.weight", "a FLUX transformer"),
+    ("transformer_blocks.0.img_mod.1.weight", "a Qwen-Image transformer"),
+    ("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", "a LoRA"),
+)
+
+
+def is_checkpoint_file(model: str) -> bool:
+    """Whether ``model`` names a single-file ``.safetensors`` checkpoint (not a directory or hub id)."""
+    return model.lower().endswith(".safetensors") and Path(model).is_file()
+
+
+def checkpoint_keys(path: str) -> list[str]:
+    """The tensor names of a ``.safetensors`` file (its header only: nothing is loaded)."""
+    header = Path(path).open("rb")
+    with header:
+        try:
+            size = int.from_bytes(header.read(8), "little")
+            if not 0 < size < 100_000_000:
+                raise ValueError(f"header size {size}")
+            names = json.loads(header.read(size))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BackendError(f"{path!r} is not a readable .safetensors file ({exc})", field=OPTIONS + "model") from exc
+    return [k for k in names if k != "__metadata__"]
+
+
+def detect_checkpoint_family(path: str) -> str:
+    """sd15 | sdxl from a single-file checkpoint's keys; anything else is an error naming what was
+    expected and the key prefixes seen."""
+    keys = checkpoint_keys(path)
+    have = set(keys)
+    for family in ("sdxl", "sd15"):
+        if all(mark in have for mark in _CHECKPOINT_MARKS[family]):
+            return family
+    for mark, what in _CHECKPOINT_OTHERS:
+        if mark in have:
+            raise BackendError(f"checkpoint {path!r} looks like {what} (key {mark!r}), which novelcomic cannot load "
+                               "as a single file: give its diffusers model directory", field=OPTIONS + "model")
+    prefixes = sorted({".".join(k.split(".")[:2]) for k in keys})
+    shown = ", ".join(prefixes[:12]) + (f", … ({len(prefixes)} prefixes)" if len(prefixes) > 12 else "")
+    wanted = "; ".join(f"{fam}: {', '.join(marks)}" for fam, marks in _CHECKPOINT_MARKS.items())
+    raise BackendError(
+        f"checkpoint {path!r} matches no known family ({wanted}); its {len(keys)} keys start with: "
+        f"{shown or 'nothing'}", field=OPTIONS + "model",
+    )
+
+
+def single_file_config(family: str, given: str | None = None) -> Path:
+    """The directory of component configs a single-file ``family`` checkpoint is loaded with."""
+    if given is not None:
+        path = Path(given).expanduser()
+        if not (path / "model_index.json").is_file():
+            raise NovelcomicError(f"single_file_config {given!r} must be a directory with model_index.json and the "
+                                  "components' config files", field=OPTIONS + "single_file_config")
+        return path.resolve()
+    return CONFIGS_DIR / family
+
+
+def clip_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
+    """The CLIP BPE tokenizer of SD 1.5 / SDXL, from the merges shipped in ``single_file_configs/``
+    (49,408 tokens: 256 bytes, the same with ``</w>``, 48,894 merges, start and end)."""
+    import gzip
+
+    from transformers import CLIPTokenizer
+
+    merges_text = gzip.decompress((CONFIGS_DIR / "clip_merges.txt.gz").read_bytes()).decode("utf-8")
+    merges = [tuple(line.split()) for line in merges_text.splitlines()[1:] if line]
+    chars = _byte_chars()
+    vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
+                         pad_token=pad_token, model_max_length=77)
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2/CLIP's printable stand-ins for the 256 byte values, in vocabulary order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
 
 
 def resolve_device(device: str) -> str:
@@ -311,14 +481,24 @@ def _load(spec: LoadSpec) -> LoadedPipelines:
     ref = family.inpaint if spec.task == "inpaint" else family.text2img
     if ref is None:
         raise BackendError(f"the {spec.family} family has no inpainting pipeline", field=OPTIONS + "family")
+    if spec.task == "text2img":
+        ref = family.load_class
     cls = _import(ref)
     dtype = getattr(torch, spec.dtype)
     try:
-        pipe = cls.from_pretrained(spec.model, dtype=dtype)
+        if spec.single_file:
+            pipe = _from_single_file(cls, spec, dtype)
+        else:
+            extra = {"quantization_config": _quantization(spec, family, dtype)} if spec.memory.quantize else {}
+            pipe = cls.from_pretrained(spec.model, dtype=dtype, **extra)
     except OSError as exc:
-        if Path(spec.model).is_dir():
+        if Path(spec.model).is_dir() or spec.single_file:
             raise BackendError(f"could not load model {spec.model!r}: {exc}", field=OPTIONS + "model") from exc
         raise BackendError(_offline_message(spec.model, exc), field=OPTIONS + "model") from exc
+    except ImportError as exc:  # e.g. Qwen2-VL's processor needs torchvision in transformers 5
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendError(f"could not load model {spec.model!r} as a {spec.family} pipeline ({cls.__name__}): a package "
+                           f"is missing: {first}", field=OPTIONS + "model") from exc
     except (ValueError, TypeError, RuntimeError, KeyError) as exc:
         raise BackendError(
             f"could not load model {spec.model!r} as a {spec.family} pipeline ({cls.__name__}): {exc}",
@@ -328,8 +508,8 @@ def _load(spec: LoadSpec) -> LoadedPipelines:
     if spec.scheduler:
         cls_name, extra = SCHEDULERS[spec.scheduler]
         pipe.scheduler = _import(f"diffusers:{cls_name}").from_config(pipe.scheduler.config, **dict(extra))
-    if not spec.cpu_offload and spec.device != "cpu":  # loaded on the CPU already
-        pipe.to(spec.device)
+    if not spec.cpu_offload and not spec.memory.offload and not spec.memory.quantize and spec.device != "cpu":
+        pipe.to(spec.device)  # (loaded on the CPU; quantized weights are placed by bitsandbytes)
     if spec.loras:
         require_peft("lora")
         for lo in spec.loras:
@@ -346,9 +526,52 @@ def _load(spec: LoadSpec) -> LoadedPipelines:
                                field=OPTIONS + "ip_adapter") from exc
     if spec.cpu_offload:
         pipe.enable_model_cpu_offload(device=spec.device if spec.device != "cpu" else None)
+    apply_memory(pipe, spec.memory, spec.device, dtype, family)
     if spec.compile:
-        pipe.unet.compile()
+        getattr(pipe, family.denoiser).compile()
     return LoadedPipelines(spec, pipe)
+
+
+def _from_single_file(cls: Any, spec: LoadSpec, dtype: Any) -> Any:
+    """A whole SD 1.5 / SDXL pipeline from one ``.safetensors`` file, offline: the component
+    configs come from :func:`single_file_config`; the tokenizers from that directory when it has
+    them, else built from the shipped CLIP merges."""
+    config = single_file_config(spec.family, spec.single_file_config)
+    tokenizers: dict[str, Any] = {}
+    if not (config / "tokenizer").is_dir():
+        tokenizers["tokenizer"] = clip_tokenizer()
+        if spec.family == "sdxl":
+            tokenizers["tokenizer_2"] = clip_tokenizer(pad_token="!")
+    return cls.from_single_file(spec.model, config=str(config), local_files_only=True, dtype=dtype, **tokenizers)
+
+
+def _quantization(spec: LoadSpec, family: FamilySpec, dtype: Any) -> Any:
+    """bitsandbytes NF4 for the denoiser and the text encoder(s) (diffusers' PipelineQuantizationConfig)."""
+    from diffusers.quantizers import PipelineQuantizationConfig
+
+    components = [family.denoiser, "text_encoder"] + (["text_encoder_2"] if spec.family == "sdxl" else [])
+    return PipelineQuantizationConfig(
+        quant_backend="bitsandbytes_4bit",
+        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype},
+        components_to_quantize=components,
+    )
+
+
+def apply_memory(pipe: Any, memory: MemorySpec, device: str, dtype: Any, family: FamilySpec) -> None:
+    """``offload``, ``vae_tiling`` and ``layerwise_fp8`` applied to a loaded pipeline."""
+    import torch
+
+    if memory.layerwise_fp8:  # before offloading hooks are added
+        getattr(pipe, family.denoiser).enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if memory.vae_tiling:
+        pipe.vae.enable_tiling()
+    if memory.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif memory.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif memory.offload == "group":
+        pipe.enable_group_offload(onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                                  offload_type="leaf_level", use_stream=True)
 
 
 def require_peft(what: str) -> None:
@@ -379,7 +602,8 @@ def load_lora(pipe: Any, path: str, weight_name: str | None, adapter_name: str, 
 
 
 __all__ = [
-    "FAMILIES", "SCHEDULERS", "FamilySpec", "IPAdapterSpec", "LoadSpec", "LoadedPipelines", "LoraSpec",
-    "check_scheduler", "detect_family", "load_lora", "load_pipelines", "model_index", "require_peft",
-    "resolve_device", "resolve_dtype", "resolve_model",
+    "CONFIGS_DIR", "FAMILIES", "OFFLOADS", "QUANTIZE", "SCHEDULERS", "FamilySpec", "IPAdapterSpec", "LoadSpec",
+    "LoadedPipelines", "LoraSpec", "MemorySpec", "apply_memory", "check_scheduler", "checkpoint_keys", "clip_tokenizer",
+    "detect_checkpoint_family", "detect_family", "is_checkpoint_file", "load_lora", "load_pipelines", "model_index",
+    "require_peft", "resolve_device", "resolve_dtype", "resolve_model", "single_file_config",
 ]

@@ -6,16 +6,27 @@ and angle, the mood, the location and time of day, and each visible character's 
 (their fixed look) listed left to right, which is also the order the diffusers backend lays the
 characters out in. A shot's own ``image_prompt`` / ``negative_prompt`` win when set. Nothing here
 imports torch; the tables are constants and never change at run time.
+
+Each family writes its prompts its own way (:class:`novelcomic.render.families.FamilySpec`):
+SD 1.5 / SDXL (anime fine-tunes included) get comma-separated tags, Kolors Chinese tags; the
+multi-reference families (FLUX.2 [klein], Qwen-Image-Edit-Plus, FLUX.1 Kontext) get sentences
+(:func:`multiref_prompt`, :func:`sentence_sheet_prompt`) that name each character by the number of
+its reference image ("Lin from image 1 …"), in Chinese for Qwen in a Chinese project.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import Character
 from novelcomic.render.base import SheetRequest, ShotRequest
+
+if TYPE_CHECKING:
+    from novelcomic.render.families import FamilySpec
 
 #: Named project styles (``style:`` in project.yaml) → prompt words. Unknown names are used as is.
 STYLE_WORDS: dict[str, str] = {
@@ -222,6 +233,129 @@ def shot_prompt(request: ShotRequest, family: str = "sd15") -> Prompt:
     )
 
 
+# --------------------------------------------------------------------------- sentences (multi-reference families)
+
+CAMERA_ZH: dict[str, str] = {
+    "extreme_wide": "大远景，广阔场景中的小小人物", "wide": "远景", "full": "全身镜头", "medium": "中景，腰部以上",
+    "close_up": "近景，头肩特写", "extreme_close_up": "面部大特写",
+}
+ANGLE_ZH: dict[str, str] = {"eye_level": "", "high": "俯拍", "low": "仰拍", "overhead": "鸟瞰", "dutch": "倾斜构图"}
+MOOD_ZH: dict[str, str] = {
+    "calm": "气氛平静，光线柔和", "tense": "气氛紧张，阴影强烈", "sad": "气氛忧伤，色调暗淡",
+    "joyful": "气氛欢快，光线明亮温暖", "mysterious": "气氛神秘，薄雾弥漫", "action": "动感十足，动作激烈",
+}
+SIDES_EN = {1: ["in the centre"], 2: ["on the left", "on the right"], 3: ["on the left", "in the centre", "on the right"]}
+SIDES_ZH = {1: ["画面中央"], 2: ["左边", "右边"], 3: ["左边", "中间", "右边"]}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One image given to a multi-reference call: its 1-based number there, and whose it is
+    (a character, or ``None`` for the location's)."""
+
+    number: int
+    path: Path
+    character: Character | None = None
+    role: str = "character"  # speaker | character | location
+
+
+def _sentence(text: str, zh: bool) -> str:
+    text = text.strip().rstrip("。.,，;；")
+    return f"{text}{'。' if zh else '.'}" if text else ""
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def multiref_prompt(request: ShotRequest, family: FamilySpec, refs: Sequence[Reference]) -> Prompt:
+    """A shot in sentences for a multi-reference family: style, framing, who is where and which
+    reference image each one is, the place, the mood; in Chinese where the family reads it and the
+    project is Chinese. ``request.prompt`` (written upstream), when set, stands for the scene."""
+    lang = family.prompt_language(request.language)
+    zh = lang == "zh"
+    shot = request.shot
+    style_positive, style_negative = style_fragments(request.style, "kolors" if zh else "sdxl")
+    numbered = {ref.character.id: ref for ref in refs if ref.character is not None}
+    chars = [r.character for r in request.characters]
+    sides = (SIDES_ZH if zh else SIDES_EN).get(len(chars)) or [
+        (f"从左数第{i + 1}个" if zh else f"position {i + 1} from the left") for i in range(len(chars))]
+    people: list[str] = []
+    for side, c in zip(sides, chars):
+        ref = numbered.get(c.id)
+        looks = _character_words(c)
+        if zh:
+            who = f"{family.label(ref.number, lang)}中的{c.name}" if ref else c.name
+            people.append(f"{side}是{who}（{looks}）")
+        else:
+            who = f"{c.name} from {family.label(ref.number, lang)}" if ref else c.name
+            people.append(f"{who} ({looks}) {side}")
+    if zh:
+        cast = "；".join(people) if people else "画面中没有人物"
+    else:
+        cast = "; ".join(people) if people else "no people, only the scenery"
+    place = place_words(request.location, request.language)
+    period = period_words(request_period(request), request.language)
+    location_ref = next((r for r in refs if r.character is None), None)
+    scene = request.prompt or shot.image_prompt.strip()
+    props = join(p.appearance or p.name for p in request.props)
+    if zh:
+        parts = [
+            f"{style_positive}风格插画" if style_positive else "",
+            join([CAMERA_ZH.get(shot.camera.size, ""), ANGLE_ZH.get(shot.camera.angle, "")]),
+            cast, scene, f"道具：{props}" if props else "",
+            f"场景：{join([place, period])}" if place or period else "",
+            f"背景参照{family.label(location_ref.number, lang)}" if location_ref else "",
+            MOOD_ZH.get(shot.mood or request.scene.mood, ""),
+            "保持每个角色的脸、发型和服装与其参考图一致；画成一个完整的场景，不是角色设定图" if numbered else "",
+            "画面中不要文字和对话框",
+        ]
+    else:
+        parts = [
+            f"{style_positive} illustration" if style_positive else "",
+            _cap(join([CAMERA_WORDS.get(shot.camera.size, ""), ANGLE_WORDS.get(shot.camera.angle, "")])),
+            _cap(cast), _cap(scene), f"With {props}" if props else "",
+            f"Setting: {join([place, period])}" if place or period else "",
+            f"The background follows {family.label(location_ref.number, lang)}" if location_ref else "",
+            _cap(MOOD_WORDS.get(shot.mood or request.scene.mood, "")),
+            "Keep each character's face, hairstyle and clothes exactly as in their reference image; draw one "
+            "scene, not a character sheet" if numbered else "",
+            "No text, letters or speech bubbles in the picture",
+        ]
+    positive = " ".join(_sentence(p, zh) for p in parts if p.strip())
+    negative = join([request.negative_prompt or "", shot.negative_prompt, style_negative]) if family.negative_prompt else ""
+    return Prompt(positive, negative)
+
+
+def sentence_sheet_prompt(
+    character: Character, style: list[str], family: FamilySpec, period: str | None = None, language: str = "zh"
+) -> Prompt:
+    """A turnaround sheet in sentences, for the multi-reference families' text-to-image."""
+    zh = family.prompt_language(language) == "zh"
+    style_positive, style_negative = style_fragments(style, "kolors" if zh else "sdxl")
+    era = period_words(period, language)
+    looks = _character_words(character)
+    if zh:
+        parts = [f"{character.name}的角色设定图：{looks}",
+                 "同一个角色的正面、四分之三侧面、侧面和背面，全身站立，浅灰色纯色背景",
+                 f"{style_positive}风格" if style_positive else "", f"时代：{era}" if era else "", "不要文字"]
+    else:
+        parts = [f"A character reference sheet of {character.name}: {looks}",
+                 "Front view, three-quarter view, side view and back view of the same character, full body, "
+                 "standing, on a plain light grey background", f"{style_positive}" if style_positive else "",
+                 f"Period: {era}" if era else "", "No text"]
+    positive = " ".join(_sentence(p, zh) for p in parts if p.strip())
+    return Prompt(positive, join([SHEET_NEGATIVE, style_negative]) if family.negative_prompt else "")
+
+
+def with_triggers(prompt: Prompt, triggers: Iterable[str]) -> Prompt:
+    """``prompt`` with LoRA trigger words in front (each once; those already in it are not repeated)."""
+    words = [t.strip() for t in triggers if t and t.strip() and t.strip() not in prompt.positive]
+    if not words:
+        return prompt
+    return Prompt(join([*dict.fromkeys(words), prompt.positive]), prompt.negative)
+
+
 def _side_names(n: int) -> list[str]:
     if n == 2:
         return ["on the left", "on the right"]
@@ -231,6 +365,7 @@ def _side_names(n: int) -> list[str]:
 
 
 __all__ = [
-    "KIND_WORDS", "PERIOD_WORDS", "Prompt", "SPECIES_WORDS", "STYLE_WORDS", "WEATHER_WORDS", "join", "period_words",
-    "place_words", "request_period", "sheet_prompt", "shot_prompt", "style_fragments", "style_words",
+    "KIND_WORDS", "PERIOD_WORDS", "Prompt", "Reference", "SPECIES_WORDS", "STYLE_WORDS", "WEATHER_WORDS", "join",
+    "multiref_prompt", "period_words", "place_words", "request_period", "sentence_sheet_prompt", "sheet_prompt",
+    "shot_prompt", "style_fragments", "style_words", "with_triggers",
 ]
