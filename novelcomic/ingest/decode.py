@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from novelcomic.errors import NovelcomicError
 
@@ -125,6 +128,67 @@ _WEIRD_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "So", "Sk"})
 _MAX_WEIRD_SHARE = 0.05
 
 
+CHUNK = 1 << 20  # bytes decoded at a time
+
+
+class ByteSource(Protocol):
+    """Bytes that can be read from the start as often as needed, a chunk at a time."""
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def head(self, n: int) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """Bytes already in memory."""
+
+    data: bytes
+
+    def chunks(self) -> Iterator[bytes]:
+        view = memoryview(self.data)
+        for i in range(0, len(view), CHUNK):
+            yield bytes(view[i : i + CHUNK])
+
+    def head(self, n: int) -> bytes:
+        return self.data[:n]
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A file read from the start on every pass (a private copy: it does not change meanwhile)."""
+
+    path: Path
+
+    def chunks(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                yield chunk
+
+    def head(self, n: int) -> bytes:
+        with open(self.path, "rb") as fh:
+            return fh.read(n)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a novel's bytes decode: the codec's canonical name and ``"strict"`` or ``"replace"``
+    (a handful of bad bytes in an otherwise plausible text)."""
+
+    codec: str
+    errors: str = "strict"
+
+
+@dataclass
+class _Scan:
+    """One pass of a codec over the whole source: the start of the text and a few counts."""
+
+    sample: str  # the first _SAMPLE + 1 characters
+    length: int  # characters in all
+    replaced: int  # U+FFFD characters in all
+    has_text: bool  # anything but whitespace after a leading BOM
+
+
 def decode_novel(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     """Decode a novel file's bytes; return ``(text, encoding)``.
 
@@ -133,73 +197,162 @@ def decode_novel(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     ``gb18030``, ``big5``, ``utf-16-le`` …). A leading BOM is never part of the text.
 
     Raises NovelcomicError for an empty file, binary data, an unknown or wrong ``encoding``, and
-    bytes that no supported encoding decodes.
+    bytes that no supported encoding decodes. The same as :func:`detect_encoding` and
+    :func:`iter_text`, which do it a chunk at a time.
     """
-    if not data:
+    source = MemorySource(data)
+    decoding = detect_encoding(source, encoding)
+    return "".join(iter_text(source, decoding)), decoding.codec
+
+
+def detect_encoding(source: ByteSource, encoding: str | None = None) -> Decoding:
+    """How ``source`` decodes (see :func:`decode_novel`), in passes over its chunks: memory stays
+    a chunk and a sample, whatever the size. Every check :func:`decode_novel` makes is made here,
+    so :func:`iter_text` cannot fail afterwards on the same bytes."""
+    if not source.head(1):
         raise NovelcomicError("the novel file is empty (0 bytes)")
     if encoding:
-        text, name = _decode_forced(data, encoding)
+        decoding, scan = _decode_forced(source, encoding)
     else:
-        text, name = _detect(data)
-    text = text.removeprefix("\ufeff")
-    if _control_share(text) > _MAX_CONTROL_SHARE:
-        raise NovelcomicError(f"not a text file (binary data): decoded as {name} it is full of control characters")
-    if not text.strip():
+        decoding, scan = _detect(source)
+    sample = scan.sample.removeprefix("\ufeff")
+    if _control_share(sample) > _MAX_CONTROL_SHARE:
+        raise NovelcomicError(
+            f"not a text file (binary data): decoded as {decoding.codec} it is full of control characters"
+        )
+    if not scan.has_text:
         raise NovelcomicError("the novel file contains no text (only whitespace)")
-    return text, name
+    return decoding
+
+
+def iter_text(source: ByteSource, decoding: Decoding) -> Iterator[str]:
+    """The text of ``source``, a chunk at a time, without a leading BOM."""
+    decoder = codecs.getincrementaldecoder(decoding.codec)(decoding.errors)
+    first = True
+    for chunk in source.chunks():
+        text = decoder.decode(chunk)
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        if text:
+            yield text
+    text = decoder.decode(b"", final=True)
+    if first:
+        text = text.removeprefix("\ufeff")
+    if text:
+        yield text
+
+
+def _scan(source: ByteSource, codec: str, strict: bool) -> _Scan | None:
+    """Decode all of ``source`` with ``codec``; None when strict decoding fails."""
+    decoder = codecs.getincrementaldecoder(codec)("strict" if strict else "replace")
+    parts: list[str] = []
+    kept = length = replaced = 0
+    has_text = False
+    first = True
+
+    def take(text: str) -> None:
+        nonlocal kept, length, replaced, has_text, first
+        if not text:
+            return
+        if kept <= _SAMPLE:
+            parts.append(text[: _SAMPLE + 1 - kept])
+            kept += len(parts[-1])
+        length += len(text)
+        replaced += text.count("\ufffd")
+        if not has_text:
+            has_text = bool((text[1:] if first and text[0] == "\ufeff" else text).strip())
+        first = False
+
+    try:
+        for chunk in source.chunks():
+            take(decoder.decode(chunk))
+        take(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        return None
+    return _Scan(sample="".join(parts), length=length, replaced=replaced, has_text=has_text)
 
 
 # --------------------------------------------------------------------------- forced encoding
 
 
-def _decode_forced(data: bytes, encoding: str) -> tuple[str, str]:
+def _decode_forced(source: ByteSource, encoding: str) -> tuple[Decoding, _Scan]:
     """Decode strictly with the named codec; a failure names the codec and the byte offset."""
     try:
-        name = codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
         raise NovelcomicError(f"unknown encoding {encoding!r}") from None
-    if name == "utf-8" and data.startswith(codecs.BOM_UTF8):
+    if not getattr(info, "_is_text_encoding", True):
+        raise NovelcomicError(f"unknown encoding {encoding!r}: {info.name} is not a text encoding")
+    name = info.name
+    if name == "utf-8" and source.head(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
         name = "utf-8-sig"
+    decoder = codecs.getincrementaldecoder(name)("strict")
+    parts: list[str] = []
+    kept = length = 0
+    has_text = False
+    first = True
+    fed = 0
     try:
-        return data.decode(name), name
+        chunks = source.chunks()
+        while True:
+            chunk = next(chunks, None)
+            pending = decoder.getstate()[0]
+            text = decoder.decode(chunk if chunk is not None else b"", final=chunk is None)
+            if text:
+                if kept <= _SAMPLE:
+                    parts.append(text[: _SAMPLE + 1 - kept])
+                    kept += len(parts[-1])
+                length += len(text)
+                if not has_text:
+                    has_text = bool((text[1:] if first and text[0] == "\ufeff" else text).strip())
+                first = False
+            if chunk is None:
+                break
+            fed += len(chunk)
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start : min(exc.end, exc.start + 4)].hex(" ")
+        offset = fed - (len(pending) if isinstance(pending, bytes) else 0) + exc.start
         raise NovelcomicError(
-            f"the novel is not valid {encoding}: cannot decode byte(s) {bad} at offset {exc.start}"
+            f"the novel is not valid {encoding}: cannot decode byte(s) {bad} at offset {offset}"
             " (try another encoding, or leave it out to detect it)"
         ) from None
-    except UnicodeError as exc:  # e.g. utf-16 with an odd number of bytes
+    except UnicodeError as exc:  # e.g. a codec that refuses the input as a whole
         raise NovelcomicError(f"the novel is not valid {encoding}: {exc}") from None
+    return Decoding(name), _Scan(sample="".join(parts), length=length, replaced=0, has_text=has_text)
 
 
 # --------------------------------------------------------------------------- detection
 
 
-def _detect(data: bytes) -> tuple[str, str]:
+def _detect(source: ByteSource) -> tuple[Decoding, _Scan]:
+    head = source.head(_SAMPLE)
     for bom, name in _BOMS:
-        if data.startswith(bom):
-            found = _decode_candidates(data, (name,), strict=True) or _decode_candidates(data, (name,), strict=False)
-            if found is None or (name != "utf-8-sig" and not _reads_as_text(found[0])):
+        if head.startswith(bom):
+            found = _decode_candidates(source, (name,), strict=True) or _decode_candidates(
+                source, (name,), strict=False
+            )
+            if found is None or (name != "utf-8-sig" and not _reads_as_text(found[1].sample)):
                 raise NovelcomicError(
                     f"cannot decode the novel: it starts with a {name.removesuffix('-sig').upper()} byte-order mark"
                     " but the rest does not read as text in that encoding"
                 )
             return found
-    kind = _binary_signature(data)
+    kind = _binary_signature(head)
     if kind:
         raise NovelcomicError(f"not a text file (binary data): it looks like {kind}")
-    if b"\x00" in data:
-        found = _detect_utf16(data)
+    if any(b"\x00" in chunk for chunk in source.chunks()):
+        found = _detect_utf16(source)
         if found is None:
             raise NovelcomicError("not a text file (binary data): it contains NUL bytes")
         return found
-    if _control_share_bytes(data) > _MAX_CONTROL_SHARE:
+    if _control_share_bytes(head) > _MAX_CONTROL_SHARE:
         raise NovelcomicError("not a text file (binary data): it is full of control bytes")
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    found = _best_chinese(data, strict=True) or _best_chinese(data, strict=False) or _charset_normalizer(data)
+    scan = _scan(source, "utf-8", strict=True)
+    if scan is not None:
+        return Decoding("utf-8"), scan
+    found = (
+        _best_chinese(source, strict=True) or _best_chinese(source, strict=False) or _charset_normalizer(source)
+    )
     if found is None:
         raise NovelcomicError(
             "cannot decode the novel: it is not valid UTF-8, UTF-16, GB18030/GBK or Big5 text"
@@ -228,19 +381,16 @@ def _control_share(text: str) -> float:
     return sum(1 for c in sample if c in _CONTROL_CHARS) / len(sample)
 
 
-def _detect_utf16(data: bytes) -> tuple[str, str] | None:
+def _detect_utf16(source: ByteSource) -> tuple[Decoding, _Scan] | None:
     """BOM-less UTF-16: the byte order whose strict decoding reads as plausible text, if any."""
-    if len(data) % 2:
-        return None
-    best: tuple[float, str, str] | None = None
+    best: tuple[float, Decoding, _Scan] | None = None
     for name in ("utf-16-le", "utf-16-be"):
-        try:
-            text = data.decode(name)
-        except UnicodeDecodeError:
+        scan = _scan(source, name, strict=True)  # an odd number of bytes fails: truncated data
+        if scan is None:
             continue
-        score = _text_plausibility(text)
+        score = _text_plausibility(scan.sample)
         if best is None or score > best[0]:
-            best = (score, text, name)
+            best = (score, Decoding(name), scan)
     if best is None or best[0] < _MIN_PLAUSIBILITY:
         return None
     return best[1], best[2]
@@ -284,31 +434,32 @@ def chinese_plausibility(text: str) -> float:
     return common / total if total else 1.0
 
 
-def _decode_candidates(data: bytes, codec_names: Iterable[str], strict: bool) -> tuple[str, str] | None:
-    """The first codec of the family that decodes ``data`` (tolerating a few bad bytes if not strict)."""
+def _decode_candidates(
+    source: ByteSource, codec_names: Iterable[str], strict: bool
+) -> tuple[Decoding, _Scan] | None:
+    """The first codec of the family that decodes ``source`` (tolerating a few bad bytes if not strict)."""
     for name in codec_names:
+        scan = _scan(source, name, strict)
+        if scan is None:
+            continue
         if strict:
-            try:
-                return data.decode(name), name
-            except UnicodeDecodeError:
-                continue
-        text = data.decode(name, errors="replace")
-        if text.count("\ufffd") <= max(2, int(len(text) * _MAX_BAD_SHARE)):
-            return text, name
+            return Decoding(name), scan
+        if scan.replaced <= max(2, int(scan.length * _MAX_BAD_SHARE)):
+            return Decoding(name, "replace"), scan
     return None
 
 
-def _best_chinese(data: bytes, strict: bool) -> tuple[str, str] | None:
+def _best_chinese(source: ByteSource, strict: bool) -> tuple[Decoding, _Scan] | None:
     """The most plausible of UTF-8 (lenient pass only), GBK/GB18030 and Big5 decodings, if any is plausible."""
     families: list[tuple[str, ...]] = [_GB_CODECS, _BIG5_CODECS]
     if not strict:
         families.insert(0, ("utf-8",))
-    best: tuple[float, str, str] | None = None
+    best: tuple[float, Decoding, _Scan] | None = None
     for family in families:
-        found = _decode_candidates(data, family, strict)
+        found = _decode_candidates(source, family, strict)
         if found is None:
             continue
-        score = chinese_plausibility(found[0])
+        score = chinese_plausibility(found[1].sample)
         if best is None or score > best[0]:
             best = (score, *found)
     if best is None or best[0] < _MIN_PLAUSIBILITY:
@@ -316,7 +467,7 @@ def _best_chinese(data: bytes, strict: bool) -> tuple[str, str] | None:
     return best[1], best[2]
 
 
-def _charset_normalizer(data: bytes) -> tuple[str, str] | None:
+def _charset_normalizer(source: ByteSource) -> tuple[Decoding, _Scan] | None:
     """Last resort: charset-normalizer's guess, if it has a confident one (imported lazily).
 
     Among single-byte Western codecs charset-normalizer cannot tell cp1252 from cp1250/cp775 on
@@ -325,7 +476,7 @@ def _charset_normalizer(data: bytes) -> tuple[str, str] | None:
     """
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data[:1_000_000]))
+    matches = list(from_bytes(source.head(1_000_000)))
     if not matches:
         return None
     best = matches[0]
@@ -338,7 +489,9 @@ def _charset_normalizer(data: bytes) -> tuple[str, str] | None:
     for name in names:
         try:
             canonical = codecs.lookup(name).name
-            return data.decode(canonical), canonical
-        except (LookupError, UnicodeDecodeError):
+        except LookupError:
             continue
+        scan = _scan(source, canonical, strict=True)
+        if scan is not None:
+            return Decoding(canonical), scan
     return None
