@@ -185,7 +185,10 @@ def test_websocket_gone_falls_back_to_polling_history(tmp_path: Path) -> None:
 def test_node_error_is_one_line_naming_node_class_and_input(server: ComfyStub, tmp_path: Path) -> None:
     bad = copy.deepcopy(GRAPH)
     bad["3"]["inputs"]["sampler_name"] = "bogus"
-    be = backend(server.url, write(tmp_path, "wf.json", bad), bind=BIND)
+    wf = write(tmp_path, "wf.json", bad)
+    with pytest.raises(NovelcomicError, match=r"node 3 \(KSampler\) input sampler_name: the value 'bogus' is not on the ComfyUI server"):
+        backend(server.url, wf, bind=BIND)  # caught on creation, by /object_info
+    be = backend(server.url, wf, bind=BIND, check_server=False)
     with pytest.raises(BackendError) as info:
         be.render_shot(request([]))
     message = str(info.value)

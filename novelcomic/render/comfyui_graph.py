@@ -352,6 +352,17 @@ def check_against(workflow: Workflow, info: dict[str, Any], url: str) -> None:
         raise NovelcomicError(f"{workflow.source}: node {node_id} uses {cls}, which the ComfyUI server at {url} does not "
                               f"have: {pack_hint(cls)}{more}", field=workflow.field)
     b = workflow.bindings
+    bound = {(t.node, t.input) for targets in b.values.values() for t in targets} | {(t.node, t.input) for t in b.references}
+    for node_id, node in workflow.graph.items():
+        for name, value in (node.get("inputs") or {}).items():
+            spec = input_spec(info, node["class_type"], name)
+            if (node_id, name) in bound or spec is None or spec.kind != "COMBO" or not spec.choices or is_link(value):
+                continue
+            if value not in spec.choices:
+                what = "file" if isinstance(value, str) and "." in value else "value"
+                shown = ", ".join(str(c) for c in spec.choices[:8]) + (" …" if len(spec.choices) > 8 else "")
+                raise NovelcomicError(f"{workflow.source}: node {node_id} ({node['class_type']}) input {name}: the {what} "
+                                      f"{value!r} is not on the ComfyUI server at {url} (it has: {shown})", field=workflow.field)
 
     def where(key: str, i: int) -> str:
         return b.fields.get(f"{key}.{i}", workflow.field)
