@@ -1,0 +1,1 @@
+"""Built-in image-to-video backends (registered in novelcomic.backends_builtin)."""
