@@ -12,8 +12,16 @@ most one blank line in a row: blank lines mark paragraph and scene breaks and ar
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 # --------------------------------------------------------------------------- whitespace
 
@@ -147,48 +155,206 @@ def clean_text(text: str) -> str:
     lines (see the module docstring) are dropped; a Project Gutenberg text keeps only what lies
     between its START and END markers; runs of blank lines shrink to one blank line. Scene-break
     lines such as ``***`` or ``——`` stay. Idempotent. Returns ``""`` when nothing is left.
+
+    The same as :func:`clean_lines`, which does it in passes over a text read a chunk at a time.
     """
-    text = _NEWLINES_RE.sub("\n", text)
-    text = _INVISIBLE_RE.sub("", text)
-    text, gutenberg = _strip_gutenberg(text)
-    raw_lines = [line.rstrip() for line in text.split("\n")]
-    lines = [_SPACES_RE.sub(" ", line).strip() for line in raw_lines]
-    indents = [_indent_width(raw) if line else 0 for raw, line in zip(raw_lines, lines)]
-    if gutenberg:
-        keep = _drop_gutenberg_credits(lines)
-        lines, indents = [lines[i] for i in keep], [indents[i] for i in keep]
-    kept = [(line, ind) for line, ind in zip(lines, indents) if not is_boilerplate(line)]
-    flowed = reflow([line for line, _ in kept], [ind for _, ind in kept])
-    out = _BLANK_RUN_RE.sub("\n\n", "\n".join(flowed)).strip("\n")
-    out = _EMPHASIS_RE.sub(r"\1", out)  # _You_ (plain-text italics) is read and drawn as You
-    return out + "\n" if out else ""
+    out = list(clean_lines(lambda: (text,), []))
+    return "\n".join(out) + "\n" if out else ""
 
 
-def _strip_gutenberg(text: str) -> tuple[str, bool]:
-    """Keep what lies between the Gutenberg START and END markers; report whether any was found."""
-    found = False
-    start = _GUTENBERG_START_RE.search(text)
-    if start:
-        text = text[start.end() :]
-        found = True
-    end = _GUTENBERG_END_RE.search(text)
-    if end:
-        text = text[: end.start()]
-        found = True
-    return text, found
+class KeptLines(Protocol):
+    """Where the lines that survive boilerplate removal wait for the re-flow pass: a list, or a
+    file (:class:`KeptLinesFile`) when the book is big."""
+
+    def append(self, item: tuple[str, int, bool], /) -> None: ...
+
+    def __iter__(self) -> Iterator[tuple[str, int, bool]]: ...
 
 
-def _drop_gutenberg_credits(lines: list[str]) -> list[int]:
-    """Indices of the lines to keep: "Produced by …" credits among the first non-blank lines go."""
-    out: list[int] = []
-    seen = 0
+def clean_lines(chunks: Callable[[], Iterable[str]], kept: KeptLines) -> Iterator[str]:
+    """The cleaned lines of a text (see :func:`clean_text`), without newlines; a blank line is ``""``.
+
+    ``chunks`` gives the text from its start, in pieces, each time it is called: it is read
+    twice here (Gutenberg markers, then the lines), and the kept lines once more from ``kept``
+    when the result is iterated. Memory holds a few lines and book-wide counters, not the book.
+    """
+    markers = find_gutenberg(split_lines(normalise_newlines(chunks())))
+    stats = ReflowStats()
+    for line, indent in _kept_lines(markers.lines(split_lines(normalise_newlines(chunks()))), markers.found):
+        structural = bool(line) and _is_structural(line)
+        stats.add(line, indent, structural)
+        kept.append((line, indent, structural))
+    return _finished(_reflow_stream(iter(kept), stats.params()))
+
+
+def split_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The pieces of ``"".join(chunks).split("\\n")``, one at a time."""
+    pending: list[str] = []
+    for chunk in chunks:
+        if not chunk:
+            continue
+        parts = chunk.split("\n")
+        if len(parts) == 1:
+            pending.append(chunk)
+            continue
+        pending.append(parts[0])
+        yield "".join(pending)
+        for i in range(1, len(parts) - 1):
+            yield parts[i]
+        pending = [parts[-1]]
+    yield "".join(pending)
+
+
+def normalise_newlines(chunks: Iterable[str]) -> Iterator[str]:
+    """The text with every kind of line break made ``\\n`` and invisible characters removed."""
+    carry = ""
+    for chunk in chunks:
+        chunk = carry + chunk if carry else chunk
+        carry = ""
+        if chunk.endswith("\r"):  # maybe the first half of a \r\n
+            chunk, carry = chunk[:-1], "\r"
+        yield _INVISIBLE_RE.sub("", _NEWLINES_RE.sub("\n", chunk))
+    if carry:
+        yield "\n"
+
+
+_STAR_LINE_RE = re.compile(r"\*{3}\s*")
+_GUTENBERG_START_TAIL_RE = re.compile(r"START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.IGNORECASE)
+_GUTENBERG_END_TAIL_RE = re.compile(r"END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.IGNORECASE)
+
+
+class _MarkerSearch:
+    """Finds a Gutenberg marker line by line, as its regex finds it in the whole text: ``***``,
+    then any whitespace (blank lines too), then the words."""
+
+    def __init__(self, full: re.Pattern[str], tail: re.Pattern[str]) -> None:
+        self.full, self.tail = full, tail
+        self.star: int | None = None  # a "***" line followed by nothing but whitespace so far
+
+    def feed(self, i: int, line: str) -> int | None:
+        """The index of the line where a marker that ends on line ``i`` begins, else None."""
+        if self.star is not None and self.tail.match(line.lstrip()):
+            return self.star
+        if line.startswith("***") and self.full.match(line):
+            return i
+        if line.startswith("***") and _STAR_LINE_RE.fullmatch(line):
+            self.star = i
+        elif line.strip():
+            self.star = None
+        return None
+
+
+@dataclass(frozen=True)
+class GutenbergMarkers:
+    """Where a Project Gutenberg text's START marker ends and its END marker begins (line indices)."""
+
+    start: int | None = None
+    end: int | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def lines(self, lines: Iterable[str]) -> Iterator[str]:
+        """The lines between the markers, split as the text between them would be."""
+        if not self.found:
+            yield from lines
+            return
+        if self.start is not None:
+            yield ""  # the rest of the START line
+        for i, line in enumerate(lines):
+            if self.start is not None and i <= self.start:
+                continue
+            if self.end is not None and i >= self.end:
+                yield ""  # the text up to the END marker ends with a newline
+                return
+            yield line
+
+
+def find_gutenberg(lines: Iterable[str]) -> GutenbergMarkers:
+    """The first START marker and the first END marker after it (after the start of the text
+    when there is no START marker)."""
+    start: int | None = None
+    first_end: int | None = None
+    end: int | None = None
+    search_start = _MarkerSearch(_GUTENBERG_START_RE, _GUTENBERG_START_TAIL_RE)
+    search_end = _MarkerSearch(_GUTENBERG_END_RE, _GUTENBERG_END_TAIL_RE)
     for i, line in enumerate(lines):
-        if line and seen < _GUTENBERG_CREDIT_WINDOW:
+        if start is None:
+            if search_start.feed(i, line) is not None:
+                start = i
+                search_end = _MarkerSearch(_GUTENBERG_END_RE, _GUTENBERG_END_TAIL_RE)
+            elif first_end is None:
+                first_end = search_end.feed(i, line)
+        else:
+            end = search_end.feed(i, line)
+            if end is not None:
+                break
+    return GutenbergMarkers(start, end if start is not None else first_end)
+
+
+def _kept_lines(lines: Iterable[str], gutenberg: bool) -> Iterator[tuple[str, int]]:
+    """Each line stripped and whitespace-normalised, with its indentation in columns; without
+    boilerplate lines and (in a Gutenberg text) the "Produced by …" credits among the first
+    non-blank lines."""
+    seen = 0
+    for raw in lines:
+        raw = raw.rstrip()
+        line = _SPACES_RE.sub(" ", raw).strip()
+        if gutenberg and line and seen < _GUTENBERG_CREDIT_WINDOW:
             seen += 1
             if _GUTENBERG_CREDIT_RE.match(line):
                 continue
-        out.append(i)
-    return out
+        if is_boilerplate(line):
+            continue
+        yield line, (_indent_width(raw) if line else 0)
+
+
+def _finished(flowed: Iterable[str]) -> Iterator[str]:
+    """At most one blank line in a row, none at either end; plain-text italics (_You_) unmarked."""
+    started = blank = False
+    for line in flowed:
+        if not line:
+            blank = started
+            continue
+        if blank:
+            yield ""
+        blank, started = False, True
+        yield _EMPHASIS_RE.sub(r"\1", line)  # _You_ (plain-text italics) is read and drawn as You
+
+
+class KeptLinesFile:
+    """Kept lines in a file, for a book too big to hold: one ``indent<TAB>structural<TAB>line``
+    record a line (a kept line has neither tabs nor newlines)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8", errors="surrogatepass", newline="")
+
+    def append(self, item: tuple[str, int, bool], /) -> None:
+        line, indent, structural = item
+        self._fh.write(f"{indent}\t{int(structural)}\t{line}\n")
+
+    def __iter__(self) -> Iterator[tuple[str, int, bool]]:
+        if not self._fh.closed:
+            self._fh.close()
+
+        def chunks() -> Iterator[str]:
+            with open(self.path, encoding="utf-8", errors="surrogatepass", newline="") as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+
+        for record in split_lines(chunks()):
+            if record:
+                indent, structural, line = record.split("\t", 2)
+                yield line, int(indent), structural == "1"
+
+    def close(self) -> None:
+        self._fh.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def _core(line: str) -> str:
@@ -266,7 +432,14 @@ def _indent_width(raw: str) -> int:
 
 def display_width(text: str) -> int:
     """Columns ``text`` takes in a monospaced font: wide (CJK, full-width) characters count two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(n for c, n in Counter(text).items() if _is_wide(c))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _is_wide(c: str) -> bool:
+    return unicodedata.east_asian_width(c) in "WF"
 
 
 def _is_structural(line: str) -> bool:
@@ -291,34 +464,91 @@ def wrap_width(lines: list[str], indents: list[int] | None = None) -> int | None
     one width, few go past it, and many end mid-sentence.
     """
     indents = indents or [0] * len(lines)
-    widths: list[int] = []
-    open_count = 0
-    nonblank = sum(1 for line in lines if line)
-    for i in range(len(lines) - 1):
-        if lines[i] and lines[i + 1]:
-            widths.append(indents[i] + display_width(lines[i]))
-            open_count += _is_open(lines[i])
-    if len(widths) < _WRAP_MIN_INNER or len(widths) < nonblank * _WRAP_MIN_INNER_SHARE:
-        return None
-    if open_count < len(widths) * _WRAP_MIN_OPEN:
-        return None
-    widths.sort()
-    best_w, best_n = 0, 0
-    from bisect import bisect_left, bisect_right
+    stats = ReflowStats()
+    for line, indent in zip(lines, indents):
+        stats.add(line, indent, None)
+    return stats.wrap_width()
 
-    for w in sorted(set(widths)):
-        if w < _WRAP_MIN_WIDTH:
-            continue
-        n = bisect_right(widths, w) - bisect_left(widths, w - _wrap_tolerance(w))
-        if n > best_n or (n == best_n and w > best_w):
-            best_w, best_n = w, n
-    if best_n < len(widths) * _WRAP_MIN_CLUSTER:
-        return None
-    # The top of the band: the widest width that still has company (a few long lines are noise).
-    over = len(widths) - bisect_right(widths, best_w)
-    if over > len(widths) * _WRAP_MAX_OVER:
-        return None
-    return best_w
+
+@dataclass(frozen=True)
+class ReflowParams:
+    """What :func:`reflow` needs to know about the whole book to decide on each line."""
+
+    width: int | None  # the wrap width (see :func:`wrap_width`)
+    base: int  # the smallest indentation of a non-blank line
+    punctuated: bool  # see _zh_prose
+    blank_paragraphs: bool  # paragraphs are separated by blank lines, not indented
+
+
+@dataclass
+class ReflowStats:
+    """Book-wide counts for re-flowing, gathered a line at a time (bounded: counters by width
+    and by indentation, not lists of lines)."""
+
+    nonblank: int = 0
+    widths: Counter[int] = field(default_factory=Counter)  # width of each line followed by a non-blank one
+    open_count: int = 0  # … of which end without closing punctuation
+    indents: Counter[int] = field(default_factory=Counter)  # indentation of the non-blank lines
+    blank_after: int = 0  # non-blank lines followed by a blank one
+    prose: int = 0  # Chinese prose lines (see _zh_prose)
+    prose_ended: int = 0  # … that end with sentence punctuation
+    _previous: tuple[str, int] | None = None
+
+    def add(self, line: str, indent: int, structural: bool | None) -> None:
+        """Count one more line (``structural`` None: only what :func:`wrap_width` needs)."""
+        previous = self._previous
+        if previous is not None and previous[0]:
+            if line:
+                self.widths[previous[1] + display_width(previous[0])] += 1
+                self.open_count += _is_open(previous[0])
+            else:
+                self.blank_after += 1
+        self._previous = (line, indent)
+        if not line:
+            return
+        self.nonblank += 1
+        self.indents[indent] += 1
+        if structural is False and _zh_prose(line):
+            self.prose += 1
+            self.prose_ended += not _zh_ends_mid_phrase(line)
+
+    def wrap_width(self) -> int | None:
+        """See :func:`wrap_width`."""
+        total = sum(self.widths.values())
+        if total < _WRAP_MIN_INNER or total < self.nonblank * _WRAP_MIN_INNER_SHARE:
+            return None
+        if self.open_count < total * _WRAP_MIN_OPEN:
+            return None
+        keys = sorted(self.widths)
+        upto = [0]  # upto[k]: how many widths are below keys[k]
+        for k in keys:
+            upto.append(upto[-1] + self.widths[k])
+        best_w, best_n = 0, 0
+        for idx, w in enumerate(keys):
+            if w < _WRAP_MIN_WIDTH:
+                continue
+            n = upto[idx + 1] - upto[bisect_left(keys, w - _wrap_tolerance(w))]
+            if n > best_n or (n == best_n and w > best_w):
+                best_w, best_n = w, n
+        if best_n < total * _WRAP_MIN_CLUSTER:
+            return None
+        # The top of the band: the widest width that still has company (a few long lines are noise).
+        over = total - upto[bisect_right(keys, best_w)]
+        if over > total * _WRAP_MAX_OVER:
+            return None
+        return best_w
+
+    def params(self) -> ReflowParams:
+        base = min(self.indents) if self.indents else 0
+        indented = sum(n for ind, n in self.indents.items() if ind > base)
+        nonblank = self.nonblank
+        return ReflowParams(
+            width=self.wrap_width(),
+            base=base,
+            punctuated=self.prose >= _ZH_PUNCTUATED_MIN and self.prose_ended >= self.prose * _ZH_PUNCTUATED_SHARE,
+            blank_paragraphs=self.blank_after >= nonblank * _BLANK_PARAGRAPHS_SHARE
+            and indented < nonblank * _INDENTED_PARAGRAPHS_SHARE,
+        )
 
 
 def _wrap_tolerance(width: int) -> int:
@@ -334,38 +564,44 @@ def reflow(lines: list[str], indents: list[int] | None = None) -> list[str]:
     indents = indents or [0] * len(lines)
     if len(lines) < 2:
         return list(lines)
-    width = wrap_width(lines, indents)
-    nonblank_indents = [ind for line, ind in zip(lines, indents) if line]
-    base = min(nonblank_indents) if nonblank_indents else 0
-    structural = [bool(line) and _is_structural(line) for line in lines]
-    punctuated = _zh_paragraphs_end_punctuated(lines, structural)
-    # Paragraphs separated by blank lines: a nearly full line before a non-blank one is a wrap,
-    # whatever it ends with.
-    nonblank = sum(1 for line in lines if line)
-    indented = sum(1 for line, ind in zip(lines, indents) if line and ind > base)
-    blank_paragraphs = (
-        sum(1 for a, b in zip(lines, lines[1:]) if a and not b) >= nonblank * _BLANK_PARAGRAPHS_SHARE
-        and indented < nonblank * _INDENTED_PARAGRAPHS_SHARE
-    )
-    join = [False] * len(lines)
-    for i in range(len(lines) - 1):
-        cur, nxt = lines[i], lines[i + 1]
-        if not cur or not nxt or structural[i] or structural[i + 1]:
-            continue
-        if width is not None and indents[i + 1] <= base:
-            join[i] = _runs_on(cur, indents[i], nxt, width, blank_paragraphs)
-        if not join[i] and indents[i + 1] <= indents[i]:
-            join[i] = _cut_mid_phrase(lines, indents, i, punctuated)
-    out: list[str] = []
+    stats = ReflowStats()
+    records: list[tuple[str, int, bool]] = []
+    for line, indent in zip(lines, indents):
+        structural = bool(line) and _is_structural(line)
+        stats.add(line, indent, structural)
+        records.append((line, indent, structural))
+    return list(_reflow_stream(records, stats.params()))
+
+
+_Line = tuple[str, int, bool]  # a stripped line, its indentation, whether it is structural
+
+
+def _reflow_stream(lines: Iterable[_Line], params: ReflowParams) -> Iterator[str]:
+    """The paragraphs of :func:`reflow`, deciding on each line with its two neighbours in view."""
+    before: _Line | None = None
+    cur: _Line | None = None
     current = ""
-    for i, line in enumerate(lines):
-        current = _glue(current, line) if current else line
-        if not join[i]:
-            out.append(current)
-            current = ""
-    if current:
-        out.append(current)
-    return out
+    for nxt in lines:
+        if cur is not None:
+            current = _glue(current, cur[0]) if current else cur[0]
+            if not _joins(before, cur, nxt, params):
+                yield current
+                current = ""
+        before, cur = cur, nxt
+    if cur is not None:
+        yield _glue(current, cur[0]) if current else cur[0]
+
+
+def _joins(before: _Line | None, cur: _Line, nxt: _Line, params: ReflowParams) -> bool:
+    """Whether ``cur`` runs on into ``nxt`` (``before`` is the line above ``cur``, if any)."""
+    line, indent, structural = cur
+    next_line, next_indent, next_structural = nxt
+    if not line or not next_line or structural or next_structural:
+        return False
+    if params.width is not None and next_indent <= params.base:
+        if _runs_on(line, indent, next_line, params.width, params.blank_paragraphs):
+            return True
+    return next_indent <= indent and _cut_mid_phrase(before, cur, nxt, params.punctuated)
 
 
 _BLANK_PARAGRAPHS_SHARE = 0.03
@@ -393,46 +629,46 @@ _ZH_PUNCTUATED_SHARE = 0.9
 _ZH_PUNCTUATED_MIN = 20
 
 
-def _zh_paragraphs_end_punctuated(lines: list[str], structural: list[bool]) -> bool:
-    """Whether this book's Chinese prose lines (some length, punctuation inside) end with
-    sentence punctuation as a rule: then one that ends on a character or a comma was cut."""
-    prose = [
-        line
-        for line, st in zip(lines, structural)
-        if line and not st and len(line) >= _LOCAL_WRAP_MIN_CHARS and _CJK_CHAR_RE.search(line)
-        and any(c in "，。、；" for c in line[:-1])
-    ]
-    if len(prose) < _ZH_PUNCTUATED_MIN:
-        return False
-    ended = sum(1 for line in prose if not _zh_ends_mid_phrase(line))
-    return ended >= len(prose) * _ZH_PUNCTUATED_SHARE
+_ZH_INNER_PUNCT_RE = re.compile("[，。、；]")
+
+
+def _zh_prose(line: str) -> bool:
+    """A Chinese prose line (some length, punctuation inside), not structural: one of those whose
+    endings tell whether the book's paragraphs end with sentence punctuation as a rule (then one
+    that ends on a character or a comma was cut)."""
+    return (
+        len(line) >= _LOCAL_WRAP_MIN_CHARS
+        and _CJK_CHAR_RE.search(line) is not None
+        and _ZH_INNER_PUNCT_RE.search(line, 0, len(line) - 1) is not None
+    )
 
 
 def _zh_ends_mid_phrase(line: str) -> bool:
     return bool(_CJK_CHAR_RE.match(line[-1])) or line[-1] in _ZH_MID_PHRASE_END
 
 
-def _cut_mid_phrase(lines: list[str], indents: list[int], i: int, punctuated: bool) -> bool:
+def _cut_mid_phrase(before: _Line | None, cur: _Line, nxt: _Line, punctuated: bool) -> bool:
     """A Chinese line cut in the middle of a phrase, in a book with no wrap width (a passage that
     kept its fixed-width lines): it ends on a character (or a comma) and the next line goes on
     with characters; it holds punctuation of its own (prose, not a title); it is not one of two
     parallel lines of verse (same length, punctuation in the same places). Either the book's
     prose lines end with punctuation as a rule, or a neighbour of the same length is cut too."""
-    cur, nxt = lines[i], lines[i + 1]
-    if not (_zh_ends_mid_phrase(cur) and (_CJK_CHAR_RE.match(nxt[0]) or nxt[0] in "“「『")):
+    line, indent, _ = cur
+    next_line = nxt[0]
+    if not (_zh_ends_mid_phrase(line) and (_CJK_CHAR_RE.match(next_line[0]) or next_line[0] in "“「『")):
         return False
-    if len(cur) < _LOCAL_WRAP_MIN_CHARS or not any(c in _CLOSING_PUNCT or c in "，、" for c in cur[:-1]):
+    if len(line) < _LOCAL_WRAP_MIN_CHARS or not any(c in _CLOSING_PUNCT or c in "，、" for c in line[:-1]):
         return False
-    if _parallel(cur, nxt):
+    if _parallel(line, next_line):
         return False
     if punctuated:
         return True
-    if not _CJK_CHAR_RE.match(cur[-1]):
+    if not _CJK_CHAR_RE.match(line[-1]):
         return False
-    used = indents[i] + display_width(cur)
-    for j in (i - 1, i + 1):
-        if 0 <= j < len(lines) and lines[j] and _CJK_CHAR_RE.match(lines[j][-1]):
-            if abs(indents[j] + display_width(lines[j]) - used) <= 4:
+    used = indent + display_width(line)
+    for other in (before, nxt):
+        if other is not None and other[0] and _CJK_CHAR_RE.match(other[0][-1]):
+            if abs(other[1] + display_width(other[0]) - used) <= 4:
                 return True
     return False
 
