@@ -185,6 +185,7 @@ class LoraTrainer:
         self.optimizer = torch.optim.AdamW([p for _, p in self.params], lr=settings.lr, weight_decay=1e-2)
         self.scaler = torch.amp.GradScaler("cuda", enabled=scaled)
         self.generator = torch.Generator("cpu").manual_seed(settings.seed)
+        self.rng_done = self.generator.get_state()  # the stream after the last finished step (a stopped step is redone)
         self.step_done = 0
         self.updating = False  # inside optimizer.step(): the weights are half-updated
 
@@ -195,6 +196,7 @@ class LoraTrainer:
         import torch.nn.functional as F
 
         g = self.generator
+        self.optimizer.zero_grad(set_to_none=True)  # a step stopped halfway left gradients behind
         views = batch.latent_mean.shape[0]
         i = int(torch.randint(0, views, (1,), generator=g))
         mean, std = batch.latent_mean[i:i + 1], batch.latent_std[i:i + 1]
@@ -217,6 +219,7 @@ class LoraTrainer:
         self.updating = False
         self.optimizer.zero_grad(set_to_none=True)
         self.step_done += 1
+        self.rng_done = self.generator.get_state()
         return float(loss.detach())
 
     # ------------------------------------------------------------------ checkpoints
@@ -226,7 +229,7 @@ class LoraTrainer:
             "version": CHECKPOINT_VERSION, "inputs": inputs, "step": self.step_done, "loss": loss,
             "lora": {n: p.detach().cpu().clone() for n, p in self.params},
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": self.generator.get_state(),
+            "rng": self.rng_done,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -239,6 +242,7 @@ class LoraTrainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["rng"])
+        self.rng_done = self.generator.get_state()
         self.step_done = int(state["step"])
 
     def save_checkpoint(self, path: Path, inputs: str, loss: float) -> None:
