@@ -244,8 +244,18 @@ class Character(_Model):
     )
     lora: str | None = Field(None, description="A LoRA (file or directory) trained on this character")
     lora_scale: float = 1.0
+    lora_trigger: str | None = Field(
+        None, description="Words the LoRA was trained with, put first in the prompt of this character's shots "
+                          "(train-character sets nc_<id>)")
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_serializer(mode="wrap")
+    def _without_unset_trigger(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and "lora_trigger" in data and data["lora_trigger"] is None:
+            del data["lora_trigger"]  # left out while unset: hashes of images made before it stay the same
+        return data
 
     @model_validator(mode="after")
     def _not_narrator(self) -> "Character":

@@ -248,11 +248,15 @@ def design(project: Project, chapters: list[str] | None = None) -> StageReport:
             continue
         w, h = SHEET_SIZE
         seed = shot_seed(cfg, "design", ch.id, None)
-        inputs = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
+        # a character's LoRA never draws its sheet (train-character trains on it): hashed as unset
+        unlora = ch.model_copy(update={"lora": None, "lora_scale": 1.0, "lora_trigger": None})
+        inputs = hash_inputs(character_look(unlora), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
+        before_lora = hash_inputs(character_look(ch), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
         path = project.sheet_path(ch.id)
         # the recipe before 2026-11-21 (a known period was in neither: a sheet drawn without it is not adopted)
         legacy = hash_inputs(_stable(ch), cfg.style, spec, w, h, seed, cfg.language, *_period_part(period))
-        if project.store.fresh("sheet", ch.id, inputs) or project.store.adopt("sheet", ch.id, legacy, inputs):
+        if project.store.fresh("sheet", ch.id, inputs) or project.store.adopt("sheet", ch.id, legacy, inputs) \
+                or project.store.adopt("sheet", ch.id, before_lora, inputs):
             report.add(path, made=False)
             continue
         backend = backend or image_backends.create(spec.backend, spec.options, where="stages.design")
@@ -446,6 +450,9 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     family = getattr(backend, "prompt_family", None)
     if family:
         prompt, negative = shot_prompt(project, chapter, scene, shot, chars, location, family, ctx)
+        from novelcomic.train.usage import with_triggers
+
+        prompt = with_triggers(prompt, [chars[c] for c in shot.characters])  # the words a character's LoRA answers to
     blocked = path.with_suffix(".blocked.json")
     if cfg.safety.enabled:
         from novelcomic.render.safety import check_texts
@@ -559,9 +566,11 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
     w, h = cfg.size
     # lettering names every speaker, also one who is not in the picture
     speakers = {ln.speaker: ctx["characters"][ln.speaker].name for ln in shot.lines if ln.speaker in ctx["characters"]}
+    from novelcomic.train.usage import lora_look  # a character's LoRA by its content, not where it lies
+
     return hash_inputs(
         shot.model_dump(mode="json", exclude=SHOT_COMPOSE_ONLY), scene.mood, _stable(location), props,
-        [character_look(_with_project_paths(project, c)) for c in chars],
+        [lora_look(character_look(_with_project_paths(project, c))) for c in chars],
         [a.content_hash if a else "" for a in sheets], cfg.style, cfg.stages.render, w, h,
         shot_seed(cfg, chapter, shot.id, shot.seed), cfg.language,
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,

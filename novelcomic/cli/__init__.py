@@ -29,9 +29,9 @@ def cli(ctx: click.Context, projects_dir: str | None) -> None:
 
 
 def _register() -> None:
-    from novelcomic.cli import edit_cmds, estimate_cmds, project_cmds, run_cmds, serve_cmds, style_cmds
+    from novelcomic.cli import edit_cmds, estimate_cmds, project_cmds, run_cmds, serve_cmds, style_cmds, train_cmds
 
-    for module in (project_cmds, run_cmds, edit_cmds, style_cmds, serve_cmds, estimate_cmds):
+    for module in (project_cmds, run_cmds, edit_cmds, style_cmds, serve_cmds, train_cmds, estimate_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 
