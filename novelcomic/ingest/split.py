@@ -14,7 +14,9 @@ about ``max_chars`` at paragraph boundaries.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -137,6 +139,8 @@ def split_chapters(text: str, language: str | None = None, max_chars: int = 3000
     Returns an empty list for empty text. The result is a list with ``warnings`` (see
     :class:`ChapterList`): without headings the text is cut at scene breaks and paragraph ends
     near ``max_chars`` (:func:`split_at_breaks`), and a warning says so.
+
+    The same as :func:`iter_sections`, which reads the text line by line, twice.
     """
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
@@ -144,25 +148,50 @@ def split_chapters(text: str, language: str | None = None, max_chars: int = 3000
         from novelcomic.ingest.clean import detect_language
 
         language = detect_language(text)
-    lines = text.split("\n")
-    headings = find_headings(lines)
-    sections = _sections(lines, headings, language)
     warnings: list[str] = []
-    if not sections:
-        pieces, kinds = split_at_breaks(text, max_chars)
-        sections = [(_part_title(i + 1, language), piece, "") for i, piece in enumerate(pieces)]
-        if pieces:
-            where = " and ".join(kinds) if kinds else "paragraph ends"
-            warnings.append(
-                f"no chapter headings found: the text was cut into {len(pieces)} part(s) of at most "
-                f"about {max_chars} characters at {where}"
-            )
-    width = max(2, len(str(len(sections))))
+    sections = list(iter_sections(lambda: iter(text.split("\n")), language, max_chars, warnings))
+    width = chapter_id_width(len(sections))
     chapters = [
         Chapter(id=str(i + 1).zfill(width), title=title, text=body, volume=volume)
         for i, (title, body, volume) in enumerate(sections)
     ]
     return ChapterList(chapters, warnings)
+
+
+def chapter_id_width(count: int) -> int:
+    """Digits in a chapter id when there are ``count`` chapters (at least two)."""
+    return max(2, len(str(count)))
+
+
+def iter_sections(
+    lines: Callable[[], Iterable[str]], language: str, max_chars: int, warnings: list[str]
+) -> Iterator[tuple[str, str, str]]:
+    """``(title, body, volume)`` of each chapter in order, as :func:`split_chapters` finds them.
+
+    ``lines`` gives the text's lines (``text.split("\\n")``) each time it is called: once to find
+    the headings and measure what lies between them (kept: a few numbers per heading), once
+    more to gather each chapter's body, handed out as soon as it is complete. Memory holds one
+    chapter, not the book. ``warnings`` gets the warning of a text without headings at the end.
+    """
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    scan = _scan_lines(lines())
+    headings = scan.headings()
+    plan = _plan_sections(scan, headings, language) if headings else []
+    if plan:
+        yield from _gather(lines(), plan)
+        return
+    kinds: set[int] = set()
+    count = 0
+    for piece in _pieces_at_breaks(lines(), max_chars, scan.blanks < scan.nonblank * 0.2, scan.blanks > 0, kinds):
+        count += 1
+        yield _part_title(count, language), piece, ""
+    if count:
+        where = " and ".join(_BREAK_NAMES[k] for k in sorted(kinds, reverse=True)) or "paragraph ends"
+        warnings.append(
+            f"no chapter headings found: the text was cut into {count} part(s) of at most "
+            f"about {max_chars} characters at {where}"
+        )
 
 
 # --------------------------------------------------------------------------- headings
@@ -271,38 +300,113 @@ def find_headings(lines: list[str]) -> list[Heading]:
     heading: "CHAPTER I: Down the Rabbit-Hole"; so is ``第一回`` followed by its 回目
     ``宴桃园豪杰三结义 斩黄巾英雄首立功``, or ``Chapter 3`` by a title-case ``The Storm``.
     """
-    found: list[Heading] = []
+    return [c.heading for c in _scan_lines(lines).headings()]
+
+
+_SIZE_CAP = max(_PROLOGUE_MIN, _TOC_BODY_MAX) + 1  # sizes are only compared with these
+
+
+@dataclass
+class _Measure:
+    """What the chapter rules look at in some lines: a letter anywhere, the size (capped)."""
+
+    alpha: bool = False
+    size: int = 0
+
+    def add(self, line: str) -> None:
+        if not self.alpha and any(c.isalpha() for c in line):
+            self.alpha = True
+        if self.size < _SIZE_CAP:
+            self.size = min(_SIZE_CAP, self.size + len(_WS_RE.sub("", line)))
+
+    def __add__(self, other: _Measure) -> _Measure:
+        return _Measure(self.alpha or other.alpha, min(_SIZE_CAP, self.size + other.size))
+
+
+@dataclass
+class _Candidate:
+    """A heading line and what follows it, before its title line (if any) is known."""
+
+    line: int
+    head: str
+    title: str
+    volume_level: bool
+    volume: str
+    sub: str | None = None  # the next line, when it could be this bare heading's title
+    sub_then_text: bool = False  # the line after that is not blank
+    first: _Measure | None = None  # the line after the heading
+    rest: _Measure = field(default_factory=_Measure)  # the lines after that, up to the next heading
+    heading: Heading = field(init=False)
+    body: _Measure = field(init=False)
+
+
+@dataclass
+class _LineScan:
+    """One pass over the lines: heading candidates, the preamble, counts for the size-based cut."""
+
+    candidates: list[_Candidate]
+    preamble: _Measure
+    count: int  # lines
+    last_text: int  # index of the last non-blank line (-1: none)
+    nonblank: int
+    blanks: int  # blank lines between non-blank ones, each run counted once (split_at_breaks)
+
+    def headings(self) -> list[_Candidate]:
+        """The candidates with their title line settled (see find_headings)."""
+        for c in self.candidates:
+            end, title = c.line + 1, c.title
+            if c.title == c.head and c.sub is not None and self.last_text > c.line + 1:
+                if not c.sub_then_text or _reads_as_title(c.sub):
+                    joiner = ": " if c.head[:1].isascii() else " "
+                    title, end = f"{c.head}{joiner}{_normalise(c.sub)}", c.line + 2
+            c.heading = Heading(
+                line=c.line, head=c.head, title=title, end=end, volume_level=c.volume_level, volume=c.volume
+            )
+            body = c.rest if end == c.line + 2 or c.first is None else c.first + c.rest
+            c.body = body
+        return self.candidates
+
+
+def _scan_lines(lines: Iterable[str]) -> _LineScan:
+    candidates: list[_Candidate] = []
+    preamble = _Measure()
+    count = nonblank = blanks = 0
+    last_text = -1
+    blank_pending = False
     for i, line in enumerate(lines):
+        count += 1
+        stripped = line.strip()
+        if stripped:
+            nonblank += 1
+            if blank_pending:
+                blanks += 1
+                blank_pending = False
+        elif last_text == i - 1 and i:
+            blank_pending = True
+        if stripped:
+            last_text = i
+        last = candidates[-1] if candidates else None
         parsed = _match_heading(line)
-        if parsed is None:
+        if last is not None and last.line == i - 2 and last.sub is not None:
+            last.sub_then_text = bool(stripped)
+        if parsed is not None:
+            head, title, level, volume = parsed
+            candidates.append(_Candidate(i, head, title, level, volume))
             continue
-        head, title, level, volume = parsed
-        end = i + 1
-        if title == head:
-            sub = _subtitle(lines, i + 1)
-            if sub is not None:
-                joiner = ": " if head[:1].isascii() else " "
-                title, end = f"{head}{joiner}{sub}", i + 2
-        found.append(Heading(line=i, head=head, title=title, end=end, volume_level=level, volume=volume))
-    return found
-
-
-def _subtitle(lines: list[str], j: int) -> str | None:
-    """The line at ``j`` when it is a short title line directly under a bare heading.
-
-    It is followed by a blank line, or it reads as a title by itself: Chinese without any
-    punctuation but the spaces between the halves of a 回目, or English in title case.
-    """
-    if j >= len(lines):
-        return None
-    sub = lines[j].strip()
-    if not sub or len(sub) > _SUBTITLE_MAX or sub.endswith(_SENTENCE_END) or parse_heading(sub) is not None:
-        return None
-    if not any(line.strip() for line in lines[j + 1 :]):
-        return None
-    if j + 1 < len(lines) and lines[j + 1].strip() and not _reads_as_title(sub):
-        return None  # not followed by a blank line, and it may be the first paragraph
-    return _normalise(sub)
+        if last is None:
+            preamble.add(line)
+        elif last.line == i - 1:
+            last.first = _Measure()
+            last.first.add(line)
+            if (
+                stripped
+                and len(stripped) <= _SUBTITLE_MAX
+                and not stripped.endswith(_SENTENCE_END)
+            ):  # not a heading either: that line would be a candidate
+                last.sub = stripped
+        else:
+            last.rest.add(line)
+    return _LineScan(candidates, preamble, count, last_text, nonblank, blanks)
 
 
 _ZH_TITLE_RE = re.compile(r"^[\u3400-\u9fff《》·\s]{2,30}$")
@@ -322,8 +426,18 @@ def _reads_as_title(line: str) -> bool:
 # --------------------------------------------------------------------------- sections
 
 
-def _sections(lines: list[str], headings: list[Heading], language: str) -> list[tuple[str, str, str]]:
-    """(title, body, volume) for the prologue and every heading that has a body.
+@dataclass
+class _Planned:
+    """A chapter to be: its title, volume and the line ranges its body is made of (joined by a
+    blank line: a volume's short introduction, then the chapter)."""
+
+    title: str
+    volume: str
+    ranges: list[tuple[int, int]]
+
+
+def _plan_sections(scan: _LineScan, candidates: list[_Candidate], language: str) -> list[_Planned]:
+    """The chapters of a text with headings, from the line scan alone.
 
     Table-of-contents entries are dropped: headings with no text under them (a run of them, or
     one with only a page number), and the TOC's last entry followed by a stray line or two when
@@ -331,54 +445,79 @@ def _sections(lines: list[str], headings: list[Heading], language: str) -> list[
     headings groups them: it becomes no chapter of its own unless substantial text stands under
     it; a short introduction goes in front of its first chapter.
     """
-    if not headings:
-        return []
-    out: list[tuple[str, str, str]] = []
-    preamble = _body(lines[: headings[0].line])
-    if _size(preamble) > _PROLOGUE_MIN:
-        out.append(("序章" if language == "zh" else "Prologue", preamble, ""))
+    out: list[_Planned] = []
+    if scan.preamble.size > _PROLOGUE_MIN:
+        out.append(_Planned("序章" if language == "zh" else "Prologue", "", [(0, candidates[0].line)]))
+    last_of_head = {c.head: k for k, c in enumerate(candidates)}
     volume = ""
-    intro = ""
+    intro: tuple[int, int] | None = None
     previous_empty = False
-    kept: list[tuple[Heading, str, str]] = []
-    for k, h in enumerate(headings):
-        stop = headings[k + 1].line if k + 1 < len(headings) else len(lines)
-        body = _body(lines[h.end : stop])
-        empty = not any(c.isalpha() for c in body)  # nothing, or a TOC's page number
-        following = headings[k + 1] if k + 1 < len(headings) else None
+    kept: list[tuple[Heading, list[tuple[int, int]], str]] = []
+    for k, c in enumerate(candidates):
+        h = c.heading
+        stop = candidates[k + 1].line if k + 1 < len(candidates) else scan.count
+        body = (h.end, stop)
+        empty = not c.body.alpha  # nothing, or a TOC's page number
+        following = candidates[k + 1] if k + 1 < len(candidates) else None
         if h.volume_level and following is not None and not following.volume_level:
             volume = h.title  # groups the chapters after it
-            if not empty and _size(body) > _PROLOGUE_MIN:
-                kept.append((h, body, ""))
+            if not empty and c.body.size > _PROLOGUE_MIN:
+                kept.append((h, [body], ""))
             elif not empty:
                 intro = body
             continue
         if empty:
             previous_empty = True
             continue  # a table-of-contents entry
-        toc_tail = (
-            previous_empty and _size(body) < _TOC_BODY_MAX and any(g.head == h.head for g in headings[k + 1 :])
-        )
+        toc_tail = previous_empty and c.body.size < _TOC_BODY_MAX and last_of_head[h.head] > k
         previous_empty = False
         if toc_tail:
             continue  # the last TOC entry, with a stray line ("正文") before the real chapter
-        if intro:
-            body, intro = f"{intro}\n\n{body}", ""
-        kept.append((h, body, h.volume or volume))
+        ranges = [body]
+        if intro is not None:
+            ranges, intro = [intro, body], None
+        kept.append((h, ranges, h.volume or volume))
     # Numbering that starts again in every volume: say which volume in the title.
     volumes_of: dict[str, set[str]] = {}
     for h, _, vol in kept:
         volumes_of.setdefault(h.head, set()).add(vol)
-    for h, body, vol in kept:
+    for h, ranges, vol in kept:
         title = h.title
         if vol and len(volumes_of[h.head]) > 1 and not h.volume:
             title = f"{vol} {title}"
-        out.append((title, body, vol))
+        out.append(_Planned(title, vol, ranges))
     return out
 
 
-def _size(text: str) -> int:
-    return len(_WS_RE.sub("", text))
+def _gather(lines: Iterable[str], plan: list[_Planned]) -> Iterator[tuple[str, str, str]]:
+    """``(title, body, volume)`` of each planned chapter, as soon as its last line has been read.
+
+    The ranges of all chapters follow one another without overlapping, in the chapters' order.
+    """
+    spans = [(a, b, s, j) for s, p in enumerate(plan) for j, (a, b) in enumerate(p.ranges)]
+    parts: list[str] = []
+    buf: list[str] = []
+    pos = 0
+
+    def close() -> tuple[str, str, str] | None:
+        nonlocal buf, parts, pos
+        _, _, s, j = spans[pos]
+        parts.append(_body(buf))
+        buf, pos = [], pos + 1
+        if j < len(plan[s].ranges) - 1:
+            return None
+        body, parts = "\n\n".join(parts), []
+        return plan[s].title, body, plan[s].volume
+
+    for i, line in enumerate(lines):
+        while pos < len(spans) and i >= spans[pos][1]:
+            if (section := close()) is not None:
+                yield section
+        if pos < len(spans) and spans[pos][0] <= i:
+            buf.append(line)
+    while pos < len(spans):
+        if (section := close()) is not None:
+            yield section
 
 
 def _body(lines: list[str]) -> str:
@@ -407,31 +546,53 @@ def split_at_breaks(text: str, max_chars: int) -> tuple[list[str], list[str]]:
     Scene-break lines at the edges of a piece are dropped. Returns the pieces and the kinds of
     break used (for the warning).
     """
-    text = text.strip()
-    if not text:
-        return [], []
-    lines = text.split("\n")
-    nonblank = sum(1 for line in lines if line.strip())
-    blanks = sum(1 for i in range(1, len(lines)) if not lines[i].strip() and lines[i - 1].strip())
-    blank_is_section = blanks < nonblank * 0.2
-    # Paragraphs with the strength of the break before each and whether a blank line preceded.
-    units: list[tuple[int, bool, str]] = []
+    scan = _scan_lines(text.split("\n"))
+    kinds: set[int] = set()
+    pieces = list(_pieces_at_breaks(text.split("\n"), max_chars, scan.blanks < scan.nonblank * 0.2, scan.blanks > 0, kinds))
+    return pieces, [_BREAK_NAMES[k] for k in sorted(kinds, reverse=True)]
+
+
+_Unit = tuple[int, bool, str]  # strength of the break before a paragraph, a blank line before it, the paragraph
+
+
+def _units(lines: Iterable[str], blank_is_section: bool) -> Iterator[_Unit]:
+    """The paragraphs of :func:`split_at_breaks`, with the break before each."""
     strength, blank = 0, False
+    started = False  # blank lines before the first text are not breaks (the text is stripped)
     for line in lines:
         stripped = line.strip()
         if not stripped:
-            strength, blank = max(strength, 2 if blank_is_section else 1), True
+            if started:
+                strength, blank = max(strength, 2 if blank_is_section else 1), True
             continue
+        started = True
         if _SCENE_BREAK_RE.match(stripped):
             strength, blank = 3, True
             continue
-        units.append((max(strength, 1) if units else 0, blank, stripped))
+        yield strength, blank, stripped
         strength, blank = 0, False
-    pieces: list[list[tuple[int, bool, str]]] = []
-    current: list[tuple[int, bool, str]] = []
+
+
+def _pieces_at_breaks(
+    lines: Iterable[str], max_chars: int, blank_is_section: bool, blank_lines: bool, kinds: set[int]
+) -> Iterator[str]:
+    """The pieces of :func:`split_at_breaks`, one at a time (``kinds`` gets the breaks used);
+    memory holds about one piece."""
+    current: list[_Unit] = []
     size = 0
-    used: set[int] = set()
-    for unit in units:
+    out: deque[str] = deque()  # the last two pieces: the very last may join the one before
+
+    def emit(units: list[_Unit]) -> Iterator[str]:
+        body = _join_units(units)
+        for piece in split_by_size(body, max_chars) if len(body) > max_chars else [body]:
+            out.append(piece)
+            if len(out) > 2:
+                yield out.popleft()
+
+    first = True
+    for strength, blank, para in _units(lines, blank_is_section):
+        unit = (0 if first else max(strength, 1), blank, para)
+        first = False
         if current and size + len(unit[2]) + 1 + unit[1] > max_chars:
             # Cut at the strongest break in the second half of the piece (the latest of equals).
             candidates = [(unit[0], len(current))]
@@ -441,22 +602,18 @@ def split_at_breaks(text: str, max_chars: int) -> tuple[list[str], list[str]]:
                     candidates.append((s_i, i))
                 running += len(p_i) + 2
             best, at = max(candidates)
-            pieces.append(current[:at])
-            used.add(best)
+            yield from emit(current[:at])
+            kinds.add(best)
             current = current[at:]
             size = len(_join_units(current))
         size += len(unit[2]) + (1 + unit[1] if current else 0)
         current.append(unit)
     if current:
-        pieces.append(current)
-    out: list[str] = []
-    for piece in pieces:
-        body = _join_units(piece)
-        out.extend(split_by_size(body, max_chars) if len(body) > max_chars else [body])
+        yield from emit(current)
     if len(out) > 1 and len(out[-1]) < max_chars // 5 and len(out[-2]) + len(out[-1]) + 2 <= max_chars:
         tail = out.pop()
-        out[-1] = f"{out[-1]}\n\n{tail}" if blanks else f"{out[-1]}\n{tail}"
-    return out, [_BREAK_NAMES[k] for k in sorted(used, reverse=True)]
+        out[-1] = f"{out[-1]}\n\n{tail}" if blank_lines else f"{out[-1]}\n{tail}"
+    yield from out
 
 
 def _join_units(units: list[tuple[int, bool, str]]) -> str:
