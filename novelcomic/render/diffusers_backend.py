@@ -223,27 +223,60 @@ class DiffusersBackend:
             raise NovelcomicError("cpu_offload and offload say the same: keep offload: model", field=OPTIONS + "cpu_offload")
         if self.memory != MemorySpec():
             self.memory.check_device(resolve_device(device), single_file=is_checkpoint_file(self.model))
-        spec = self.family_spec
-        if spec.is_multiref and scheduler is not None:
-            raise NovelcomicError(f"scheduler {scheduler!r} is for SD 1.5/SDXL/Kolors; the {self.family_name} family keeps "
-                                  "its flow-matching scheduler", field=OPTIONS + "scheduler")
-        if spec.is_multiref and (ip_adapter is not None or style_reference is not None):
-            raise NovelcomicError(f"the {self.family_name} family draws from reference images itself: leave out "
-                                  "ip_adapter and style_reference", field=OPTIONS + "ip_adapter")
-        if max_references is not None and (not spec.is_multiref or max_references > spec.max_references):
-            raise NovelcomicError(f"max_references {max_references!r} must be at most {spec.max_references} for the "
-                                  f"{self.family_name} family", field=OPTIONS + "max_references")
-        self.max_references = max_references or spec.max_references
+        self._options = {"scheduler": scheduler, "ip_adapter": ip_adapter, "style_reference": style_reference,
+                         "max_references": max_references, "steps": steps, "guidance_scale": guidance_scale}
         self.max_sequence_length = max_sequence_length
-        self.steps = steps or spec.default_steps or 30
-        self.guidance_scale = float(guidance_scale if guidance_scale is not None else
-                                    spec.default_guidance if spec.default_guidance is not None else 6.0)
+        self._family_checked: str | None = None
+        if family != "auto" or Path(self.model).exists():  # known without the hub: checked now
+            self._check_family_options()
         self.img2img_strength = float(img2img_strength)
         self.sheet_candidates, self.batch_size = sheet_candidates, batch_size
         self.style_reference = style_reference
         self.style_reference_scale = float(style_reference_scale)
         self.scorer = _resolve_scorer(scorer)
         self._loaded: LoadedPipelines | None = None
+
+    def _check_family_options(self) -> FamilySpec:
+        """The options that depend on the model's family, checked once it is known (at once for a
+        local model, on first use for a hub id)."""
+        spec = self.family_spec
+        if self._family_checked == self.family_name:
+            return spec
+        o = self._options
+        if spec.is_multiref and o["scheduler"] is not None:
+            raise NovelcomicError(f"scheduler {o['scheduler']!r} is for SD 1.5/SDXL/Kolors; the {self.family_name} "
+                                  "family keeps its flow-matching scheduler", field=OPTIONS + "scheduler")
+        if spec.is_multiref and (o["ip_adapter"] is not None or o["style_reference"] is not None):
+            raise NovelcomicError(f"the {self.family_name} family draws from reference images itself: leave out "
+                                  "ip_adapter and style_reference", field=OPTIONS + "ip_adapter")
+        if o["max_references"] is not None and (not spec.is_multiref or o["max_references"] > spec.max_references):
+            raise NovelcomicError(f"max_references {o['max_references']!r} must be at most {spec.max_references} for "
+                                  f"the {self.family_name} family", field=OPTIONS + "max_references")
+        self._family_checked = self.family_name
+        return spec
+
+    @property
+    def steps(self) -> int:
+        """The ``steps`` option, else the family's model-card count, else 30."""
+        return self._options["steps"] or self._check_family_options().default_steps or 30
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._options["steps"] = value
+
+    @property
+    def guidance_scale(self) -> float:
+        """The ``guidance_scale`` option, else the family's model-card value, else 6."""
+        given = self._options["guidance_scale"]
+        if given is not None:
+            return float(given)
+        default = self._check_family_options().default_guidance
+        return float(default) if default is not None else 6.0
+
+    @property
+    def max_references(self) -> int:
+        """Most reference images per call: the ``max_references`` option, else the family's."""
+        return self._options["max_references"] or self._check_family_options().max_references
 
     @property
     def family_name(self) -> str:
@@ -287,6 +320,7 @@ class DiffusersBackend:
     def pipelines(self) -> LoadedPipelines:
         """The loaded model (loaded on first use, shared by every backend with the same settings)."""
         if self._loaded is None:
+            self._check_family_options()
             self._loaded = load_pipelines(self._spec(self.model, "text2img"))
         return self._loaded
 
