@@ -357,3 +357,19 @@ def test_vae_tiling_and_layerwise_fp8_are_applied(tiny: dict[str, Path]) -> None
     pipe = backend.pipelines().main
     assert pipe.vae.use_tiling and result.image.size == (SIDE, SIDE)
     assert pipe.unet.conv_in.weight.dtype == torch.float8_e4m3fn  # stored in fp8, computed in float32
+
+
+def test_edit_shot_instruction_goes_to_the_edit_model_without_a_language_model(
+    tiny: dict[str, Path], tmp_path: Path, calls: list
+) -> None:
+    from novelcomic.project import Project
+    from novelcomic.render.edit import edit_shot
+
+    root = make_project(tmp_path / "p", tiny["flux2-klein"], "en", ["c1", "c2"], speakers=["c1"])
+    render(root, "s01-01")
+    drawn = Image.open(root / "render" / "01" / "s01-01.png").convert("RGB")
+    result = edit_shot(Project(root), "01", "s01-01", instruction="make it night")  # no llm in project.yaml
+    name, kwargs = calls[-1]
+    assert name == "Flux2KleinPipeline" and kwargs["prompt"] == ["make it night"] and len(kwargs["image"]) == 1
+    assert np.array_equal(np.asarray(kwargs["image"][0]), np.asarray(drawn))  # the shot as it was
+    assert result.kind == "instruction" and result.version == 2 and result.previous_version_path.is_file()

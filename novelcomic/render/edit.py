@@ -225,26 +225,28 @@ def edit_shot(
     current = _current(project, chapter, shot_id)
     old_meta = {k: v for k, v in current.meta_dict().items() if k not in ("history", "edit")}
     base_prompt = old_meta.get("prompt_override") or shot.image_prompt or describe_shot(project, scene, shot, cfg.language)
-    if instruction is not None:
-        new_prompt = rewrite_prompt(cfg, shot, base_prompt, instruction)
-    else:
-        new_prompt = prompt if prompt is not None else base_prompt
-    if cfg.safety.enabled:
-        from novelcomic.render.safety import check_prompt, raise_if_blocked
-
-        raise_if_blocked(check_prompt(new_prompt, cfg.safety), shot_id, chapter)
-
     from novelcomic.registry import image_backends
 
     from novelcomic.render.comfyui import use_project
     use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
     spec = cfg.stages.render
     backend = image_backends.create(spec.backend, spec.options)
+    # a backend that declares instruction_edits (an edit model: FLUX.2 klein, Qwen-Image-Edit) draws the
+    # instruction itself from the current image: no prompt rewrite
+    direct = instruction is not None and getattr(backend, "instruction_edits", False) is True
+    if instruction is not None and not direct:
+        new_prompt = rewrite_prompt(cfg, shot, base_prompt, instruction)
+    else:
+        new_prompt = prompt if prompt is not None else (instruction if direct else base_prompt)
+    if cfg.safety.enabled:
+        from novelcomic.render.safety import check_prompt, raise_if_blocked
+
+        raise_if_blocked(check_prompt(new_prompt, cfg.safety), shot_id, chapter)
     kind = "inpaint" if mask is not None else "outpaint" if outpaint is not None else (
         "instruction" if instruction is not None else "prompt"
     )
     meta = dict(old_meta)
-    if prompt is not None or instruction is not None:
+    if prompt is not None or (instruction is not None and not direct):
         meta["prompt_override"] = new_prompt
     if kind in ("inpaint", "outpaint"):
         image = _open_image(project.dir / current.path)
@@ -262,6 +264,10 @@ def edit_shot(
         elif regions:
             meta["regions"] = regions
         meta.update(extra)
+    elif direct:
+        answer = backend.edit_instruction(_open_image(project.dir / current.path), instruction, seed=current.seed or 0)
+        new_image, _, extra, seed = _unpack(answer, spec.backend, kind, current.seed)
+        meta.update(extra)  # the picture keeps its layout: the old regions stay
     else:
         new_image, regions, extra, seed = _rerender(project, cfg, chapter, scene, shot, new_prompt, backend)
         meta.update(extra)
