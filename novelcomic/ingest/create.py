@@ -1,9 +1,15 @@
 """Create a project from a novel file: read, decode, clean, split, write — all or nothing.
 
-Everything that can fail on the user's input (the name, the file, its encoding, the settings) is
-checked before anything touches the disk. The project is then built in a hidden directory beside
-the target and renamed into place in one step, so a failure (or a crash) never leaves a half-made
-project behind, and an existing directory is never overwritten.
+The name, the file's kind and the settings are checked before anything touches the disk. The
+project is then built in a hidden directory beside the target and renamed into place in one
+step, so a failure (or a crash) never leaves a half-made project behind, and an existing
+directory is never overwritten.
+
+Memory stays flat whatever the size of the book: the novel is copied (up to the size limit) into
+the hidden directory, and every step streams over that copy or over the files made from it —
+the encoding is detected in passes over chunks, the cleaner reads the text twice and its kept
+lines once, ``novel.txt`` is written a line at a time, and the splitter reads ``novel.txt``
+twice and writes each chapter as soon as it is complete.
 """
 
 from __future__ import annotations
@@ -16,16 +22,18 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from novelcomic.errors import NovelcomicError
-from novelcomic.fsutil import atomic_write_text
-from novelcomic.ingest.clean import clean_text, detect_language
-from novelcomic.ingest.decode import decode_novel
-from novelcomic.ingest.split import Chapter, parse_heading, split_chapters
+from novelcomic.fsutil import atomic_path
+from novelcomic.ingest.clean import KeptLinesFile, clean_lines, detect_language, split_lines
+from novelcomic.ingest.decode import FileSource, detect_encoding, iter_text
+from novelcomic.ingest.split import Chapter, chapter_id_width, iter_sections, parse_heading
 from novelcomic.models import ChapterRef, ProjectConfig
 from novelcomic.project import Project, check_project_name, projects_root
 
@@ -67,51 +75,53 @@ def create_project(
     base = projects_root(root)
     target = base / name
     _refuse_existing(name, target)
+    # the settings, before any work (the title and language are settled later, the same way)
+    _build_config(title=title or "-", language=language or "zh", aspect=aspect, resolution=resolution, fps=fps, chapters=[])
 
     novel = Path(novel)
-    raw = _read_novel(novel)
+    fd = _open_novel(novel)
     try:
-        text, _ = decode_novel(raw, encoding)
-    except NovelcomicError as exc:
-        raise NovelcomicError(exc.message, file=novel) from None
-    cleaned = clean_text(text)
-    if not cleaned.strip():
-        raise NovelcomicError("no story text left after removing download-site boilerplate", file=novel)
-    lang = language or detect_language(cleaned)
-    chapters = split_chapters(cleaned, lang)
-    if warnings is not None:
-        warnings.extend(getattr(chapters, "warnings", []))
-    config = _build_config(
-        title=title or guess_title(text, novel),
-        language=lang,
-        aspect=aspect,
-        resolution=resolution,
-        fps=fps,
-        chapters=chapters,
-    )
-
-    with _staging_dir(base) as (staging, made_base):
-        try:
+        with _staging_dir(base) as (staging, made_base):
             try:
-                _write_project(staging, name, cleaned, chapters, config)
-            except OSError as exc:
-                raise NovelcomicError(f"cannot write project {name!r} in {base}: {exc.strerror or exc}") from None
-            _refuse_existing(name, target)
-            _release_staging(staging)
-            try:
-                os.rename(staging, target)
-            except OSError as exc:
-                if target.exists():
-                    raise NovelcomicError(f"project {name!r} already exists at {target}") from None
-                raise NovelcomicError(f"cannot create project {name!r} at {target}: {exc.strerror}") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if made_base:
-                with contextlib.suppress(OSError):
-                    base.rmdir()  # only if still empty
-            raise
+                try:
+                    _write_project(
+                        staging, name, novel, fd,
+                        _Settings(encoding=encoding, title=title, language=language, aspect=aspect,
+                                  resolution=resolution, fps=fps, warnings=warnings),
+                    )
+                except OSError as exc:
+                    raise NovelcomicError(f"cannot write project {name!r} in {base}: {exc.strerror or exc}") from None
+                _refuse_existing(name, target)
+                _release_staging(staging)
+                try:
+                    os.rename(staging, target)
+                except OSError as exc:
+                    if target.exists():
+                        raise NovelcomicError(f"project {name!r} already exists at {target}") from None
+                    raise NovelcomicError(f"cannot create project {name!r} at {target}: {exc.strerror}") from None
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                if made_base:
+                    with contextlib.suppress(OSError):
+                        base.rmdir()  # only if still empty
+                raise
+    finally:
+        os.close(fd)
     _fsync_dir(base)
     return Project(target)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the user asked of :func:`create_project` besides the name and the file."""
+
+    encoding: str | None
+    title: str | None
+    language: str | None
+    aspect: str
+    resolution: tuple[int, int] | None
+    fps: int | None
+    warnings: list[str] | None
 
 
 _BYLINE_RE = re.compile(r"^(?:by\s+\S.*|作者\s*[:：].+|author\s*:.+)$", re.IGNORECASE)
@@ -197,6 +207,15 @@ def _read_novel(novel: Path) -> bytes:
     limit (:func:`max_novel_bytes`): a file that grows, or lies about its size (/proc), still
     cannot take more memory than that.
     """
+    fd = _open_novel(novel)
+    try:
+        return b"".join(_read_chunks(fd, novel))
+    finally:
+        os.close(fd)
+
+
+def _open_novel(novel: Path) -> int:
+    """A file descriptor of the novel, open for reading, after the checks of :func:`_read_novel`."""
     limit = max_novel_bytes()
     try:
         st = os.stat(novel)
@@ -208,11 +227,8 @@ def _read_novel(novel: Path) -> bytes:
         raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
     if not stat.S_ISREG(st.st_mode):
         raise NovelcomicError(f"is {_kind(st.st_mode)}, not a novel file", file=novel)
-    too_big = NovelcomicError(
-        f"the novel file is larger than {_mb(limit)} MB (set {MAX_NOVEL_ENV} to allow more)", file=novel
-    )
     if st.st_size > limit:
-        raise too_big
+        raise _too_big(novel, limit)
     try:
         fd = os.open(novel, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
@@ -220,23 +236,36 @@ def _read_novel(novel: Path) -> bytes:
     except OSError as exc:
         raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the two looks
-            raise NovelcomicError(f"is {_kind(os.fstat(fd).st_mode)}, not a novel file", file=novel)
-        chunks: list[bytes] = []
-        total = 0
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # swapped between the two looks
+            raise NovelcomicError(f"is {_kind(mode)}, not a novel file", file=novel)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _too_big(novel: Path, limit: int) -> NovelcomicError:
+    return NovelcomicError(
+        f"the novel file is larger than {_mb(limit)} MB (set {MAX_NOVEL_ENV} to allow more)", file=novel
+    )
+
+
+def _read_chunks(fd: int, novel: Path) -> Iterator[bytes]:
+    """The novel's bytes a chunk at a time, up to the size limit (beyond it: a one-line error)."""
+    limit = max_novel_bytes()
+    total = 0
+    try:
         while True:
             chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - total))
             if not chunk:
-                break
-            chunks.append(chunk)
+                return
             total += len(chunk)
             if total > limit:
-                raise too_big
-        return b"".join(chunks)
+                raise _too_big(novel, limit)
+            yield chunk
     except OSError as exc:
         raise NovelcomicError(f"cannot read the novel file: {exc.strerror or exc}", file=novel) from None
-    finally:
-        os.close(fd)
 
 
 def _mb(n: int) -> str:
@@ -369,19 +398,128 @@ def sweep_stale_staging(base: Path, *, now: float | None = None) -> list[Path]:
     return removed
 
 
-def _write_project(staging: Path, name: str, cleaned: str, chapters: list[Chapter], config: ProjectConfig) -> None:
-    """Write every file of the project into ``staging``; store rows are keyed by the final name."""
-    atomic_write_text(staging / NOVEL_FILE, cleaned)
+_SOURCE = ".novel-source"  # in the staging dir: the copy every pass reads
+_KEPT = ".novel-kept"  # in the staging dir: the lines the cleaner kept, for its re-flow pass
+_LANGUAGE_SAMPLE = 500_000  # characters of the cleaned text detect_language looks at
+_FRONT_MAX_CHARS = 4_000_000  # the front matter guess_title reads: at most this much text
+_FSYNC_THREADS = 8
+
+
+def _write_project(staging: Path, name: str, novel: Path, fd: int, settings: _Settings) -> None:
+    """Read, decode, clean and split the novel into ``staging``, writing every file of the
+    project as it goes; store rows are keyed by the final name."""
+    source = FileSource(staging / _SOURCE)
+    with open(source.path, "wb") as out:
+        for chunk in _read_chunks(fd, novel):
+            out.write(chunk)
+    try:
+        decoding = detect_encoding(source, settings.encoding)
+    except NovelcomicError as exc:
+        raise NovelcomicError(exc.message, file=novel) from None
+    title = settings.title or guess_title(_front_text(iter_text(source, decoding)), novel)
+
+    kept = KeptLinesFile(staging / _KEPT)
+    try:
+        lines = clean_lines(lambda: iter_text(source, decoding), kept)
+        sample = _write_novel_text(staging / NOVEL_FILE, lines)
+    finally:
+        kept.close()
+        source.path.unlink()
+    if not sample.strip():
+        raise NovelcomicError("no story text left after removing download-site boilerplate", file=novel)
+    lang = settings.language or detect_language(sample)
+
     project = Project(staging, name=name)  # rows are keyed by the final name, not the staging dir
     try:
-        for ch in chapters:
-            atomic_write_text(project.chapter_text_path(ch.id), ch.text.rstrip("\n") + "\n")
+        chapters = _write_chapters(project, staging / NOVEL_FILE, lang, settings.warnings)
+        config = _build_config(
+            title=title,
+            language=lang,
+            aspect=settings.aspect,
+            resolution=settings.resolution,
+            fps=settings.fps,
+            chapters=chapters,
+        )
         project.write_schemas()
         result = project.save_config(config)
         if result.status != "written":  # pragma: no cover - a fresh directory has nothing to protect
             raise NovelcomicError(f"could not write {project.project_yaml}")
     finally:
         project.close()
+
+
+def _front_text(chunks: Iterable[str]) -> str:
+    """The start of the text, enough for :func:`guess_title`: its first lines, whole."""
+    parts: list[str] = []
+    size = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= _FRONT_MAX_CHARS or len("".join(parts).splitlines()) > _TITLE_SCAN_LINES + 1:
+            break
+    return "".join(parts)[:_FRONT_MAX_CHARS]
+
+
+def _write_novel_text(path: Path, lines: Iterable[str]) -> str:
+    """Write the cleaned lines as ``novel.txt`` (atomically, a line at a time); return the start
+    of the text (what :func:`detect_language` looks at)."""
+    sample: list[str] = []
+    have = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            for line in lines:
+                fh.write(line)
+                fh.write("\n")
+                if have < _LANGUAGE_SAMPLE:
+                    sample.append(line[: _LANGUAGE_SAMPLE - have] + "\n")
+                    have += len(sample[-1])
+            fh.flush()
+            os.fsync(fh.fileno())
+    return "".join(sample)[:_LANGUAGE_SAMPLE]
+
+
+def _text_chunks(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
+
+
+def _write_chapters(project: Project, novel_text: Path, language: str, warnings: list[str] | None) -> list[Chapter]:
+    """Split ``novel.txt`` and write each chapter's file as soon as it is complete; return the
+    chapters without their text. The files are numbered once the count (hence the id width) is
+    known, then made durable together."""
+    sections: list[tuple[str, str]] = []
+    found: list[str] = []
+    folder = project.chapter_text_path("x").parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (title, body, volume) in enumerate(
+        iter_sections(lambda: split_lines(_text_chunks(novel_text)), language, 3000, found), 1
+    ):
+        with open(folder / f".{n}.part", "w", encoding="utf-8", newline="") as fh:
+            fh.write(body.rstrip("\n") + "\n")
+        sections.append((title, volume))
+    if warnings is not None:
+        warnings.extend(found)
+    width = chapter_id_width(len(sections))
+    chapters = [
+        Chapter(id=str(n).zfill(width), title=title, text="", volume=volume)
+        for n, (title, volume) in enumerate(sections, 1)
+    ]
+    paths = [project.chapter_text_path(ch.id) for ch in chapters]
+    for n, path in enumerate(paths, 1):
+        os.rename(folder / f".{n}.part", path)
+    with ThreadPoolExecutor(_FSYNC_THREADS) as pool:  # concurrent fsyncs share journal commits
+        list(pool.map(_fsync_file, paths))
+    _fsync_dir(folder)
+    return chapters
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
