@@ -19,7 +19,10 @@ ffmpeg children: ``ru_maxrss`` of RUSAGE_SELF and RUSAGE_CHILDREN) is its own.
     same frames of a still sliding 1 px a frame by integer crop: what x264 itself spends once the
     picture moves;
 (c) re-render after changing one shot's image;
-(d) seconds per shot at several chapter lengths, with peak memory.
+(d) seconds per shot at several chapter lengths, with peak memory;
+(e) the same chapter with the talking animatic (every shot's character blinks, sways and moves its
+    mouth with its line's loudness: compose/talking.py) vs without; target ≤ 1.3×.
+    ``--talking-only`` runs just this pair.
 """
 
 from __future__ import annotations
@@ -88,13 +91,29 @@ def make_chapter(root: Path, shots: int, width: int, height: int) -> dict:
     return {"images": images, "lines": lines, "storyboard": sb}
 
 
-def timeline_for(root: Path, shots: int, width: int, height: int, fps: int):  # type: ignore[no-untyped-def]
+def timeline_for(root: Path, shots: int, width: int, height: int, fps: int, talking: bool = False):  # type: ignore[no-untyped-def]
     from novelcomic.compose.base import LineAudio
     from novelcomic.compose.timeline import build_timeline
 
     ch = make_chapter(root / "inputs", shots, width, height)
-    audio = {sid: [LineAudio("旁白", "narrator", "", wav, 2.2)] for sid, wav in ch["lines"].items()}
-    return build_timeline(ch["storyboard"], audio, ch["images"], width=width, height=height, fps=fps)
+    speaker = "c" if talking else "narrator"
+    audio = {sid: [LineAudio("旁白", speaker, "", wav, 2.2)] for sid, wav in ch["lines"].items()}
+    figures = {sid: [talking_figure(width, height)] for sid in ch["lines"]} if talking else None
+    return build_timeline(ch["storyboard"], audio, ch["images"], width=width, height=height, fps=fps, figures=figures)
+
+
+def talking_figure(width: int, height: int) -> dict:
+    """A figure as render/animatic records it (pixels of the still): a head a quarter of the frame
+    wide, eyes and mouth where the animatic draws them, the speaker of every line."""
+    hw = width * 0.25
+    l, t = width * 0.375, height * 0.3
+    head = [l, t, l + hw, t + hw * 1.19]
+    cx, cy = l + hw / 2, t + hw * 0.595
+    unit = hw / 0.121  # head_rx = 0.0605 figure units
+    eye = [0.0075 * unit, 0.0105 * unit]
+    return {"id": "c", "speaker": True, "head": head, "box": [l - hw, t, l + 2 * hw, height],
+            "eyes": [[cx - 0.024 * unit, cy + 0.01 * unit, *eye], [cx + 0.024 * unit, cy + 0.01 * unit, *eye]],
+            "mouth": [cx, cy + 0.046 * unit, 0.013 * unit], "skin": [242, 208, 178]}
 
 
 # --------------------------------------------------------------------------- phases (child processes)
@@ -110,7 +129,7 @@ def phase_compose(args: argparse.Namespace) -> dict:
 
     w, h = args.size
     work = Path(args.work)
-    tl = timeline_for(work, args.shots, w, h, args.fps)
+    tl = timeline_for(work, args.shots, w, h, args.fps, talking=args.talking)
     cache = work / "music.cache"
     composer = FFmpegComposer(preset=args.preset, encoder=args.encoder, music_cache_dir=str(cache))
     request = ComposeRequest(
@@ -286,6 +305,8 @@ def main() -> None:
     # internal: run one phase in this process
     p.add_argument("--phase", choices=sorted(PHASES))
     p.add_argument("--edit", action="store_true")
+    p.add_argument("--talking", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--talking-only", action="store_true", help="only (e): compose with and without the talking animatic")
     p.add_argument("--frames", type=int, default=0)
     p.add_argument("--total-shots", type=int, default=0)
     args = p.parse_args()
@@ -304,6 +325,16 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="nc-bench-"))
     size_s = "x".join(map(str, args.size))
     common = {"size": size_s, "fps": args.fps, "preset": args.preset, "encoder": args.encoder, "work": work}
+
+    if args.talking_only:
+        still = run_phase("compose", shots=args.shots, **common)
+        talk = run_phase("compose", shots=args.shots, talking=True, **common)
+        print(f"\n### talking animatic — {args.shots} shots, {still['video_seconds']:.0f} s of video, {size_s} @ {args.fps} fps, "
+              f"{still['encoder']} preset {args.preset}, {os.cpu_count()} CPUs\n")
+        print("| measure | value | target | ok |")
+        print("|---|---|---|---|")
+        talking_row(still, talk)
+        return
 
     ours = run_phase("compose", shots=args.shots, edit=True, **common)
     floor = run_phase("floor", frames=ours["frames"], **common)
@@ -348,8 +379,15 @@ def main() -> None:
     for n, r in rows:
         print(f"| (d) {n} shots at {'x'.join(map(str, ssize))} | {r['seconds']:.1f} s = {r['seconds'] / n:.2f} s/shot, "
               f"peak RSS {rss(r):.0f} MB | flat, < 1 GB | {'yes' if flat and rss(r) < 1024 else 'no'} |")
+    talking_row(ours, run_phase("compose", shots=args.shots, talking=True, **common))
     print(f"| peak RSS, full compose (self / ffmpeg children) | {ours['rss_self_mb']:.0f} / {ours['rss_children_mb']:.0f} MB "
           f"| < 1 GB | {'yes' if rss(ours) < 1024 else 'no'} |")
+
+
+def talking_row(still: dict, talk: dict) -> None:
+    ratio = talk["seconds"] / still["seconds"]
+    print(f"| (e) talking animatic (blinks, mouth flaps, sway) | {talk['seconds']:.1f} s vs {still['seconds']:.1f} s without "
+          f"= {ratio:.2f}× | ≤ 1.3× | {'yes' if ratio <= 1.3 else 'no'} |")
 
 
 if __name__ == "__main__":

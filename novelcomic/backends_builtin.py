@@ -25,3 +25,6 @@ def register(registries: dict[str, Any]) -> None:
     registries["voice"].register("piper", "novelcomic.voice.piper:PiperTTS")
     registries["effect"].register("shake", "novelcomic.compose.effects:Shake")
     registries["effect"].register("vignette_pulse", "novelcomic.compose.effects:VignettePulse")
+    if "animate" in registries:  # a host's REGISTRIES from before the animate stage has none
+        registries["animate"].register("diffusers", "novelcomic.animate.backends.diffusers_i2v:DiffusersI2V")
+        registries["animate"].register("comfyui", "novelcomic.animate.backends.comfyui_i2v:ComfyUII2V")

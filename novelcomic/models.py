@@ -129,6 +129,19 @@ class ReviewConfig(_Model):
     publish: bool = Field(False, description="Pause before a chapter video is published")
 
 
+class AnimateConfig(_Model):
+    """The animate stage (between voice and compose): short image-to-video clips for some shots,
+    and the talking animatic (see novelcomic.animate)."""
+
+    backend: str | None = Field(None, description="diffusers | comfyui | a plugin's name; none: no clips (off)")
+    options: dict[str, Any] = Field(default_factory=dict)
+    shots: Literal["auto", "all", "none"] | list[str] = Field(
+        "auto", description="auto: action and close-up shots first, within max_per_chapter; all; none; or a list of shot ids")
+    max_per_chapter: int = Field(4, ge=0, le=1000, description="Most clips auto picks per chapter")
+    fill: Literal["slow", "hold"] = Field("slow", description="A clip shorter than its shot: slowed (frames blended) or held on its last frame")
+    talking: bool | None = Field(None, description="Blinks, mouth flaps and sway on animatic stills; default: on with the animatic render backend")
+
+
 class ProjectConfig(_Model):
     title: str
     language: Literal["zh", "en"] = "zh"
@@ -150,6 +163,7 @@ class ProjectConfig(_Model):
     qa: QAConfig = Field(default_factory=QAConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    animate: AnimateConfig = Field(default_factory=AnimateConfig, description="Image-to-video clips and the talking animatic (off: no backend)")
     book: bool = Field(
         False, description="Also join every chapter's video into out/book.mp4, one chapter marker per chapter (no re-encode)"
     )
@@ -365,8 +379,17 @@ class Shot(_Model):
     adapter_scale: float | None = Field(None, ge=0, le=2, description="IP-Adapter strength for this shot")
     effect: str | None = Field(None, description="A registered custom effect (moviepy) for this shot's segment")
     source: str = Field("", description="The passage of the chapter this shot was made from")
+    motion: Literal["i2v", "still"] | None = Field(
+        None, description="i2v: animate this shot into a clip (animate stage); still: never; default: animate.shots decides")
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_serializer(mode="wrap")
+    def _without_unset_motion(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and "motion" in data and data["motion"] is None:
+            del data["motion"]  # left out while unset: hashes of shots made before it stay the same
+        return data
 
 
 class Scene(_Model):

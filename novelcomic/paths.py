@@ -143,6 +143,8 @@ def project_paths(project: Any) -> Iterator[tuple[Path, tuple[object, ...], str,
     ]
     if cfg.llm is not None:
         sections.append((("llm", "options"), cfg.llm.options or {}))
+    if getattr(cfg, "animate", None) is not None:
+        sections.append((("animate", "options"), cfg.animate.options or {}))
     for base, options in sections:
         yield from _option_paths(yml, base, options, pdir)
     for file, loader, key in ((project.characters_yaml, project.characters, "characters"),

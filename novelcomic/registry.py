@@ -106,6 +106,7 @@ tts_backends = Registry("voice")
 composers = Registry("compose")
 llms = Registry("llm", where="llm")
 effects = Registry("effect")
+animators = Registry("animate", where="animate")
 
 REGISTRIES: dict[str, Registry] = {
     "plan": planners,
@@ -115,6 +116,7 @@ REGISTRIES: dict[str, Registry] = {
     "compose": composers,
     "llm": llms,
     "effect": effects,
+    "animate": animators,
 }
 
 _entry_points_loaded = False

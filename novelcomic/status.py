@@ -41,6 +41,8 @@ def project_status(project: Project) -> str:
             f"{ch.id:8} {'yes' if planned else 'no':6} {rendered:>4}/{shots_total:<4} {voiced:>4}/{lines_total:<4} "
             f"{vtext:40} {ch.title}".rstrip()
         )
+        if cfg.animate.backend and planned:  # the animate stage: clips made for shots as they are now
+            rows[-1] += f"  (clips: {sum(1 for a in store.assets('clip', ch.id) if a.key in shot_keys)})"
     if cfg.book:
         book = store.asset("book", "book")
         if book and (project.dir / book.path).exists():

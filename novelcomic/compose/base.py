@@ -40,6 +40,30 @@ class Cue:
         return self.speaker == "narrator"
 
 
+@dataclass(frozen=True)
+class ClipVideo:
+    """An image-to-video clip that plays instead of a shot's still (novelcomic.animate): an MP4 of
+    ``frames`` frames at its own ``fps``, and the still's lettering as a transparent PNG laid over
+    its frames. ``fill``: how a clip shorter than the shot fills it (``slow``: slowed with blended
+    frames, up to :data:`novelcomic.compose.clips.MAX_SLOW`, then held; ``hold``: held on its last frame)."""
+
+    path: Path
+    fps: float
+    frames: int
+    letters: Path | None = None
+    fill: str = "slow"
+
+
+@dataclass(frozen=True)
+class TalkSpec:
+    """What the talking animatic draws over a shot's still (novelcomic.compose.talking): the
+    figures the animatic recorded (head, eyes, mouth, skin; pixels of the still) and the shot's
+    lines as (absolute start, duration, speaker id, WAV)."""
+
+    figures: tuple[dict, ...]
+    lines: tuple[tuple[float, float, str, Path], ...] = ()
+
+
 @dataclass
 class Clip:
     shot_id: str
@@ -52,6 +76,8 @@ class Clip:
     audio: list[tuple[float, Path]] = field(default_factory=list)  # (absolute start, WAV)
     effect: str | None = None  # a registered custom effect (novelcomic.registry.effects), drawn by moviepy
     motion_speed: float = 1.0  # how fast the camera moves (action shots move quicker)
+    video: ClipVideo | None = None  # an animate-stage clip playing instead of the still (no camera move)
+    talk: TalkSpec | None = None  # the talking animatic over the still
 
 
 @dataclass

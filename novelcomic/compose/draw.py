@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from novelcomic.errors import BackendError
 from novelcomic.ffmpeg import run_ffmpeg
@@ -122,7 +123,13 @@ class ViewDrawer:
         scale = max(start.zoom, end.zoom)
         # the prepared still: the frame at the largest zoom, so no frame is upsampled
         self.pw, self.ph = 2 * math.ceil(width * scale / 2), 2 * math.ceil(height * scale / 2)
-        if start == end and start.zoom == 1.0:
+        self.clip = self.talker = None
+        if view.video is not None:  # an animate-stage clip plays instead of the still (compose/clips.py)
+            from novelcomic.compose.clips import ClipDrawer
+
+            self.mode = "clip"
+            self.clip = ClipDrawer(view.video, view.visible_frames, view.offset, view.fps, width, height, scratch)
+        elif start == end and start.zoom == 1.0:
             self.mode = "still"
         elif start.zoom == end.zoom:
             self.mode = "pan"
@@ -132,6 +139,8 @@ class ViewDrawer:
             self.fixed = 2 * round(fixed / 2)
         else:
             self.mode = "zoom"
+        if view.talk is not None and self.mode == "pan":
+            self.mode = "zoom"  # the talking still changes every frame: no pre-shifted pan copies
 
     def prepared(self) -> Planes:
         v = self.view
@@ -157,10 +166,24 @@ class ViewDrawer:
 
         return self.cache.get(("phase", self.view.image_hash, self.pw, self.ph, self.horizontal, k), make)
 
+    def source(self, n: int) -> Planes:
+        """The still to draw frame ``n`` from: the prepared one, or the talking animatic's frame over it."""
+        if self.view.talk is None:
+            return self.prepared()
+        if self.talker is None:
+            from novelcomic.compose.talking import Talker
+
+            with Image.open(self.view.image) as im:
+                size = im.size
+            self.talker = Talker(self.view.talk, self.prepared(), size)
+        return self.talker.frame(n + self.view.offset)
+
     def draw(self, n: int, dst: Planes) -> None:
         """Write frame ``n`` (counted from the segment's first frame) into ``dst``."""
-        if self.mode == "still":
-            for d, s in zip(dst, self.prepared()):
+        if self.clip is not None:
+            self.clip.draw(n, dst)
+        elif self.mode == "still":
+            for d, s in zip(dst, self.source(n)):
                 d[...] = s
         elif self.mode == "pan":
             self._draw_pan(n, dst)
@@ -184,7 +207,7 @@ class ViewDrawer:
         cv2 = _cv2()
         left, top, right, bottom = self.view.box_at(n)
         sx, sy = (right - left) * self.pw / self.width, (bottom - top) * self.ph / self.height
-        for i, (d, s) in enumerate(zip(dst, self.prepared())):
+        for i, (d, s) in enumerate(zip(dst, self.source(n))):
             sub = 1 if i == 0 else 2
             # inverse map, pixel centres: src = origin + (dst + 0.5) * scale - 0.5
             m = np.array([[sx, 0.0, left * self.pw / sub + 0.5 * sx - 0.5],

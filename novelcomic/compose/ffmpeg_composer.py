@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from novelcomic.compose import audiomix
-from novelcomic.compose.base import Clip, ComposeRequest, ComposeResult, Cue, Timeline
+from novelcomic.compose.base import Clip, ClipVideo, ComposeRequest, ComposeResult, Cue, Timeline
 from novelcomic.compose.draw import PlaneCache, blends_here, segment_frames
 from novelcomic.compose.motion import MOTIONS, View, motion_views, view_box
 from novelcomic.compose.subtitles import ass_document, default_font_size, layout_cues, write_srt
@@ -95,9 +95,19 @@ class StillView:
     visible_frames: int  # frames the still is on screen in total (its move spans them)
     offset: int  # index, within those, of the segment's first frame
     speed: float = 1.0  # the camera's speed (see motion.motion_speed)
+    video: ClipVideo | None = None  # an animate-stage clip plays instead of the still (compose/clips.py)
+    video_hash: str = ""
+    talk: Any = None  # a talking.TalkPlan over the still's visible frames (compose/talking.py)
 
     def key(self) -> list[object]:
-        return [self.image_hash, self.motion, self.fps, self.visible_frames, self.offset, round(self.speed, 4)]
+        key: list[object] = [self.image_hash, self.motion, self.fps, self.visible_frames, self.offset, round(self.speed, 4)]
+        if self.video is not None:  # only then: segments made before clips keep their names
+            from novelcomic.compose.clips import timing_key
+
+            key += ["clip", self.video_hash, timing_key(self.video)]
+        if self.talk is not None:
+            key += ["talk", self.talk.key()]
+        return key
 
     def views(self) -> tuple[View, View]:
         """Where the window is when the still appears and when it disappears."""
@@ -178,8 +188,9 @@ def plan_boundaries(timeline: Timeline, frames: Sequence[int]) -> list[Boundary]
     return out
 
 
-def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Segment]:
-    """The ordered segments that make up the video (cues, ASS and keys are filled in later)."""
+def plan_segments(timeline: Timeline, image_hashes: dict[Path, str], video_hashes: dict[Path, str] | None = None) -> list[Segment]:
+    """The ordered segments that make up the video (cues, ASS and keys are filled in later).
+    ``video_hashes``: the content hash of each clip a timeline clip plays (``Clip.video``)."""
     frames = clip_frames(timeline)
     cut = Boundary("", 0, 0)
     bounds = [cut, *plan_boundaries(timeline, frames), cut]  # bounds[i] leads into clip i
@@ -187,9 +198,23 @@ def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Seg
     # each still is visible from the start of the transition into it to the end of the one out of it
     shown = [(starts[i] - bounds[i].before, frames[i] + bounds[i].before + bounds[i + 1].after) for i in range(len(frames))]
 
+    talks: dict[int, object] = {}
+
     def view(i: int, at: int) -> StillView:
         clip, (first, count) = timeline.clips[i], shown[i]
-        return StillView(clip.image, image_hashes[clip.image], clip.motion, timeline.fps, count, at - first, clip.motion_speed)
+        video, video_hash, talk = clip.video, "", None
+        if video is not None:
+            video_hash = (video_hashes or {}).get(video.path) or sha256_file(video.path)
+            if video.letters is not None and Path(video.letters).is_file():
+                video_hash = hash_inputs(video_hash, sha256_file(video.letters))
+        elif clip.talk is not None and clip.talk.figures:
+            if i not in talks:
+                from novelcomic.compose.talking import plan_talk
+
+                talks[i] = plan_talk(clip.talk, first, count, timeline.fps)
+            talk = talks[i]
+        return StillView(clip.image, image_hashes[clip.image], clip.motion, timeline.fps, count, at - first, clip.motion_speed,
+                         video, video_hash, talk)
 
     segments: list[Segment] = []
     for i in range(len(frames)):
@@ -199,7 +224,7 @@ def plan_segments(timeline: Timeline, image_hashes: dict[Path, str]) -> list[Seg
             segments.append(Segment("xfade", at, into.frames, view(i - 1, at), view(i, at), into.xfade))
         body_start = starts[i] + into.after
         body = Segment("body", body_start, frames[i] - into.after - out_of.before, view(i, body_start))
-        body.effect = timeline.clips[i].effect or ""
+        body.effect = (timeline.clips[i].effect or "") if timeline.clips[i].video is None else ""  # a clip moves by itself
         segments.append(body)
     return segments
 
@@ -473,7 +498,8 @@ class FFmpegComposer:
     def _plan(self, request: ComposeRequest, font: FontInfo | None) -> list[Segment]:
         tl = request.timeline
         hashes = {img: sha256_file(img) for img in {c.image for c in tl.clips}}
-        segments = plan_segments(tl, hashes)
+        videos = {c.video.path: sha256_file(c.video.path) for c in tl.clips if c.video is not None}
+        segments = plan_segments(tl, hashes, videos)
         laid = layout_cues(tl.cues, tl.width, tl.height, self._font_size(request), request.language) if font else []
         for seg in segments:
             seg.cues = segment_cues(laid, seg.start / tl.fps, (seg.start + seg.frames) / tl.fps)
@@ -813,6 +839,14 @@ def check_request(request: ComposeRequest) -> None:
 def _check_clip(clip: Clip) -> None:
     if not Path(clip.image).is_file():
         raise NovelcomicError(f"image {clip.image} of shot {clip.shot_id} does not exist")
+    if clip.video is not None:
+        v = clip.video
+        if not Path(v.path).is_file():
+            raise NovelcomicError(f"clip {v.path} of shot {clip.shot_id} does not exist")
+        if not (math.isfinite(v.fps) and v.fps > 0 and v.frames >= 1):
+            raise NovelcomicError(f"clip {v.path} of shot {clip.shot_id} has a bad fps {v.fps!r} or frame count {v.frames!r}")
+        if v.fill not in ("slow", "hold"):
+            raise NovelcomicError(f"clip fill must be slow or hold, got {v.fill!r}")
     if not math.isfinite(clip.duration) or clip.duration <= 0:
         raise NovelcomicError(f"shot {clip.shot_id} has a bad duration {clip.duration!r}")
     if clip.motion not in MOTIONS:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from novelcomic.compose.base import Clip, Cue, LineAudio, Timeline
+from novelcomic.compose.base import Clip, ClipVideo, Cue, LineAudio, TalkSpec, Timeline
 from novelcomic.compose.motion import motion_speed, resolve_motion
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import Storyboard
@@ -35,11 +35,15 @@ def build_timeline(
     lead_in: float = 0.3,
     gap: float = 0.25,
     tail: float = 0.45,
+    videos: Mapping[str, ClipVideo] | None = None,
+    figures: Mapping[str, list[dict]] | None = None,
 ) -> Timeline:
     """Lay the chapter's shots end to end and place every line's audio and cue.
 
     ``line_audio`` maps shot id → the shot's voiced lines in order (may be absent for a shot
-    without lines); ``images`` maps shot id → the shot's still.
+    without lines); ``images`` maps shot id → the shot's still. ``videos``: shot id → the clip
+    playing instead of its still (static camera); ``figures``: shot id → the animatic's recorded
+    figures, for the talking animatic (a shot with a clip does not talk).
     """
     _check_frame(width, height, fps)
     for name, value in (("transition_seconds", transition_seconds), ("lead_in", lead_in), ("gap", gap), ("tail", tail)):
@@ -65,6 +69,14 @@ def build_timeline(
         prev_scene = scene
         motion = resolve_motion(shot.camera.size, shot.camera.motion, first_in_scene=first_in_scene, index=in_scene)
         mood = shot.mood or scene.mood
+        video = (videos or {}).get(shot.id)
+        figs = (figures or {}).get(shot.id)
+        talk = None
+        if video is not None:
+            motion = "static"  # the clip moves by itself
+        elif figs:
+            talk = TalkSpec(tuple(figs), tuple(
+                (t, line.duration, line.speaker, Path(line.path)) for (t, _), line in zip(placements, lines)))
         clips.append(
             Clip(
                 shot_id=shot.id,
@@ -77,6 +89,8 @@ def build_timeline(
                 audio=placements,
                 effect=getattr(shot, "effect", None),
                 motion_speed=motion_speed(mood),
+                video=video,
+                talk=talk,
             )
         )
         cues.extend(shot_cues)

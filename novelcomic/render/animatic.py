@@ -109,6 +109,9 @@ class AnimaticBackend:
         self.border = border
         self.supersample = supersample
         self.font = font
+        # set by the render stage while the animate stage is on: the unlettered still comes back
+        # in meta["plain_image"] (the pipeline saves it and takes it out of the record)
+        self.keep_plain = False
 
     # ----------------------------------------------------------------- checks
 
@@ -170,6 +173,12 @@ class AnimaticBackend:
         line = key_line(shot)
         plan = None
         lettering = self.lettering and request.lettering
+        plain = None
+        if lettering and shot.lines and self.keep_plain:
+            bare = canvas.copy()  # what the lettering will be drawn over, with the same border
+            if self.border:
+                panel_border(bare)
+            plain = _reduce(bare, ss)
         if lettering and shot.lines:
             # lettered at the supersampled size (anti-aliased text); faces are the drawn heads
             fonts = LetterFonts(self.font, request.language)
@@ -197,11 +206,56 @@ class AnimaticBackend:
                 "region": scenery.region,
                 "weather": scenery.weather,
                 "props": {pid: _scale_box(b, ss, image.size) for pid, b in prop_boxes.items()},
+                # where each figure's eyes and mouth are, for the talking animatic (compose/talking.py)
+                "figures": [face_marks(p, ss) for p in placements if p.character_id in drawn],
+                **({"plain_image": plain} if plain is not None else {}),
             },
         )
 
 
 # --------------------------------------------------------------------------- input checks
+
+
+def face_marks(p: "_Placement", ss: int) -> dict[str, Any]:
+    """Where a drawn figure's head, eyes and mouth are, in pixels of the reduced image: the same
+    arithmetic :func:`~novelcomic.render.look.draw_character` places them by (its figure units
+    mapped into the placement's box). A figure seen from the back has no eyes or mouth."""
+    from novelcomic.render.look import _fit_figure, _geometry
+
+    look = p.look
+    left, top, right, bottom = (int(round(v)) for v in p.box)
+    bw, bh = right - left, bottom - top
+    s, oy = _fit_figure(look, p.framing, bw, bh)
+    g = _geometry(look, p.pose)
+
+    def px(x: float, y: float) -> list[float]:
+        return [round((left + bw / 2 + p.facing * x * s) / ss, 2), round((top + oy + y * s) / ss, 2)]
+
+    head = px(-g.head_rx, g.head_cy - g.head_ry) + px(g.head_rx, g.head_cy + g.head_ry)
+    head = [min(head[0], head[2]), head[1], max(head[0], head[2]), head[3]]
+    out: dict[str, Any] = {"id": p.character_id, "speaker": p.speaker, "head": head,
+                           "box": [round(v / ss, 1) for v in p.box], "unit": round(s / ss, 3)}
+    if p.pose == "back":
+        return out
+    if look.animal:
+        dx = {"front": 0.0, "three_quarter": 0.016, "side": 0.0}[p.pose]
+        eye_y = g.head_cy - g.head_ry * 0.12
+        mouth = (g.head_rx * 0.55 * 1.6 if p.pose == "side" else dx * 1.3, g.head_cy + g.head_ry * 0.45 + 0.012)
+    else:
+        dx = 0.016 if p.pose == "three_quarter" else 0.0
+        eye_y = g.head_cy + 0.01 + (0.012 if look.age == "child" else 0.0)
+        mouth = (g.head_rx * 0.62 if p.pose == "side" else dx, g.head_cy + 0.046)
+    if p.pose == "side":
+        eyes = [(g.head_rx * 0.6, 1.0)]
+    elif p.pose == "three_quarter":
+        eyes = [(-0.021 + dx, 0.75), (0.025 + dx, 1.0)]
+    else:
+        eyes = [(-0.024, 1.0), (0.024, 1.0)]
+    grow = 1.3 if look.age == "child" and not look.animal else 1.0
+    out["eyes"] = [px(x, eye_y) + [round(0.0075 * w * grow * s / ss, 2), round(0.0105 * s / ss, 2)] for x, w in eyes]
+    out["mouth"] = px(*mouth) + [round(0.013 * s / ss, 2)]
+    out["skin"] = list((look.fur or look.skin) if look.animal else look.skin)
+    return out
 
 
 def _check_dimensions(width: Any, height: Any) -> None:
