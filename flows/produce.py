@@ -99,6 +99,14 @@ def _voice_inputs(project: Project, chapter: str, shot_id: str) -> list[tuple[st
     return [("audio", key, inputs) for key, inputs in pipeline.line_inputs_hashes(project, chapter, shot_id)]
 
 
+def _animate_inputs(project: Project, chapter: str, shot_id: str) -> list[tuple[str, str, str]] | None:
+    from novelcomic.animate import stage
+
+    ctx = stage.context(project, chapter)
+    found = stage.clip_inputs(project, chapter, shot_id, ctx) if shot_id in ctx["chosen"] else None
+    return [("clip", f"{chapter}/{shot_id}", found[0])] if found else None
+
+
 def shot_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
     """Prefect cache key of a render/voice task, from the same input hashes the pipeline uses.
 
@@ -110,7 +118,10 @@ def shot_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
     project = review.ReviewedProject(parameters["project_dir"], overrides=parameters.get("overrides"))
     chapter, shot_id = parameters["chapter"], parameters["shot_id"]
     kind = getattr(getattr(context, "task", None), "name", "render-shot")
-    wanted = (_render_inputs if kind == "render-shot" else _voice_inputs)(project, chapter, shot_id)
+    inputs_of = {"render-shot": _render_inputs, "animate-shot": _animate_inputs}.get(kind, _voice_inputs)
+    wanted = inputs_of(project, chapter, shot_id)
+    if wanted is None:  # not cacheable now (an animate task for a shot that gets no clip)
+        return None
     records = []
     for k, name, inputs in wanted:
         rec = project.store.fresh(k, name, inputs)
@@ -163,6 +174,15 @@ def voice_shot_task(project_dir: str, chapter: str, shot_id: str, overrides: dic
     for w in r.warnings:
         get_run_logger().warning(w)
     return r.made, r.reused
+
+
+@task(name="animate-shot", tags=["animate", "gpu"], cache_key_fn=shot_cache_key, persist_result=True)
+def animate_shot_task(project_dir: str, chapter: str, shot_id: str, overrides: dict | None = None) -> tuple[str, bool]:
+    """One shot's clip (a shot animate does not choose gets none); a failed clip is a warning."""
+    path, made, warnings = pipeline.animate_shot(review.ReviewedProject(project_dir, overrides=overrides), chapter, shot_id)
+    for w in warnings:
+        get_run_logger().warning(w)
+    return (str(path) if path else ""), made
 
 
 @task(name="compose", **_nocache)
@@ -328,6 +348,19 @@ def _render(project: review.ReviewedProject, chapter: str, distributed: bool, st
     artifacts.qa_report(project, chapter)
 
 
+def _animate(project: review.ReviewedProject, chapter: str, distributed: bool, stall: float) -> None:
+    """A task per chosen shot, like render (none when the animate stage is off)."""
+    from novelcomic.animate.stage import context
+
+    chosen = context(project, chapter)["chosen"]
+    if not chosen:
+        return
+    local = animate_shot_task.with_options(result_storage=project.state_dir / RESULTS_DIR)
+    futures = [local.submit(str(project.dir), chapter, sid, project.overrides) for sid in chosen]
+    made = sum(1 for f in futures if (r := f.result()) and r[1])
+    get_run_logger().info("animate %s: %d clips chosen, %d made", chapter, len(chosen), made)
+
+
 def _voice(project: review.ReviewedProject, chapter: str, distributed: bool, stall: float) -> None:
     results = _per_shot(project, chapter, "voice", voice_shot_task, distributed, stall)
     get_run_logger().info("voice %s: %d lines made here", chapter, sum(r[0] for r in results if r))
@@ -396,7 +429,7 @@ def produce(
         published: list[str] = []
         held: list[str] = []
         for ch in selected:
-            if any(s in stages for s in ("render", "voice", "compose")) and not proj.storyboard_path(ch).exists():
+            if any(s in stages for s in ("render", "voice", "animate", "compose")) and not proj.storyboard_path(ch).exists():
                 # the plan could only be proposed (see its warning)
                 get_run_logger().warning(pipeline.unplanned_message(proj, ch))
                 continue
@@ -404,6 +437,8 @@ def produce(
                 _stage(proj, "render", ch, _render, proj, ch, dist, stall_seconds)
             if "voice" in stages:
                 _stage(proj, "voice", ch, _voice, proj, ch, dist, stall_seconds)
+            if "animate" in stages:
+                _stage(proj, "animate", ch, _animate, proj, ch, dist, stall_seconds)
             if "compose" in stages:
                 _stage(proj, "compose", ch, compose_task, str(proj.dir), ch, proj.overrides)
                 if _publish_gate(proj, ch, review_timeout, review_poll_seconds):

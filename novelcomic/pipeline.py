@@ -24,7 +24,7 @@ from novelcomic.registry import composers, image_backends, planners, tts_backend
 
 log = logging.getLogger("novelcomic")
 
-STAGES = ("plan", "design", "render", "voice", "compose")
+STAGES = ("plan", "design", "render", "voice", "animate", "compose")
 SHEET_SIZE = (1216, 832)  # landscape turnaround; a multiple of 64 so diffusion backends take it as is
 
 
@@ -445,6 +445,10 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
 
         backend.style_reference = str(resolve_user_path(cfg.style_reference, project.dir, "style_reference"))
     ctx["backend"] = backend
+    if hasattr(backend, "keep_plain"):  # the animatic letters itself: ask for the still before lettering too
+        from novelcomic.animate.select import animate_on
+
+        backend.keep_plain = animate_on(cfg)
     names = {c.id: c.name for c in chars.values()}
     prompt = negative = None
     family = getattr(backend, "prompt_family", None)
@@ -484,9 +488,11 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         result = backend.render_shot(request)
     if result.image.size != (w, h):
         raise NovelcomicError(f"render backend {spec.backend!r} returned {result.image.size}, expected {(w, h)}")
+    plain = result.meta.pop("plain_image", None)  # the still before lettering: what the animate stage animates
     if cfg.lettering and not result.meta.get("lettered"):
         from novelcomic.render.lettering import letter_shot
 
+        plain = result.image
         result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=subtitle_font(project, cfg),
                                    safe=request.safe_area)
         result.meta["lettered"] = True
@@ -499,6 +505,9 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
                     "new render; `novelcomic edit-shot %s %s %s --restore %d` brings it back",
                     shot.id, chapter, edited, project.name, chapter, shot.id, edited)
     _save_image(result.image, path)
+    from novelcomic.animate.stage import save_plain
+
+    save_plain(cfg, path, plain)
     if shot.id in ctx.get("prompt_fallback", set()):
         inputs = "fallback:" + inputs  # drawn from the rules' prompt: drawn again once the model answers
     project.store.record(
@@ -510,7 +519,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
 
 
 # What of a shot only the compose stage reads (editing these re-composes, never re-renders).
-SHOT_COMPOSE_ONLY = {"transition", "duration_hint", "effect"}
+SHOT_COMPOSE_ONLY = {"transition", "duration_hint", "effect", "motion"}
 # What of a character's voice only TTS reads; gender and age also shape the drawn look.
 VOICE_ONLY = {"temperament", "voice", "pitch", "rate", "speed", "reference_audio", "reference_text"}
 
@@ -825,6 +834,23 @@ def voice(project: Project, chapter: str) -> StageReport:
     return report
 
 
+# --------------------------------------------------------------------------- animate
+
+
+def animate_shot(project: Project, chapter: str, shot_id: str) -> tuple[Path | None, bool, list[str]]:
+    """One shot's image-to-video clip (novelcomic.animate.stage): (clip or None, made, warnings)."""
+    from novelcomic.animate.stage import animate_shot as make
+
+    return make(project, chapter, shot_id)
+
+
+def animate(project: Project, chapter: str) -> StageReport:
+    """Clips for the chapter's chosen shots (``animate:`` in project.yaml; off without a backend)."""
+    from novelcomic.animate.stage import animate_chapter
+
+    return animate_chapter(project, chapter, StageReport("animate", chapter))
+
+
 # --------------------------------------------------------------------------- compose
 
 
@@ -840,6 +866,9 @@ def compose(project: Project, chapter: str) -> StageReport:
     images: dict[str, Path] = {}
     audio: dict[str, list[LineAudio]] = {}
     parts: list[object] = []
+    from novelcomic.animate.select import talking_on
+
+    talking, figures = talking_on(cfg), {}  # the talking animatic: figures the animatic recorded
     blocked = blocked_shots(project, chapter)
     if blocked:
         sb = sb.model_copy(update={"scenes": [
@@ -852,6 +881,8 @@ def compose(project: Project, chapter: str) -> StageReport:
             raise NovelcomicError(f"shot {shot.id} of chapter {chapter} has no image: run the render stage first")
         images[shot.id] = project.dir / rec.path
         parts.append(rec.content_hash)
+        if talking and rec.meta_dict().get("figures"):
+            figures[shot.id] = rec.meta_dict()["figures"]
         lines = []
         for i, line in enumerate(shot.lines):
             a = project.store.asset("audio", line_key(chapter, shot.id, i))
@@ -865,7 +896,17 @@ def compose(project: Project, chapter: str) -> StageReport:
             parts.append(a.content_hash)
         audio[shot.id] = lines
     w, h = cfg.size
-    timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds)
+    from novelcomic.animate.stage import clips_for_compose
+
+    videos = clips_for_compose(project, chapter, list(images))  # up-to-date animate-stage clips
+    timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds,
+                              videos=videos, figures=figures)
+    if videos or figures:  # only then: videos composed before clips stay up to date
+        from novelcomic.fsutil import sha256_file
+
+        parts.append({"clips": {sid: [project.store.asset("clip", f"{chapter}/{sid}").content_hash, v.fill,  # type: ignore[union-attr]
+                                      sha256_file(v.letters) if v.letters else None] for sid, v in videos.items()},
+                      "talk": figures})
     spec = cfg.stages.compose
     speakers = {ln.speaker: names.get(ln.speaker, "") for _, shot in sb.shots() for ln in shot.lines}  # name tags in subtitles
     title = cfg.chapter(chapter).title or chapter  # the cover and the OTIO timeline carry it
@@ -965,8 +1006,14 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
     checked: list[str] = []
     wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]
     targets: list[tuple[str, str, str, dict]] = [
-        (stage, f"stages.{stage}", getattr(cfg.stages, stage).backend, getattr(cfg.stages, stage).options) for stage in wanted
+        (stage, f"stages.{stage}", getattr(cfg.stages, stage).backend, getattr(cfg.stages, stage).options)
+        for stage in wanted if stage != "animate"
     ]
+    if "animate" in wanted and cfg.animate.backend:  # animate: {backend, options} at the top of project.yaml
+        from novelcomic.animate.stage import backend_options, check_config
+
+        check_config(project)
+        targets.append(("animate", "animate", cfg.animate.backend, backend_options(project, cfg)))
     from novelcomic.llm.config import llm_from_env
 
     llm = cfg.llm or (llm_from_env() if cfg.stages.plan.backend == "llm" else None)
@@ -1068,7 +1115,7 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
     stages = list(stages or STAGES)
     if "plan" not in stages:
         unplanned = [ch for ch in chapters if not project.storyboard_path(ch).exists()]
-        if unplanned and any(s in stages for s in ("render", "voice", "compose")):
+        if unplanned and any(s in stages for s in ("render", "voice", "animate", "compose")):
             raise NovelcomicError(
                 f"{'chapter' if len(unplanned) == 1 else 'chapters'} {', '.join(unplanned)} not planned yet "
                 f"(no {project.rel(project.storyboard_path(unplanned[0]))}): "
@@ -1106,12 +1153,12 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
         reports.append(plan(project, chapters))
     if "design" in stages:
         reports.append(design(project, chapters))
-    later = [s for s in ("render", "voice", "compose") if s in stages]
+    later = [s for s in ("render", "voice", "animate", "compose") if s in stages]
     for ch in chapters:
         if later and not project.storyboard_path(ch).exists():  # the plan could only be proposed (see its warning)
             reports.append(StageReport(later[0], ch, warnings=[unplanned_message(project, ch)]))
             continue
-        for stage, fn in (("render", render), ("voice", voice), ("compose", compose)):
+        for stage, fn in (("render", render), ("voice", voice), ("animate", animate), ("compose", compose)):
             if stage in stages:
                 project.store.set_stage(stage, "running", ch)
                 try:

@@ -111,7 +111,7 @@ def _mark_flow_run_cancelled(message: str) -> None:
 @click.command("run")
 @click.argument("name")
 @click.option("--chapters", default=None, help="Chapters to process: ids or numbers, e.g. 1-3,5 (default: all).")
-@click.option("--stage", "stages", multiple=True, type=click.Choice(["plan", "design", "render", "voice", "compose"]),
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["plan", "design", "render", "voice", "animate", "compose"]),
               help="Run only this stage (repeatable). Default: all stages.")
 @click.option("--no-prefect", is_flag=True, help="Run the plain library pipeline without Prefect.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's line for every finished task too.")
