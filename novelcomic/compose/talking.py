@@ -109,7 +109,7 @@ def plan_talk(spec: TalkSpec, first_frame: int, frames: int, fps: int) -> TalkPl
             phase = ((seed >> 10) % 1000) / 1000 * period
             blink[:, j] = ((t + phase) % period) < BLINK_SECONDS
         head = fig["head"]
-        amp = max(0.5, (head[3] - head[1]) * 0.02)
+        amp = max(0.5, (head[3] - head[1]) * 0.015)  # a pixel or two on a close-up
         wobble = amp * np.sin(2 * np.pi * t / SWAY_PERIOD + ((seed >> 20) % 628) / 100)
         sway[:, j] = np.round(wobble * SWAY_STEP).astype(np.int16)
     return TalkPlan(figs, mouth, blink, sway)
