@@ -54,7 +54,7 @@ _GUTENBERG_CREDIT_WINDOW = 8
 _WRAP_CHARS = " \t【】[]（）()〖〗〔〕{}<>＜＞=＝*＊~～_＿·•|｜#＃-－—–"
 _TRAILING_PUNCT_RE = re.compile(r"[。.!！…]+$")
 # Dialogue marks: a line carrying them is story, whatever words it contains.
-_DIALOGUE_CHARS = frozenset("“”「」『』\"")
+_DIALOGUE_RE = re.compile("[“”「」『』\"]")
 
 _URL_RE = re.compile(
     r"(?:https?://|www\.)\S+"
@@ -371,7 +371,7 @@ def is_boilerplate(line: str) -> bool:
     Blank lines, scene breaks (``***``, ``* * *``, ``——``) and lines with dialogue quotes are
     never boilerplate.
     """
-    if not line or any(c in _DIALOGUE_CHARS for c in line):
+    if not line or _DIALOGUE_RE.search(line):
         return False
     from novelcomic.ingest.split import parse_heading
 
@@ -434,12 +434,44 @@ def display_width(text: str) -> int:
     """Columns ``text`` takes in a monospaced font: wide (CJK, full-width) characters count two."""
     if text.isascii():
         return len(text)
-    return len(text) + sum(n for c, n in Counter(text).items() if _is_wide(c))
+    wide, other = _wide_patterns()
+    return len(text) + wide.subn("", text)[1] + sum(map(_is_wide, other.findall(text)))
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _is_wide(c: str) -> bool:
     return unicodedata.east_asian_width(c) in "WF"
+
+
+# Blocks made (almost) only of wide characters; each code point is checked once, on first use.
+_WIDE_BLOCKS = (
+    (0x1100, 0x115F), (0x2E80, 0x303E), (0x3041, 0x33FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xA000, 0xA4CF),
+    (0xAC00, 0xD7A3), (0xF900, 0xFAFF), (0xFE30, 0xFE4F), (0xFF00, 0xFF60), (0xFFE0, 0xFFE6),
+    (0x20000, 0x2FFFD), (0x30000, 0x3FFFD),
+)
+
+
+@functools.cache
+def _wide_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A pattern for the wide characters of :data:`_WIDE_BLOCKS` (counted by the regex engine),
+    and one for every other non-ASCII character (looked up one by one)."""
+    ranges: list[tuple[int, int]] = []
+    for lo, hi in _WIDE_BLOCKS:
+        start = None
+        for cp in range(lo, hi + 1):
+            if _is_wide_cp(cp):
+                start = cp if start is None else start
+            elif start is not None:
+                ranges.append((start, cp - 1))
+                start = None
+        if start is not None:
+            ranges.append((start, hi))
+    cls = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    return re.compile(f"[{cls}]"), re.compile(f"[^\\x00-\\x7f{cls}]")
+
+
+def _is_wide_cp(cp: int) -> bool:
+    return unicodedata.east_asian_width(chr(cp)) in "WF"
 
 
 def _is_structural(line: str) -> bool:
