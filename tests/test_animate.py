@@ -140,3 +140,127 @@ def test_a_clip_fills_its_shot_under_its_lettering_and_an_edit_elsewhere_keeps_i
     assert again["render"].made == 1 and again["animate"].made == 0 and again["compose"].made == 1
     assert clip_segment.is_file() and clip_segment.stat().st_mtime_ns == before
     assert segments(project)[0] == clip_segment
+
+
+class Broken:
+    """An animate backend whose every clip fails (a model that ran out of memory, a server gone)."""
+
+    name = "broken"
+
+    def __init__(self, **options: object) -> None:
+        pass
+
+    def animate(self, request, out):  # type: ignore[no-untyped-def]
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_a_failed_clip_keeps_the_stills_camera_move_with_a_warning(root: Path) -> None:
+    from novelcomic.registry import animators
+
+    project = make_project(root, Path("unused"), backend="broken", options={})
+    with animators.override("broken", Broken):
+        reports = {r.stage: r for r in pipeline.produce(project, stages=STAGES)}
+    assert reports["animate"].made == 0
+    assert any("failed (CUDA out of memory)" in w and "keeps its still" in w for w in reports["animate"].warnings)
+    assert project.store.asset("clip", "01/s01-01") is None and project.video_path("01").is_file()
+
+
+def test_bad_animate_settings_fail_up_front_naming_the_value(root: Path, models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from novelcomic.errors import NovelcomicError
+
+    monkeypatch.setenv("NOVELCOMIC_ALLOWED_DIRS", str(models))
+    project = make_project(root, models)
+    cfg = yaml.safe_load(project.project_yaml.read_text(encoding="utf-8"))
+    cfg["animate"]["options"]["steps"] = 0
+    project.project_yaml.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(NovelcomicError) as err:
+        pipeline.check_backends(Project(project.dir))
+    assert err.value.field == "animate.options.steps" and err.value.line and "0" in err.value.message
+    cfg["animate"]["options"]["steps"] = 2
+    cfg["animate"]["shots"] = ["s01-01", "s09-99"]
+    project.project_yaml.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(NovelcomicError, match="s09-99") as err:
+        pipeline.check_backends(Project(project.dir))
+    assert err.value.field == "animate.shots"
+
+
+def test_auto_picks_action_and_close_ups_first_within_the_budget() -> None:
+    from novelcomic.animate.select import chosen_shots
+    from novelcomic.models import AnimateConfig, Camera, Scene, Shot, Storyboard
+
+    shots = [Shot(id="wide"), Shot(id="close", camera=Camera(size="close_up")), Shot(id="fight", mood="action"),
+             Shot(id="both", mood="action", camera=Camera(size="close_up")), Shot(id="mine", motion="i2v"),
+             Shot(id="never", mood="action", camera=Camera(size="close_up"), motion="still")]
+    sb = Storyboard(chapter="01", scenes=[Scene(id="s", shots=shots)])
+    # "both" first, then action or close-up in storyboard order; motion: i2v always, motion: still never
+    assert chosen_shots(AnimateConfig(backend="x", max_per_chapter=3), sb) == ["close", "both", "mine"]
+    assert chosen_shots(AnimateConfig(backend="x", max_per_chapter=4), sb) == ["close", "fight", "both", "mine"]
+    assert chosen_shots(AnimateConfig(backend="x", shots="all"), sb) == ["wide", "close", "fight", "both", "mine"]
+    assert chosen_shots(AnimateConfig(backend="x", shots="none"), sb) == ["mine"]
+    assert chosen_shots(AnimateConfig(backend="x", shots=["wide"]), sb, blocked={"mine"}) == ["wide"]
+    assert chosen_shots(AnimateConfig(), sb) == []  # no backend: the stage is off
+
+
+def test_frame_rules_follow_each_model_family() -> None:
+    from novelcomic.animate.base import FAMILIES
+
+    assert [FAMILIES["wan22"][1].frames_for(n) for n in (1, 5, 6, 50, 500)] == [5, 5, 9, 53, 121]
+    assert [FAMILIES["ltx"][1].frames_for(n) for n in (1, 10, 100, 500)] == [9, 17, 105, 161]
+    assert FAMILIES["svd"][1].frames_for(3) == 25 and FAMILIES["wan"][1].frames_for(500) == 81
+    assert FAMILIES["ltx"][1].frames_for(100, cap=40) == 33
+
+
+def test_comfyui_backend_binds_the_still_prompt_seed_and_frames_and_reads_the_frames_back(tmp_path: Path) -> None:
+    """Against a 127.0.0.1 server following ComfyUI's protocol (tests/comfy_server.py): the still is
+    uploaded and reaches LoadImage, prompt/seed/frames reach their bound inputs (frames as 4k+1 at the
+    workflow's fps), the SaveImage output becomes the clip; a refused workflow is one line."""
+    from PIL import Image
+
+    from novelcomic import remote
+    from novelcomic.animate.backends.comfyui_i2v import ComfyUII2V
+    from novelcomic.animate.base import ClipRequest
+    from novelcomic.animate.video import clip_info
+    from novelcomic.errors import BackendError
+    from tests.comfy_server import ComfyStub, colour
+
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "toy.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "4": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 96, "batch_size": 1}},
+        "6": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": 0, "steps": 4, "cfg": 5.0, "sampler_name": "euler",
+                                                   "scheduler": "normal", "positive": ["2", 0], "negative": ["3", 0],
+                                                   "latent_image": ["5", 0], "denoise": 1.0}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "clip"}},
+    }
+    workflow = tmp_path / "i2v.json"
+    workflow.write_text(json.dumps(graph), encoding="utf-8")
+    still = tmp_path / "still.png"
+    Image.new("RGB", (72, 128), (250, 10, 10)).save(still)
+    remote.reset_breaker()
+    stub = ComfyStub(ws=False).start()
+    try:
+        backend = ComfyUII2V(workflow=str(workflow), base_url=stub.url, bindings={"frames": "5.batch_size"}, fps=16)
+        request = ClipRequest("01", "s01-01", still, "wind in the trees", "static", 1234, 2.0, 72, 128)
+        result = backend.animate(request, tmp_path / "s01-01.clip.mp4")
+        sent = stub.prompts[-1]["prompt"]
+        assert sent["2"]["inputs"]["text"] == "wind in the trees" and sent["3"]["inputs"]["text"] == "static"
+        assert sent["6"]["inputs"]["seed"] == 1234 and sent["5"]["inputs"]["batch_size"] == 33  # 2 s at 16 fps → 4k+1
+        assert sent["4"]["inputs"]["image"] in stub.uploads
+        info = clip_info(result.path)
+        assert (info["width"], info["height"], info["frames"]) == (64, 96, 1) and result.fps == 16
+        raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(result.path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             check=True, capture_output=True).stdout
+        frame = np.frombuffer(raw, np.uint8).reshape(96, 64, 3).astype(int)
+        assert np.abs(frame[40:90, 20:60].mean(axis=(0, 1)) - colour(1234, "wind in the trees")).max() < 12
+        assert frame[2:14, 2:14, 0].mean() > 200  # the still, pasted by the server's LoadImage
+
+        graph["1"]["inputs"]["ckpt_name"] = "missing.safetensors"
+        workflow.write_text(json.dumps(graph), encoding="utf-8")
+        with pytest.raises(BackendError, match=r"refused the workflow: prompt_outputs_failed_validation.*node 1 .*ckpt_name") as err:
+            ComfyUII2V(workflow=str(workflow), base_url=stub.url).animate(request, tmp_path / "again.mp4")
+        assert "\n" not in str(err.value)
+    finally:
+        stub.stop()

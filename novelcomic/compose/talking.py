@@ -59,9 +59,14 @@ class TalkPlan:
                            self.mouth.tobytes().hex(), np.packbits(self.blink).tobytes().hex(), self.sway.tobytes().hex())
 
 
-@functools.lru_cache(maxsize=64)
 def _loudness(path: str, fps: int) -> np.ndarray:
-    """RMS of ``path`` per video frame (window 1/fps, from the WAV's start)."""
+    """RMS of ``path`` per video frame (window 1/fps, from the WAV's start); remembered until the file changes."""
+    st = Path(path).stat()
+    return _loudness_of(path, st.st_mtime_ns, st.st_size, fps)
+
+
+@functools.lru_cache(maxsize=64)
+def _loudness_of(path: str, _mtime: int, _size: int, fps: int) -> np.ndarray:
     from novelcomic.audio import read_wav
 
     samples, rate = read_wav(path)
