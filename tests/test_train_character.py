@@ -6,13 +6,15 @@
 - the next render re-draws that character's shot, with the trigger word and the LoRA, into other
   pixels; the shots without the character keep their hash and are not drawn again; the shot hash
   follows the LoRA's content, not its path;
-- SIGTERM saves a checkpoint at the step reached, SIGKILL after a checkpoint loses only the steps
-  since; the next call resumes there (the step counter goes on) and ends with the very weights an
-  uninterrupted run makes (CPU: bit for bit within float tolerance);
+- a stop signal saves a checkpoint at the step reached, a real process SIGKILLed after a checkpoint
+  loses only the steps since; the next call resumes there (the step counter goes on) and ends with
+  the very weights an uninterrupted run makes (one CPU thread everywhere: the same sums);
+- a LoRA the user set is left alone; otherwise only ``lora``/``lora_trigger`` are written;
+- SDXL trains with the pooled text embeds and ``add_time_ids``;
 - bad settings and characters are one-line errors naming the value.
 
-64×64 images, rank 4, 2 inference steps. ~50 s on 2 cores (three CLI subprocesses: ~8 s each
-to import torch and diffusers).
+64×64 images, rank 4, 2 inference steps. ~60 s on 2 idle cores (one CLI subprocess: ~8 s to
+import torch and diffusers).
 """
 
 from __future__ import annotations
@@ -171,16 +173,23 @@ def test_a_trained_lora_redraws_only_that_characters_shots(root: Path, sd15: Pat
 
 
 def test_a_lora_the_user_set_is_left_alone(root: Path, sd15: Path) -> None:
+    from novelcomic.train.characters_yaml import point_at_lora
+
     project = make_project(root, sd15)
     text = project.characters_yaml.read_text(encoding="utf-8")
     text = text.replace("  reference_images:\n  - refs/a.png\n", "  reference_images:\n  - refs/a.png\n  lora: mine.safetensors\n", 1)
     project.characters_yaml.write_text(text, encoding="utf-8")
     assert project.characters().by_id()["a"].lora == "mine.safetensors"
-    r = invoke(root, "train-character", "p", "a", *TRAIN)
-    assert r.exit_code == 0, r.output
-    assert "characters[0].lora is 'mine.safetensors' (yours) and was left alone" in r.output
+    change = point_at_lora(project, "a", "loras/a.safetensors", "nc_a")
+    assert change.status == "kept"
+    assert "characters[0].lora is 'mine.safetensors' (yours) and was left alone" in change.message
     assert project.characters_yaml.read_text(encoding="utf-8") == text
-    assert lora_path(project, "a").is_file()
+    # b has no LoRA: only its two keys are written, in place, after its last key
+    change = point_at_lora(project, "b", "loras/b.safetensors", "nc_b")
+    assert change.status == "written"
+    new = project.characters_yaml.read_text(encoding="utf-8")
+    assert new.replace("  lora: loras/b.safetensors\n  lora_trigger: nc_b\n", "", 1) == text
+    assert point_at_lora(project, "b", "loras/b.safetensors", "nc_b").status == "unchanged"
 
 
 def test_bad_input_messages(root: Path, sd15: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,59 +242,118 @@ def _wait_for(path: Path, proc: subprocess.Popen, min_step: int = 1, timeout: fl
 
 
 def test_stopped_and_killed_runs_resume_from_their_checkpoint(root: Path, sd15: Path) -> None:
+    from novelcomic import procs
+    from novelcomic.train.character import train_character
+
     project = make_project(root, sd15)
-    steps, every = 60, 10
+    steps, every, stop_at = 40, 10, 12
     args = ["p", "a", "--steps", str(steps), "--rank", "4", "--resolution", "64", "--lr", "0.01",
             "--checkpoint-every", str(every)]
-    env = subprocess_env({"OMP_NUM_THREADS": "1"})  # one thread: the same sums as the run below, and no spin-waits on busy cores
     ckpt = work_dir(project, "a") / train_lora.CHECKPOINT
-
-    # SIGTERM: a checkpoint at the step reached, one line saying so, the signal's exit status
-    proc = subprocess.Popen(_cli(root, *args), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(ckpt, proc, every)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    stopped_at = _checkpoint_step(ckpt)
-    assert every <= stopped_at < steps
-    assert f"training checkpoint at step {stopped_at} of {steps} kept in .novelcomic/train/a" in err
-    assert "run the same command again to resume" in err
-    assert not lora_path(project, "a").exists()
-
-    # SIGKILL after the next checkpoint: the steps since are lost, the checkpoint is not
-    proc = subprocess.Popen(_cli(root, *args), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed_at = _wait_for(ckpt, proc, stopped_at + 1)
-    proc.kill()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    assert f"resuming from the checkpoint at step {stopped_at} of {steps}" in err
-    assert killed_at > stopped_at and _checkpoint_step(ckpt) >= killed_at
-    resume_at = _checkpoint_step(ckpt)
-    assert resume_at < steps and not lora_path(project, "a").exists()
-
-    r = subprocess.run(_cli(root, *args), env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert f"resuming from the checkpoint at step {resume_at} of {steps}" in r.stderr
-    assert f"({steps} steps, resumed from step {resume_at}" in r.stdout
-    meta = project.store.asset("lora", "a").meta_dict()
-    assert (meta["steps"], meta["resumed_from"]) == (steps, resume_at)
-    assert not ckpt.exists()
-
-    # the same weights as a run never interrupted
-    from novelcomic.train import dataset
-
-    ch = project.characters().by_id()["a"]
-    s = train_lora.settings_for("sd15", steps=steps, rank=4, resolution=64, lr=0.01, checkpoint_every=1000)
-    job = train_lora.TrainJob(str(project.dir / "models" / "sd15"), "sd15", "cpu",
-                              tuple(dataset.make_views(dataset.source_images(project, ch), 64)),
-                              dataset.caption(ch, "nc_a"), s, root / "w", root / "whole.safetensors", "x")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # the subprocess's count too: the same sums, so the same weights below
     try:
+        # a stop signal (procs.STOP, set by SIGTERM/Ctrl-C) between steps: a checkpoint at the step reached
+        def stop(p: train_lora.Progress) -> None:
+            if p.step == stop_at:
+                procs.STOP.set()
+
+        with pytest.raises(procs.Interrupted) as exc:
+            train_character(project, "a", steps=steps, rank=4, resolution=64, lr=0.01, checkpoint_every=every,
+                            progress=stop)
+        procs.reset()
+        assert exc.value.summary == f"training checkpoint at step {stop_at} of {steps} kept"
+        assert _checkpoint_step(ckpt) == stop_at and not lora_path(project, "a").exists()
+
+        # a real process killed (SIGKILL) after its next checkpoint: only the steps since are lost
+        env = subprocess_env({"OMP_NUM_THREADS": "1"})
+        proc = subprocess.Popen(_cli(root, *args), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        killed_at = _wait_for(ckpt, proc, stop_at + 1)
+        proc.kill()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        assert f"resuming from the checkpoint at step {stop_at} of {steps}" in err
+        resume_at = _checkpoint_step(ckpt)
+        assert stop_at < killed_at <= resume_at < steps and not lora_path(project, "a").exists()
+
+        r = invoke(root, "train-character", *args)
+        assert r.exit_code == 0, r.output
+        assert f"resuming from the checkpoint at step {resume_at} of {steps}" in r.output
+        assert f"({steps} steps, resumed from step {resume_at}" in r.output
+        meta = project.store.asset("lora", "a").meta_dict()
+        assert (meta["steps"], meta["resumed_from"]) == (steps, resume_at)
+        assert not ckpt.exists()
+
+        # the same weights as a run never interrupted
+        from novelcomic.train import dataset
+
+        ch = project.characters().by_id()["a"]
+        s = train_lora.settings_for("sd15", steps=steps, rank=4, resolution=64, lr=0.01, checkpoint_every=1000)
+        job = train_lora.TrainJob(str(project.dir / "models" / "sd15"), "sd15", "cpu",
+                                  tuple(dataset.make_views(dataset.source_images(project, ch), 64)),
+                                  dataset.caption(ch, "nc_a"), s, root / "w", root / "whole.safetensors", "x")
         whole = load_file(str(train_lora.train(job).path))
     finally:
         torch.set_num_threads(threads)
+        procs.reset()
     resumed = load_file(str(lora_path(project, "a")))
     assert whole.keys() == resumed.keys()
     for k in whole:
         assert torch.allclose(whole[k], resumed[k], atol=1e-6), k
+
+
+# --------------------------------------------------------------------------- SDXL
+
+
+def test_sdxl_trains_with_pooled_text_and_time_ids_and_its_lora_loads(tmp_path_factory: pytest.TempPathFactory,
+                                                                    tmp_path: Path) -> None:
+    from diffusers import StableDiffusionXLPipeline
+
+    from novelcomic.train import dataset
+
+    model = tiny_models.ensure(tiny_models.build_sdxl, tmp_path_factory.getbasetemp() / "tiny-sdxl")
+    sheet = Image.new("RGB", (64, 96), (220, 220, 220))
+    sheet.paste((40, 160, 40), (8, 20, 56, 90))
+    sheet.save(tmp_path / "sheet.png")
+    views = dataset.make_views([tmp_path / "sheet.png"], 64)
+    assert len(views) == 4 and all(v.image.size == (64, 64) for v in views)  # padded, 2 windows, centre
+    settings = train_lora.settings_for("sdxl", steps=3, rank=4, resolution=64)
+    assert (settings.lr, train_lora.DEFAULTS["sdxl"].resolution) == (1e-4, 1024)
+    job = train_lora.TrainJob(str(model), "sdxl", "cpu", tuple(views), "nc_g, green cloak", settings, tmp_path / "w",
+                              tmp_path / "g.safetensors", "x")
+    seen: list[dict] = []
+    from diffusers import UNet2DConditionModel
+
+    original = UNet2DConditionModel.forward
+
+    def spy(self, sample, timestep, encoder_hidden_states, *a, added_cond_kwargs=None, **kw):  # type: ignore[no-untyped-def]
+        seen.append({k: tuple(v.shape) for k, v in (added_cond_kwargs or {}).items()})
+        return original(self, sample, timestep, encoder_hidden_states, *a, added_cond_kwargs=added_cond_kwargs, **kw)
+
+    UNet2DConditionModel.forward = spy  # type: ignore[method-assign]
+    try:
+        result = train_lora.train(job)
+    finally:
+        UNet2DConditionModel.forward = original  # type: ignore[method-assign]
+    assert seen == [{"text_embeds": (1, 32), "time_ids": (1, 6)}] * 3
+    pipe = StableDiffusionXLPipeline.from_pretrained(model)
+    pipe.load_lora_weights(str(result.path), adapter_name="g")
+    assert pipe.get_list_adapters() == {"unet": ["g"]}
+
+
+# --------------------------------------------------------------------------- the sheet it was trained on
+
+
+def test_pointing_a_character_at_its_lora_does_not_redraw_its_sheet(root: Path, fake_backends) -> None:  # type: ignore[no-untyped-def]
+    from novelcomic.train.characters_yaml import point_at_lora
+    from tests.fakes import make_project as base
+
+    project = Project(base(root, "sheets"))
+    pipeline.plan(project)
+    assert pipeline.design(project).made == 2
+    (project.dir / "loras").mkdir()
+    (project.dir / "loras" / "a.safetensors").write_bytes(b"weights")
+    assert point_at_lora(project, "a", "loras/a.safetensors", "nc_a").status == "written"
+    assert project.characters().by_id()["a"].lora_trigger == "nc_a"
+    assert pipeline.design(project).made == 0  # the sheet is drawn without the LoRA: still up to date
