@@ -419,6 +419,8 @@ def produce(
     selected = _chapters(proj, chapters)
     dist = _distributed(distributed)
     with procs.chained_sigterm(), project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
+        if current_flow_run_id:
+            proj.store.link_flow_run(current_flow_run_id)  # a run killed with -9 is marked in Prefect by the next one
         here = [s for s in stages if not (dist and s in ("render", "voice"))]  # workers bring their own backends
         pipeline.preflight(proj, selected, stages, backends_here=here)
         proj.refresh_schemas()
@@ -428,11 +430,15 @@ def produce(
             _design(proj, review_timeout, review_poll_seconds, selected)
         published: list[str] = []
         held: list[str] = []
+        later = any(s in stages for s in ("render", "voice", "animate", "compose"))
+        proj.thaw_storyboards()
         for ch in selected:
-            if any(s in stages for s in ("render", "voice", "animate", "compose")) and not proj.storyboard_path(ch).exists():
+            if later and not proj.storyboard_path(ch).exists():
                 # the plan could only be proposed (see its warning)
                 get_run_logger().warning(pipeline.unplanned_message(proj, ch))
                 continue
+            if later:
+                proj.freeze_storyboard(ch)  # every task of this chapter reads this version, whole
             if "render" in stages:
                 _stage(proj, "render", ch, _render, proj, ch, dist, stall_seconds)
             if "voice" in stages:
@@ -445,6 +451,9 @@ def produce(
                     published.append(str(proj.video_path(ch)))
                 else:
                     held.append(ch)
+            if later and proj.storyboard_changed_since_frozen(ch):
+                get_run_logger().warning(pipeline.edited_during_run_message(proj, ch))
+        proj.thaw_storyboards()
         if "compose" in stages:
             if proj.config().book:
                 book_task(str(proj.dir), proj.overrides)

@@ -270,6 +270,14 @@ def design(project: Project, chapters: list[str] | None = None) -> StageReport:
     return report
 
 
+def _png_bytes(image: object) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")  # type: ignore[attr-defined]
+    return buf.getvalue()
+
+
 def _save_image(image: object, path: Path) -> None:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")  # type: ignore[attr-defined]
@@ -496,15 +504,25 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
         result.image = letter_shot(result.image, shot, result.regions, names, cfg.language, font=subtitle_font(project, cfg),
                                    safe=request.safe_area)
         result.meta["lettered"] = True
+    from novelcomic.fsutil import atomic_write_bytes, sha256_bytes, sha256_file
     from novelcomic.render.edit import carry_history, keep_version
 
-    keep_version(project, chapter, shot.id)  # an earlier (perhaps hand-edited) image stays restorable
-    history, edited = carry_history(project, chapter, shot.id)
-    if edited is not None:
-        log.warning("shot %s of chapter %s: its inputs changed, so your edit-shot image (version %d) was replaced by a "
-                    "new render; `novelcomic edit-shot %s %s %s --restore %d` brings it back",
-                    shot.id, chapter, edited, project.name, chapter, shot.id, edited)
-    _save_image(result.image, path)
+    png = _png_bytes(result.image)
+    before = project.store.asset("shot", key)
+    # the very same picture again (a re-render whose inputs changed only in what it does not
+    # show): no new version, nothing copied to versions/
+    same = before is not None and path.is_file() and before.content_hash == sha256_bytes(png) == sha256_file(path)
+    history: dict | None = None
+    if not same:
+        keep_version(project, chapter, shot.id)  # an earlier (perhaps hand-edited) image stays restorable
+        history, edited = carry_history(project, chapter, shot.id)
+        if edited is not None:
+            log.warning("shot %s of chapter %s: its inputs changed, so your edit-shot image (version %d) was replaced by a "
+                        "new render; `novelcomic edit-shot %s %s %s --restore %d` brings it back",
+                        shot.id, chapter, edited, project.name, chapter, shot.id, edited)
+        atomic_write_bytes(path, png)
+    else:
+        history = (before.meta_dict().get("history") if before else None) or None
     from novelcomic.animate.stage import save_plain
 
     save_plain(cfg, path, plain)
@@ -513,7 +531,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     project.store.record(
         "shot", key, path, inputs_hash=inputs, backend=spec.backend, seed=result.seed, chapter=chapter,
         meta={"regions": result.regions, **result.meta, **qa, **({"history": history} if history else {})},
-        warnings=warnings,
+        warnings=warnings, new_version=not same,
     )
     return path, True
 
@@ -1154,22 +1172,40 @@ def produce(project: Project, chapters: list[str] | None = None, stages: list[st
     if "design" in stages:
         reports.append(design(project, chapters))
     later = [s for s in ("render", "voice", "animate", "compose") if s in stages]
-    for ch in chapters:
-        if later and not project.storyboard_path(ch).exists():  # the plan could only be proposed (see its warning)
-            reports.append(StageReport(later[0], ch, warnings=[unplanned_message(project, ch)]))
-            continue
-        for stage, fn in (("render", render), ("voice", voice), ("animate", animate), ("compose", compose)):
-            if stage in stages:
-                project.store.set_stage(stage, "running", ch)
-                try:
-                    reports.append(fn(project, ch))
-                except KeyboardInterrupt:  # SIGTERM / Ctrl-C (procs.Interrupted): its finished work is kept
-                    project.store.set_stage(stage, "cancelled", ch)
-                    raise
-                except Exception as exc:
-                    project.store.set_stage(stage, "failed", ch, str(exc))
-                    raise
-                project.store.set_stage(stage, "done", ch)
+    project.thaw_storyboards()
+    try:
+        for ch in chapters:
+            if later and not project.storyboard_path(ch).exists():  # the plan could only be proposed (see its warning)
+                reports.append(StageReport(later[0], ch, warnings=[unplanned_message(project, ch)]))
+                continue
+            if later:
+                project.freeze_storyboard(ch)  # this run makes the chapter from this version, whole
+            _chapter_stages(project, ch, stages, reports)
+            if later and project.storyboard_changed_since_frozen(ch):
+                reports[-1].warnings.append(edited_during_run_message(project, ch))
+    finally:
+        project.thaw_storyboards()
     if "compose" in stages and cfg.book:
         reports.append(book(project))
     return reports
+
+
+def edited_during_run_message(project: Project, chapter: str) -> str:
+    return (f"{project.rel(project.storyboard_path(chapter))} was edited during the run: chapter {chapter} was made "
+            f"from the version the run started with; run again to make your edit")
+
+
+def _chapter_stages(project: Project, ch: str, stages: list[str], reports: list[StageReport]) -> None:
+    """Render, voice and compose one chapter (the selected stages), with its stage status."""
+    for stage, fn in (("render", render), ("voice", voice), ("animate", animate), ("compose", compose)):
+        if stage in stages:
+            project.store.set_stage(stage, "running", ch)
+            try:
+                reports.append(fn(project, ch))
+            except KeyboardInterrupt:  # SIGTERM / Ctrl-C (procs.Interrupted): its finished work is kept
+                project.store.set_stage(stage, "cancelled", ch)
+                raise
+            except Exception as exc:
+                project.store.set_stage(stage, "failed", ch, str(exc))
+                raise
+            project.store.set_stage(stage, "done", ch)

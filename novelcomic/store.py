@@ -69,6 +69,16 @@ class Asset(SQLModel, table=True):
         return json.loads(self.meta or "{}")
 
 
+class FlowRunLink(SQLModel, table=True):
+    """The Prefect flow run that carried out one of our runs (so a run killed with ``kill -9``
+    can be marked in Prefect too, by the next run)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    run_id: int = Field(index=True)
+    flow_run_id: str
+
+
 class Approval(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     project: str = Field(index=True)
@@ -93,7 +103,7 @@ def _adopt_copied(engine: Engine, project: str) -> None:
         if len(names) != 1:
             return
         old = names.pop()
-        for table in (Run, StageStatus, Asset, Approval):
+        for table in (Run, StageStatus, Asset, Approval, FlowRunLink):
             for row in s.exec(select(table).where(table.project == old)):
                 row.project = project
                 s.add(row)
@@ -107,6 +117,7 @@ class Store:
         self.project = project
         self.project_dir = Path(project_dir)
         self.url = url or database_url(self.project_dir)
+        self.interrupted: list[int] = []  # runs found killed by the last start_run
         self._engine: Engine | None = None
 
     @property
@@ -224,8 +235,10 @@ class Store:
     def start_run(self, stages: list[str], chapters: list[str]) -> int:
         """Record a new run. Only the holder of the project lock starts runs, so a run still
         marked running (and a stage still marked running) was killed: it is marked interrupted."""
+        self.interrupted = []
         with Session(self.engine) as s:
             for old in s.exec(select(Run).where(Run.project == self.project, Run.status == "running")):
+                self.interrupted.append(old.id)
                 old.status = "interrupted"
                 old.error = old.error or "killed before it finished (its finished work is kept)"
                 s.add(old)
@@ -251,6 +264,21 @@ class Store:
             r.finished_at = _now()
             s.add(r)
             s.commit()
+
+    def link_flow_run(self, flow_run_id: str) -> None:
+        """Remember that the run in progress is carried out by Prefect flow run ``flow_run_id``."""
+        with Session(self.engine) as s:
+            run = s.exec(select(Run).where(Run.project == self.project, Run.status == "running").order_by(Run.id.desc())).first()
+            if run is not None:
+                s.add(FlowRunLink(project=self.project, run_id=run.id, flow_run_id=str(flow_run_id)))
+                s.commit()
+
+    def flow_runs_of(self, run_ids: list[int]) -> list[str]:
+        if not run_ids:
+            return []
+        with Session(self.engine) as s:
+            return [link.flow_run_id for link in s.exec(select(FlowRunLink).where(
+                FlowRunLink.project == self.project, FlowRunLink.run_id.in_(run_ids)))]
 
     def made_since(self, run_id: int) -> dict[str, int]:
         """How many files of each kind were made (or made again) since run ``run_id`` started."""

@@ -197,6 +197,11 @@ def _run_sequence(root: Path, stops: list[Stop], mode: str, extra_env: dict[str,
         assert after.get(k) == (version, mtime), f"{k} finished before the last run was made again"
     assert p.video_path("01").is_file() and not [f for f in p.dir.rglob("*") if ".part" in f.name]
     assert _survivors(value) == []
+    if "PREFECT_API_URL" in extra_env:  # no flow run of this project is left "Running" in Prefect, killed ones included
+        r = httpx.post(f"{extra_env['PREFECT_API_URL']}/flow_runs/filter", json={"sort": "START_TIME_DESC", "limit": 50}, timeout=10)
+        ours = [fr for fr in r.json() if fr["parameters"].get("project") == str(p.dir)]
+        assert len(ours) == len(stops)
+        assert {fr["state"]["type"] for fr in ours} <= {"CANCELLED", "CRASHED"}, [fr["state"]["type"] for fr in ours]
 
 
 def test_stops_without_prefect(tmp_path: Path) -> None:

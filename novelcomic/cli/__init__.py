@@ -42,11 +42,14 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     from novelcomic import procs
 
+    procs.COMMAND_PROCESS = procs.COMMAND_PROCESS or argv is None
     try:
         with procs.handle_signals():
             cli.main(args=argv, standalone_mode=False)
     except NovelcomicError as exc:
         click.echo(f"error: {exc}", err=True)
+        if argv is None and "prefect" in sys.modules:  # the command itself (not a call from Python):
+            procs.exit_within(5.0, 1)  # Prefect's exit hooks must not wait on an API that is gone
         sys.exit(1)
     except click.exceptions.Abort as exc:
         if exc.__cause__ is None or not procs.is_stop(exc.__cause__):  # a prompt answered with EOF

@@ -36,8 +36,8 @@ def run_project(
             from novelcomic.prefect_env import configure_prefect, prefect_api
 
             configure_prefect()
-            with prefect_api():  # a dead or silent API refuses the run here, in one line
-                videos = _run_recorded(project, selected, stage_list, use_prefect, verbose)
+            with prefect_api() as url:  # a dead or silent API refuses the run here, in one line
+                videos = _run_recorded(project, selected, stage_list, use_prefect, verbose, api_url=url)
         else:
             videos = _run_recorded(project, selected, stage_list, use_prefect, verbose)
     if "compose" in stage_list and cfg.book and project.store.asset("book", "book") and project.book_path.is_file():
@@ -45,18 +45,40 @@ def run_project(
     return videos
 
 
-def _run_recorded(project: Project, selected: list[str], stage_list: list[str], use_prefect: bool, verbose: bool) -> list[Path]:
+def _run_recorded(project: Project, selected: list[str], stage_list: list[str], use_prefect: bool, verbose: bool,
+                  api_url: str | None = None) -> list[Path]:
     """The run itself, recorded in the store: completed, failed, or cancelled by a signal."""
     from novelcomic import pipeline, procs
 
     run_id = project.store.start_run(stage_list, selected)
+    if use_prefect:
+        killed = project.store.flow_runs_of(project.store.interrupted)
+        if killed:  # runs killed with -9 (nothing could mark them then): Crashed in Prefect too
+            _set_flow_run_states(killed, "crashed", "the process was killed before it finished; marked by the next run")
     try:
         if use_prefect:
-            from novelcomic.prefect_env import quiet_task_runs
+            from novelcomic.prefect_env import api_watchdog, quiet_task_runs
 
             from flows import produce as flows
 
-            with quiet_task_runs(not verbose):
+            def lost(reason: str) -> None:
+                """The API went away mid-run: Prefect would retry each state change and event for
+                minutes. Record it, end the children, one line, out."""
+                import logging
+                import threading
+
+                logging.disable(logging.CRITICAL)  # every task and event failing after this says the same
+                threading.excepthook = lambda args: None
+                procs.STOP.set()
+                procs.stop(grace=0.5)
+                message = (f"lost the Prefect API at {api_url} ({reason}); finished work is kept: run the same "
+                           f"command again when it is back, or with --no-prefect")
+                project.store.finish_run(run_id, error=message)
+                project.thaw_storyboards()
+                click.echo(f"error: {message}", err=True)
+                procs.exit_now(1)
+
+            with quiet_task_runs(not verbose), api_watchdog(api_url or "", lost):
                 videos = [Path(v) for v in flows.produce(str(project.dir), selected, stage_list)]
         else:
             from novelcomic.review import ReviewedProject
@@ -71,16 +93,40 @@ def _run_recorded(project: Project, selected: list[str], stage_list: list[str], 
     except BaseException as exc:
         if not procs.is_stop(exc):
             project.store.finish_run(run_id, error=str(exc) or type(exc).__name__)
+            lost = _lost_api(exc) if use_prefect else None
+            if lost:
+                raise NovelcomicError(f"lost the Prefect API during the run ({lost}); finished work is kept: "
+                                      f"run the same command again when it is back, or with --no-prefect") from None
             raise
         stopped = procs.as_interrupted(exc)
         procs.stop(grace=0.5)
         project.store.finish_run(run_id, error=f"stopped by {stopped}", status="cancelled")
         if use_prefect:
-            _mark_flow_run_cancelled(f"stopped by {stopped}")
+            from flows import produce as flows
+
+            if flows.current_flow_run_id:
+                _set_flow_run_states([flows.current_flow_run_id], "cancelled", f"stopped by {stopped}")
         stopped.summary = _kept_summary(project, run_id)
         raise stopped from None
+    finally:
+        project.thaw_storyboards()  # a stopped or failed run leaves no frozen storyboard behind
     project.store.finish_run(run_id)
     return videos
+
+
+def _lost_api(exc: BaseException) -> str | None:
+    """One line for an exception that means the Prefect API went away (connection refused or
+    reset, timeouts, 5xx after Prefect's retries), else None."""
+    import httpx
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (httpx.TransportError, httpx.HTTPStatusError)) or type(exc).__name__ == "PrefectHTTPStatusError":
+            url = getattr(getattr(exc, "request", None), "url", None)
+            return f"{type(exc).__name__}" + (f" at {url}" if url else "") + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
 
 
 def _kept_summary(project: Project, run_id: int) -> str:
@@ -90,22 +136,23 @@ def _kept_summary(project: Project, run_id: int) -> str:
     return "this run finished " + (", ".join(parts) if parts else "nothing new") + " (kept)"
 
 
-def _mark_flow_run_cancelled(message: str) -> None:
-    """Mark the run's Prefect flow run Cancelled (Prefect itself marks an interrupted run
-    Crashed), with one short try: a dead API is not waited for."""
+def _set_flow_run_states(flow_run_ids: list[str], state: str, message: str) -> None:
+    """Set Prefect flow runs Cancelled or Crashed (Prefect itself marks an interrupted run
+    Crashed, and a killed one not at all), with one short try each: a dead API is not waited for."""
     import contextlib
 
-    from flows import produce as flows
-
-    if not flows.current_flow_run_id:
-        return
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-    from prefect.states import Cancelled
+    from prefect.states import Cancelled, Crashed
 
+    make = Cancelled if state == "cancelled" else Crashed
     with contextlib.suppress(Exception), temporary_settings(updates={PREFECT_API_REQUEST_TIMEOUT: 3, PREFECT_CLIENT_MAX_RETRIES: 0}):
         with get_client(sync_client=True) as client:
-            client.set_flow_run_state(flows.current_flow_run_id, Cancelled(message=message), force=True)
+            for flow_run_id in flow_run_ids:
+                with contextlib.suppress(Exception):
+                    run = client.read_flow_run(flow_run_id)
+                    if state == "cancelled" or run.state is None or not run.state.is_final():  # Crashed → Cancelled
+                        client.set_flow_run_state(flow_run_id, make(message=message), force=True)
 
 
 @click.command("run")
