@@ -52,6 +52,8 @@ TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
 TRAINABLE_FAMILIES = ("sd15", "sdxl")
+#: The pipeline class of each trainable family: it encodes the caption and saves the LoRA.
+PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
 
 
 @dataclass(frozen=True)
@@ -279,11 +281,10 @@ def load_checkpoint(path: Path, inputs: str) -> dict[str, Any] | None:
 
 def load_pipeline(model: str, family: str) -> Any:
     """The family's text-to-image pipeline on the CPU in fp32 (encoders run once; the UNet moves later)."""
+    import diffusers
     import torch
 
-    from novelcomic.render.loading import FAMILIES, _import
-
-    cls = _import(FAMILIES[family].text2img)
+    cls = getattr(diffusers, PIPELINES[family])
     try:
         pipe = cls.from_pretrained(model, dtype=torch.float32)
     except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
@@ -329,9 +330,9 @@ def prepare(pipe: Any, family: str, views: list[View], caption: str, resolution:
 
 def save_lora(trainer: LoraTrainer, family: str, target: Path) -> Path:
     """The LoRA in diffusers' layout (what ``pipe.load_lora_weights`` loads), renamed into place."""
-    from novelcomic.render.loading import FAMILIES, _import
+    import diffusers
 
-    cls = _import(FAMILIES[family].text2img)
+    cls = getattr(diffusers, PIPELINES[family])
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", suffix=".part", dir=target.parent))
     try:
