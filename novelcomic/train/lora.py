@@ -300,27 +300,37 @@ def prepare(pipe: Any, family: str, views: list[View], caption: str, resolution:
     import numpy as np
     import torch
 
-    with torch.no_grad():
-        if family == "sdxl":
-            embeds, _, pooled, _ = pipe.encode_prompt(caption, device="cpu", num_images_per_prompt=1,
-                                                      do_classifier_free_guidance=False)
-            projection = pipe.text_encoder_2.config.projection_dim
-            time_ids = pipe._get_add_time_ids((resolution, resolution), (0, 0), (resolution, resolution),
-                                              dtype=embeds.dtype, text_encoder_projection_dim=projection)
-            added = {"text_embeds": pooled.to(device), "time_ids": time_ids.to(device)}
-        else:
-            embeds, _ = pipe.encode_prompt(caption, "cpu", 1, False)
-            added = None
-        pixels = []
-        for view in views:
-            arr = np.asarray(view.image, dtype=np.float32) / 127.5 - 1.0
-            t = torch.from_numpy(arr).permute(2, 0, 1)
-            pixels += [t, torch.flip(t, dims=[2])]
-        means, stds = [], []
-        for chunk in torch.stack(pixels).split(4):
-            dist = pipe.vae.encode(chunk).latent_dist
-            means.append(dist.mean)
-            stds.append(dist.std)
+    encoders = [m for m in (getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None), pipe.vae)
+                if m is not None]
+    for m in encoders:  # fp32 on the training device for this one pass, then back to the CPU
+        m.to(device)
+    try:
+        with torch.no_grad():
+            if family == "sdxl":
+                embeds, _, pooled, _ = pipe.encode_prompt(caption, device=device, num_images_per_prompt=1,
+                                                          do_classifier_free_guidance=False)
+                projection = pipe.text_encoder_2.config.projection_dim
+                time_ids = pipe._get_add_time_ids((resolution, resolution), (0, 0), (resolution, resolution),
+                                                  dtype=embeds.dtype, text_encoder_projection_dim=projection)
+                added = {"text_embeds": pooled.to(device), "time_ids": time_ids.to(device)}
+            else:
+                embeds, _ = pipe.encode_prompt(caption, device, 1, False)
+                added = None
+            pixels = []
+            for view in views:
+                arr = np.asarray(view.image, dtype=np.float32) / 127.5 - 1.0
+                t = torch.from_numpy(arr).permute(2, 0, 1)
+                pixels += [t, torch.flip(t, dims=[2])]
+            means, stds = [], []
+            for chunk in torch.stack(pixels).split(1 if device.startswith("cuda") else 4):
+                dist = pipe.vae.encode(chunk.to(device)).latent_dist
+                means.append(dist.mean)
+                stds.append(dist.std)
+    finally:
+        for m in encoders:
+            m.to("cpu")
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
     return Batch(embeds.to(device), added, torch.cat(means).to(device), torch.cat(stds).to(device),
                  float(pipe.vae.config.scaling_factor))
 
