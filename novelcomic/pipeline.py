@@ -14,6 +14,7 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from novelcomic import procs
 from novelcomic.errors import NovelcomicError
@@ -21,6 +22,9 @@ from novelcomic.fsutil import atomic_path, hash_inputs
 from novelcomic.models import NARRATOR, Character, ProjectConfig, Scene, Shot, Storyboard
 from novelcomic.project import Project, WriteResult
 from novelcomic.registry import composers, image_backends, planners, tts_backends
+
+if TYPE_CHECKING:
+    from novelcomic.compose.base import Timeline
 
 log = logging.getLogger("novelcomic")
 
@@ -872,20 +876,35 @@ def animate(project: Project, chapter: str) -> StageReport:
 # --------------------------------------------------------------------------- compose
 
 
-def compose(project: Project, chapter: str) -> StageReport:
-    """Build the chapter's timeline from the shot images and line audio, and compose the video."""
-    procs.check_stop()
-    from novelcomic.compose.base import ComposeRequest, LineAudio
+@dataclass
+class ChapterMaterial:
+    """What a chapter's cut is made of: its storyboard (blocked shots left out), the timeline
+    built from the shot images, line audio and clips on record, and the content hashes the video
+    depends on. The composer, the 剪映 export and the OTIO export all cut from this."""
+
+    storyboard: Storyboard
+    timeline: "Timeline"
+    names: dict[str, str]
+    parts: list[object]
+
+
+def chapter_material(project: Project, chapter: str) -> ChapterMaterial:
+    """The :class:`ChapterMaterial` of a rendered and voiced chapter (a one-line error naming
+    the first shot or line still missing)."""
+    from novelcomic.animate.select import talking_on
+    from novelcomic.animate.stage import clips_for_compose
+    from novelcomic.compose.base import LineAudio
     from novelcomic.compose.timeline import build_timeline
+    from novelcomic.fsutil import sha256_file
 
     cfg = project.config()
+    if not project.storyboard_path(chapter).exists():
+        raise NovelcomicError(f"chapter {chapter} is not planned yet: run `novelcomic run {project.name}` first")
     sb = project.storyboard(chapter)
     names = {c.id: c.name for c in project.characters().characters}
     images: dict[str, Path] = {}
     audio: dict[str, list[LineAudio]] = {}
     parts: list[object] = []
-    from novelcomic.animate.select import talking_on
-
     talking, figures = talking_on(cfg), {}  # the talking animatic: figures the animatic recorded
     blocked = blocked_shots(project, chapter)
     if blocked:
@@ -914,17 +933,24 @@ def compose(project: Project, chapter: str) -> StageReport:
             parts.append(a.content_hash)
         audio[shot.id] = lines
     w, h = cfg.size
-    from novelcomic.animate.stage import clips_for_compose
-
     videos = clips_for_compose(project, chapter, list(images))  # up-to-date animate-stage clips
     timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds,
                               videos=videos, figures=figures)
     if videos or figures:  # only then: videos composed before clips stay up to date
-        from novelcomic.fsutil import sha256_file
-
         parts.append({"clips": {sid: [project.store.asset("clip", f"{chapter}/{sid}").content_hash, v.fill,  # type: ignore[union-attr]
                                       sha256_file(v.letters) if v.letters else None] for sid, v in videos.items()},
                       "talk": figures})
+    return ChapterMaterial(sb, timeline, names, parts)
+
+
+def compose(project: Project, chapter: str) -> StageReport:
+    """Build the chapter's timeline from the shot images and line audio, and compose the video."""
+    procs.check_stop()
+    from novelcomic.compose.base import ComposeRequest
+
+    cfg = project.config()
+    material = chapter_material(project, chapter)
+    sb, timeline, names, parts = material.storyboard, material.timeline, material.names, material.parts
     spec = cfg.stages.compose
     speakers = {ln.speaker: names.get(ln.speaker, "") for _, shot in sb.shots() for ln in shot.lines}  # name tags in subtitles
     title = cfg.chapter(chapter).title or chapter  # the cover and the OTIO timeline carry it

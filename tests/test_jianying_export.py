@@ -162,7 +162,7 @@ def test_otio_export_has_the_music_track_and_subtitle_markers(run: dict, tmp_pat
     for m, cue in zip(markers, tl.cues):
         assert m.marked_range.start_time.to_seconds() == pytest.approx(cue.start, abs=1e-6)
         assert m.metadata["novelcomic"]["kind"] == "subtitle" and m.metadata["novelcomic"]["speaker"] == cue.speaker
-    assert Path(loaded.metadata["novelcomic"]["subtitles"]) == project.srt_path("01").resolve()
+    assert (path.parent / loaded.metadata["novelcomic"]["subtitles"]).resolve() == project.srt_path("01").resolve()
     assert [m.name for m in loaded.tracks[0].markers] == [c.text for c in tl.cues]  # the video track's markers stay
 
 

@@ -77,39 +77,10 @@ class ChapterCut:
 def chapter_cut(project: Project, chapter: str) -> ChapterCut:
     """The chapter's timeline, rebuilt from the storyboard and the stored shots and lines exactly
     as :func:`novelcomic.pipeline.compose` builds it (blocked shots left out)."""
-    from novelcomic.compose.base import LineAudio
-    from novelcomic.compose.timeline import build_timeline
-    from novelcomic.pipeline import blocked_shots, line_key
+    from novelcomic.pipeline import chapter_material
 
     cfg = project.config()
-    if not project.storyboard_path(chapter).exists():
-        raise NovelcomicError(f"chapter {chapter} is not planned yet: run `novelcomic run {project.name}` first")
-    sb = project.storyboard(chapter)
-    names = {c.id: c.name for c in project.characters().characters}
-    blocked = blocked_shots(project, chapter)
-    if blocked:
-        sb = sb.model_copy(update={"scenes": [
-            sc.model_copy(update={"shots": [sh for sh in sc.shots if sh.id not in blocked]}) for sc in sb.scenes
-        ]})
-        sb = sb.model_copy(update={"scenes": [sc for sc in sb.scenes if sc.shots]})
-    images: dict[str, Path] = {}
-    audio: dict[str, list[LineAudio]] = {}
-    for _, shot in sb.shots():
-        rec = project.store.asset("shot", f"{chapter}/{shot.id}")
-        if rec is None or not (project.dir / rec.path).is_file():
-            raise NovelcomicError(f"shot {shot.id} of chapter {chapter} has no image: run the render stage first")
-        images[shot.id] = project.dir / rec.path
-        lines = []
-        for i, line in enumerate(shot.lines):
-            a = project.store.asset("audio", line_key(chapter, shot.id, i))
-            if a is None or not (project.dir / a.path).is_file():
-                raise NovelcomicError(f"line {i + 1} of shot {shot.id} (chapter {chapter}) has no audio: run the voice stage first")
-            meta = a.meta_dict()
-            lines.append(LineAudio(line.text, line.speaker, names.get(line.speaker, ""), project.dir / a.path,
-                                   meta["duration"], words=[tuple(w) for w in meta.get("words", [])]))
-        audio[shot.id] = lines
-    w, h = cfg.size
-    timeline = build_timeline(sb, audio, images, width=w, height=h, fps=cfg.fps, transition_seconds=cfg.transition_seconds)
+    timeline = chapter_material(project, chapter).timeline  # the very timeline the composer cuts
     cache = cfg.stages.compose.options.get("music_cache_dir")
     return ChapterCut(
         chapter=chapter, title=cfg.chapter(chapter).title or chapter, language=cfg.language, timeline=timeline,
