@@ -171,6 +171,9 @@ def _replace(
     else:
         assert source_file is not None
         atomic_write_bytes(path, source_file.read_bytes())
+    # the still before lettering that the animate stage animates was the replaced image's: gone,
+    # so a clip of this shot is made from the edited image (its hash changes with it)
+    path.with_suffix(".plain.png").unlink(missing_ok=True)
     record = project.store.record(
         # the edit is your choice: never "not up to date" because the image it replaced was a fallback
         "shot", _key(chapter, shot_id), path, inputs_hash=before.inputs_hash.removeprefix("fallback:"), backend=backend,
