@@ -7,8 +7,8 @@ How one run goes (:func:`train`):
    cache) and encode, once: the caption (with the pipeline's own ``encode_prompt``, so the
    conditioning is exactly what rendering gives the UNet; SDXL adds the pooled text embeds and the
    ``add_time_ids`` of a square ``resolution`` image) and every view and its mirror image
-   (``latent_dist`` mean and std, sampled afresh each step). The text encoders and the VAE are
-   then dropped: only the UNet trains.
+   (``latent_dist`` mean and std, sampled afresh each step), in fp32 on the training device. The
+   text encoders and the VAE then go back to the CPU and are dropped: only the UNet trains.
 2. a LoRA (``LoraConfig(r=rank, lora_alpha=rank)``, gaussian init) on ``to_q``, ``to_k``, ``to_v``
    and ``to_out.0``; AdamW on its parameters only; noise and timesteps from the model scheduler's
    config as a ``DDPMScheduler``; MSE against the noise (or the velocity for v-prediction models).
@@ -18,7 +18,8 @@ How one run goes (:func:`train`):
    ``checkpoint.pt`` (LoRA weights, optimizer, grad scaler, step, the random generator's state,
    the run's inputs hash) is written atomically. A run finding a checkpoint of the same inputs
    goes on from its step with the same random stream, so a killed and resumed run ends with the
-   weights an uninterrupted one would have (bit for bit on the CPU).
+   weights an uninterrupted one would have (on the CPU with the same thread count: to float
+   tolerance; a step stopped halfway is redone with the random numbers it had drawn).
 4. the LoRA is written with the family pipeline's ``save_lora_weights`` (diffusers' key layout,
    the LoRA config as metadata) to a temporary folder beside the target and renamed over it.
 
