@@ -16,7 +16,8 @@ diffusers backend, on tiny random models built offline (tests/tiny_multiref.py, 
   ``vae_tiling`` / ``layerwise_fp8`` are applied.
 
 Qwen-Image-Edit-Plus resizes every reference to ~1 Mpx for its VAE and 384² for its vision
-encoder; the tests shrink those two module constants (speed only). 64 px, 2 steps.
+encoder, Kontext to one of its ~1 Mpx training sizes; the tests shrink those module constants
+(speed only). 64 px, 2 steps.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "flux2-klein": tiny_models.ensure(tiny_multiref.build_flux2_klein, base / "tiny-flux2-klein"),
         "qwen-image-edit-plus": tiny_models.ensure(tiny_multiref.build_qwen_edit_plus, base / "tiny-qwen-edit-plus"),
+        "flux-kontext": tiny_models.ensure(tiny_multiref.build_flux_kontext, base / "tiny-flux-kontext"),
         "sd15": tiny_models.ensure(tiny_models.build_sd15, base / "tiny-sd15"),
         "sdxl": tiny_models.ensure(tiny_multiref.build_sdxl_two_widths, base / "tiny-sdxl-two-widths"),
     }
@@ -58,6 +60,9 @@ def small_qwen_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(qwen, "VAE_IMAGE_SIZE", SIDE * SIDE)
     monkeypatch.setattr(qwen, "CONDITION_IMAGE_SIZE", 56 * 56)
+    from diffusers.pipelines.flux import pipeline_flux_kontext as kontext  # it resizes its input to ~1 Mpx
+
+    monkeypatch.setattr(kontext, "PREFERRED_KONTEXT_RESOLUTIONS", [(SIDE, SIDE), (SIDE, SIDE * 3 // 2), (SIDE * 3 // 2, SIDE)])
 
 
 @pytest.fixture
@@ -67,6 +72,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
 
     record: list[tuple[str, dict[str, Any]]] = []
     for cls in (diffusers.Flux2KleinPipeline, diffusers.QwenImageEditPlusPipeline, diffusers.QwenImagePipeline,
+                diffusers.FluxKontextPipeline,
                 diffusers.StableDiffusionPipeline, diffusers.StableDiffusionXLPipeline):
         original = cls.__call__
 
@@ -373,3 +379,12 @@ def test_edit_shot_instruction_goes_to_the_edit_model_without_a_language_model(
     assert name == "Flux2KleinPipeline" and kwargs["prompt"] == ["make it night"] and len(kwargs["image"]) == 1
     assert np.array_equal(np.asarray(kwargs["image"][0]), np.asarray(drawn))  # the shot as it was
     assert result.kind == "instruction" and result.version == 2 and result.previous_version_path.is_file()
+
+
+def test_kontext_takes_the_first_speakers_sheet_only(tiny: dict[str, Path], tmp_path: Path, calls: list) -> None:
+    root = make_project(tmp_path / "p", tiny["flux-kontext"], "en", ["c1", "c2"], speakers=["c2"])
+    meta = render(root, "s01-01")
+    name, kwargs = calls[-1]
+    assert name == "FluxKontextPipeline" and owner(kwargs["image"]) == "c2"  # one image, not a list
+    assert kwargs["max_area"] == SIDE * SIDE and "Wang from image 1" in kwargs["prompt"][0]
+    assert meta["dropped_references"] == ["c1"] and "Lin (a girl in a blue robe)" in kwargs["prompt"][0]

@@ -148,6 +148,37 @@ def build_qwen_edit_plus(directory: Path) -> Path:
     return directory
 
 
+def build_flux_kontext(directory: Path) -> Path:
+    """A FLUX.1 Kontext-shaped pipeline (diffusers' test sizes; a local 2-layer T5 encoder and the
+    tiny CLIP tokenizer for both text encoders instead of the hub's tiny-random-t5)."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from tests.tiny_models import _load_clip_tok
+
+    tokenizer = _load_clip_tok(directory / "_tok")
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    torch.manual_seed(0)
+    clip = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                        num_attention_heads=4, num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+                                        hidden_act="gelu", projection_dim=32))
+    torch.manual_seed(0)
+    t5 = T5EncoderModel(T5Config(vocab_size=1000, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+                                 decoder_start_token_id=0))
+    torch.manual_seed(0)
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 4), layers_per_block=1,
+                        latent_channels=1, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    pipe = FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=clip,
+                               tokenizer=tokenizer, text_encoder_2=t5, tokenizer_2=tokenizer, transformer=transformer)
+    pipe.save_pretrained(directory)
+    return directory
+
+
 # ----------------------------------------------------------------------------- single-file checkpoints
 
 
@@ -353,5 +384,5 @@ def write_kohya_lora(pipe_dir: Path, out: Path, rank: int = 4, strength: float =
     return out
 
 
-__all__ = ["build_flux2_klein", "build_qwen_edit_plus", "build_sdxl_two_widths", "config_dir", "qwen_tokenizer", "write_kohya_lora",
+__all__ = ["build_flux2_klein", "build_flux_kontext", "build_qwen_edit_plus", "build_sdxl_two_widths", "config_dir", "qwen_tokenizer", "write_kohya_lora",
            "write_single_file"]

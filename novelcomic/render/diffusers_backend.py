@@ -638,7 +638,7 @@ class DiffusersBackend:
         kwargs: dict[str, Any] = {
             "prompt": [j.prompt.positive for j in batch], "num_inference_steps": steps,
             family.guidance_argument: guidance, "height": job.height, "width": job.width,
-            **call_extras(self.family_name, pipe),
+            **call_extras(self.family_name, pipe, job.width, job.height),
         }
         negatives = [j.prompt.negative for j in batch]
         if family.negative_prompt and guidance > 1 and any(negatives):

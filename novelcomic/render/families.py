@@ -130,9 +130,11 @@ SINGLE_FILE_FAMILIES = ("sd15", "sdxl")
 KLEIN_TEXT_LAYERS = (9, 18, 27)
 
 
-def call_extras(family: str, pipe: Any) -> dict[str, Any]:
+def call_extras(family: str, pipe: Any, width: int, height: int) -> dict[str, Any]:
     """Call arguments a family's pipeline needs beyond prompt, size, steps and guidance, read from
     the loaded components' configs (so a smaller model of the same family works too)."""
+    if family == "flux-kontext":  # Kontext sizes its output from max_area, not from width × height
+        return {"max_area": width * height}
     if family == "flux2-klein":
         text = pipe.text_encoder.config
         layers, width = text.num_hidden_layers, text.hidden_size
