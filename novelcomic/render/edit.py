@@ -430,16 +430,18 @@ def _rerender(
 ) -> tuple["Image", dict, dict, int]:
     """Render the shot again as the pipeline does, with ``prompt`` as its image prompt, lettered
     when the project letters and the backend did not."""
-    from novelcomic.pipeline import book_period, reference_images, shot_seed
+    from novelcomic.pipeline import _with_project_paths, book_period, reference_images, shot_seed
     from novelcomic.render.base import CharacterRef, ShotRequest
     from novelcomic.render.lettering import shot_safe_area
+    from novelcomic.train.usage import with_triggers
 
     chars = project.characters().by_id()
     locations_file = project.locations()
     locations = {loc.id: loc for loc in locations_file.locations}
     props = {p.id: p for p in project.props().props}
-    edited = shot.model_copy(update={"image_prompt": prompt})
-    refs = [CharacterRef(chars[c], reference_images(project, c)) for c in shot.characters]
+    # as the run draws it: the characters' LoRAs from the project, their trigger words first
+    edited = shot.model_copy(update={"image_prompt": with_triggers(prompt, [chars[c] for c in shot.characters])})
+    refs = [CharacterRef(_with_project_paths(project, chars[c]), reference_images(project, c)) for c in shot.characters]
     loc_id = shot.location or scene.location
     w, h = cfg.size
     request = ShotRequest(
