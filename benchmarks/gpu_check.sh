@@ -3,7 +3,8 @@
 #   1. SDXL, FLUX.2 [klein] 4B and Qwen-Image-Edit-2509: 3 shots each at 1024², through the diffusers
 #      backend (two characters with sheets: two reference images for the multi-reference families)
 #      and as a plain pipeline call with the same arguments (benchmarks/render.py --check);
-#   2. 50 LoRA training steps on SDXL (benchmarks/train_lora.py, when it is there).
+#   2. 50 LoRA training steps on SDXL (benchmarks/train_lora.py, when it is there);
+#   3. one Wan2.2-TI2V-5B clip and one LTX-Video clip at native size (benchmarks/animate_gpu.py).
 # Prints a table per part; writes $OUT/gpu_check.json when OUT is set.
 #   NOVELCOMIC_GPU_CHECK_TINY=1 benchmarks/gpu_check.sh   # tiny models on the CPU: checks the script itself
 #   benchmarks/gpu_check.sh --dry-run                      # says what it would run, runs nothing
@@ -22,6 +23,7 @@ if [ "${1:-}" = "--dry-run" ]; then
   echo "mode: $MODE; python: $PY; output: $OUT_DIR"
   echo "1. $PY benchmarks/render.py --check"
   if [ -f benchmarks/train_lora.py ]; then echo "2. $PY benchmarks/train_lora.py --steps 50"; else echo "2. (no benchmarks/train_lora.py: skipped)"; fi
+  echo "3. $PY benchmarks/animate_gpu.py --models wan22,ltx --steps 4"
   exit 0
 fi
 start=$(date +%s)
@@ -44,6 +46,10 @@ else
   echo "benchmarks/train_lora.py is not there: skipped" | tee -a "$LOG"
 fi
 
+echo "== 3. animate: one Wan2.2-TI2V-5B and one LTX clip, s/clip and peak VRAM ==" | tee -a "$LOG"
+"$PY" benchmarks/animate_gpu.py --models wan22,ltx --steps 4 2>>"$LOG.stderr" | tee "$OUT_DIR/animate.out" | tee -a "$LOG"
+animate_rc=${PIPESTATUS[0]}
+
 "$PY" - "$OUT_DIR" "$render_rc" "$train_rc" "$MODE" "$(( $(date +%s) - start ))" <<'PYEOF'
 import json, sys
 from pathlib import Path
@@ -54,7 +60,8 @@ if (out / "train_lora.out").is_file():
     lines = [l for l in (out / "train_lora.out").read_text().splitlines() if l.startswith("{")]
     train = json.loads(lines[-1]) if lines else None
 summary = {"mode": mode, "seconds": seconds, "render": render, "render_rc": int(render_rc),
-           "train_lora": train, "train_lora_rc": train_rc if train_rc == "skipped" else int(train_rc)}
+           "train_lora": train, "train_lora_rc": train_rc if train_rc == "skipped" else int(train_rc),
+           "animate": (out / "animate.out").read_text() if (out / "animate.out").is_file() else None}
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
 print(f"gpu_check: {mode}, {seconds} s; render rc {render_rc}, train_lora rc {train_rc}; {out / 'gpu_check.json'}")
 PYEOF
