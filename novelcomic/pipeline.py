@@ -263,7 +263,7 @@ def design(project: Project, chapters: list[str] | None = None) -> StageReport:
                 or project.store.adopt("sheet", ch.id, before_lora, inputs):
             report.add(path, made=False)
             continue
-        backend = backend or image_backends.create(spec.backend, spec.options, where="stages.design")
+        backend = backend or image_backends.create(spec.backend, stage_options(project, spec.options), where="stages.design")
         result = backend.design_character(SheetRequest(ch, cfg.style, w, h, seed, cfg.language, period=period))
         _save_image(result.image, path)
         project.store.record(
@@ -449,21 +449,22 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
     if project.store.fresh("shot", key, inputs) or \
             project.store.adopt("shot", key, legacy_shot_hash(project, chapter, shot_id, ctx), inputs):
         return path, False
-    from novelcomic.render.comfyui import use_project
-    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
-    backend = ctx.get("backend") or image_backends.create(spec.backend, spec.options)
-    if cfg.style_reference and hasattr(backend, "style_reference") and not getattr(backend, "style_reference", None):
+    backend = ctx.get("backend") or image_backends.create(spec.backend, stage_options(project, spec.options))
+    from novelcomic.render.base import capabilities_of
+
+    caps = capabilities_of(backend)  # what it declares it can do: asked, never probed
+    if cfg.style_reference and caps.style_reference and not backend.style_reference:
         from novelcomic.paths import resolve_user_path
 
         backend.style_reference = str(resolve_user_path(cfg.style_reference, project.dir, "style_reference"))
     ctx["backend"] = backend
-    if hasattr(backend, "keep_plain"):  # the animatic letters itself: ask for the still before lettering too
+    if caps.plain_still:  # the animatic letters itself: ask for the still before lettering too
         from novelcomic.animate.select import animate_on
 
         backend.keep_plain = animate_on(cfg)
     names = {c.id: c.name for c in chars.values()}
     prompt = negative = None
-    family = getattr(backend, "prompt_family", None)
+    family = backend.prompt_family if caps.prompts else None  # None too for a model that writes its own
     if family:
         prompt, negative = shot_prompt(project, chapter, scene, shot, chars, location, family, ctx)
         from novelcomic.train.usage import with_triggers
@@ -559,13 +560,15 @@ def shot_warnings(project: Project, chapter: str, shot_id: str) -> list[str]:
 
 
 def _draws_from_prompts(backend: str) -> bool:
-    """Whether render backend ``backend`` gets a written prompt (a diffusion backend declares a
-    ``prompt_family``); a plugin registered as a plain function is assumed to."""
+    """Whether render backend ``backend`` gets a written prompt (it declares ``prompts``; one that
+    declares nothing, or a plugin registered as a plain function, is assumed to)."""
+    from novelcomic.render.base import capabilities_of
+
     try:
         factory = image_backends.factory(backend)
     except NovelcomicError:
         return True
-    return hasattr(factory, "prompt_family") if isinstance(factory, type) else True
+    return capabilities_of(factory).prompts if isinstance(factory, type) else True
 
 
 def _shot_parts(project: Project, shot_id: str, ctx: dict) -> tuple:
@@ -607,8 +610,20 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
         cfg.lettering, speakers if cfg.lettering else None, cfg.subtitles.font if cfg.lettering else None,
         cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None,
         llm_identity(cfg.llm) if _draws_from_prompts(cfg.stages.render.backend) else None, cfg.style_reference,
-        *_period_part(_ctx_period(project, ctx)),
+        *_period_part(_ctx_period(project, ctx)), *_workflow_part(project, cfg.stages.render.options),
     )
+
+
+def _workflow_part(project: Project, options: dict) -> list[dict]:
+    """The contents of the workflow files the render options name (an edit inside a ComfyUI
+    workflow re-draws its shots); nothing when there are none, so other hashes stay as they were."""
+    from novelcomic.fsutil import sha256_file
+
+    files = {}
+    for key, value in stage_options(project, options).items():
+        if key in WORKFLOW_OPTIONS and isinstance(value, str) and Path(value).is_file():
+            files[key] = sha256_file(value)
+    return [{"workflow_files": files}] if files else []
 
 
 def legacy_shot_hash(project: Project, chapter: str, shot_id: str, ctx: dict) -> str:
@@ -1044,8 +1059,6 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
 
     cfg = project.config()
     check_project_paths(project)  # no file outside the project (or the allowed dirs) is ever read
-    from novelcomic.render.comfyui import use_project
-    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
     check_inputs(project)
     checked: list[str] = []
     wanted = [s for s in (STAGES if stages is None else stages) if s in STAGES]
@@ -1065,7 +1078,7 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
         targets.append(("llm", "llm", llm.backend, llm.options))
     for stage, where, name, options in targets:
         try:
-            REGISTRIES[stage].create(name, options, where=where)
+            REGISTRIES[stage].create(name, stage_options(project, options), where=where)
         except NovelcomicError as exc:
             field = exc.field or f"{where}.backend"
             if not field.startswith(where):
@@ -1075,6 +1088,24 @@ def check_backends(project: Project, stages: list[str] | None = None) -> list[st
             raise NovelcomicError(exc.message, file=project.project_yaml, line=line_of(node, path), field=field) from None
         checked.append(f"{stage}={name}")
     return checked
+
+
+#: Backend options that name a workflow file (ComfyUI): read from the project, under the path policy.
+WORKFLOW_OPTIONS = ("workflow", "workflow_no_refs", "edit_workflow")
+
+
+def stage_options(project: Project, options: dict) -> dict:
+    """A backend's options as its constructor gets them: the workflow files they name resolved
+    in the project (``paths.resolve_user_path``: refused outside it); a bundled template's name
+    and every other option as written."""
+    from novelcomic.paths import resolve_user_path
+
+    out = dict(options or {})
+    for key in WORKFLOW_OPTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and (value.lower().endswith(".json") or "/" in value or "\\" in value):
+            out[key] = str(resolve_user_path(value, project.dir, key))
+    return out
 
 
 def subtitle_font(project: Project, cfg: ProjectConfig | None = None) -> str | None:

@@ -71,11 +71,9 @@ def titled(graph: dict) -> dict:
 @pytest.fixture(autouse=True)
 def _fresh() -> None:  # type: ignore[misc]
     comfyui.forget_servers()
-    comfyui.use_project(None)
     remote.reset_breaker()
     yield
     comfyui.forget_servers()
-    comfyui.use_project(None)
     procs.reset()
 
 
@@ -418,3 +416,28 @@ def test_server_killed_mid_render_fails_in_one_line_and_the_next_run_redoes_only
     shot3 = Image.open(d / "render" / "01" / "s01-03.png").convert("RGB")
     # the restarted server's input folder is empty: 阿青's sheet (shot 3) and the neutral image (shot 4), once each
     assert shot3.size == (96, 160) and len(stats["uploads"]) == 2
+
+
+def test_editing_the_workflow_file_redraws_its_shots_and_only_a_project_file_is_read(tmp_path: Path) -> None:
+    """The shot hash covers the workflow's contents (not just its name); a workflow outside the
+    project is refused before anything is read."""
+    from novelcomic import pipeline
+    from novelcomic.errors import NovelcomicError
+    from novelcomic.project import Project
+    from tests.prefect_fixtures import tiny_project
+
+    p = Project(tiny_project(tmp_path / "projects", shots=1))
+    (p.dir / "workflows").mkdir()
+    wf = p.dir / "workflows" / "shot.json"
+    wf.write_text('{"1": {"class_type": "SaveImage", "inputs": {}}}')
+    cfg = p.config()
+    cfg.stages.render.backend = "comfyui"
+    cfg.stages.render.options = {"url": "http://127.0.0.1:9", "workflow": "workflows/shot.json"}
+    p.save_config(cfg)
+    before = pipeline.shot_inputs_hash(p, "01", "s01-01")
+    wf.write_text('{"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}')
+    assert pipeline.shot_inputs_hash(p, "01", "s01-01") != before
+    assert pipeline.stage_options(p, cfg.stages.render.options)["workflow"] == str(wf.resolve())
+    with pytest.raises(NovelcomicError, match="path outside the project"):
+        pipeline.stage_options(p, {"workflow": "../elsewhere.json"})
+    p.close()

@@ -17,7 +17,7 @@ from novelcomic.errors import NovelcomicError
 from novelcomic.models import LLMConfig, StageSpec
 from novelcomic.project import Project
 from novelcomic.registry import composers, image_backends, llms, planners
-from novelcomic.render.base import ImageResult
+from novelcomic.render.base import ImageCapabilities, ImageResult
 from novelcomic.render.edit import edit_shot, restore_shot, shot_versions, version_path
 from novelcomic.render.safety import BlockedShotError
 from tests.fakes import FakeComposer, FakePlanner, make_project
@@ -35,6 +35,7 @@ class PaintBackend:
     """Paints each shot in a colour decided by its image prompt; can inpaint and outpaint."""
 
     name = "paint"
+    capabilities = ImageCapabilities(prompts=False, inpaint=True, outpaint=True)
     inpainted: list[str] = []
     outpaint_seeds: list[int] = []
     requests: list = []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from novelcomic import pipeline
 from novelcomic.project import Project
+from novelcomic.render.base import ImageCapabilities
 from tests.fakes import make_project
 
 
@@ -85,6 +86,7 @@ def test_diffusion_backends_get_a_prompt_polished_once(root: Path, fake_backends
     seen: list[tuple[str | None, str | None]] = []
 
     class PromptedImages(FakeImages):
+        capabilities = ImageCapabilities(prompts=True)  # draws from a written prompt
         prompt_family = "sdxl"
 
         def render_shot(self, request):  # type: ignore[no-untyped-def]
@@ -132,6 +134,7 @@ def test_a_prompt_the_language_model_cannot_write_falls_back_to_the_rules(root: 
     from tests.fakes import FakeImages
 
     class PromptedImages(FakeImages):
+        capabilities = ImageCapabilities(prompts=True)  # draws from a written prompt
         prompt_family = "sdxl"
 
     up = {"ok": False}

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import Line, Location, Prop, Shot
-from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.base import ImageCapabilities, ImageResult, SheetRequest, ShotRequest, check_size
 from novelcomic.render.lettering import (
     SUBTITLE_BAND,
     LetterFonts,
@@ -93,6 +93,9 @@ class AnimaticBackend:
     """
 
     name = "animatic"
+    # draws from the shot itself (no written prompt), letters its stills, and can hand back the
+    # still before lettering for the animate stage
+    capabilities = ImageCapabilities(prompts=False, plain_still=True)
 
     def __init__(
         self, lettering: bool = True, border: bool = True, supersample: int = 2, font: str | None = None

@@ -72,8 +72,55 @@ class ImageResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ImageCapabilities:
+    """What an image backend can do. A backend class declares it (``capabilities =
+    ImageCapabilities(...)``); where it depends on the model or workflow it was given, the
+    instance sets its own (``self.capabilities = replace(type(self).capabilities, ...)``). The
+    render stage and edit-shot ask this declaration (:func:`capabilities_of`); they never look for
+    methods or attributes on the backend."""
+
+    references: int = 0  # reference images one shot can take: 0 none, 1 one per character (IP-Adapter), N a multi-reference model's limit
+    prompts: bool = True  # draws from a written prompt (``prompt_family``); False: from the shot itself (the animatic)
+    inpaint: bool = False  # has ``inpaint(image, mask, prompt, *, seed, negative_prompt)``
+    outpaint: bool = False  # has ``outpaint(image, aspect, prompt, *, seed, negative_prompt)``
+    instruction_edit: bool = False  # an edit model: ``edit_instruction(image, instruction, *, seed)``
+    style_reference: bool = False  # takes project.yaml's ``style_reference`` image (attribute ``style_reference``)
+    plain_still: bool = False  # letters its own stills and can hand back the one before lettering (``keep_plain``)
+
+    def can(self, edit: str) -> bool:
+        """``edit``: inpaint | outpaint | instruction."""
+        return {"inpaint": self.inpaint, "outpaint": self.outpaint, "instruction": self.instruction_edit}.get(edit, False)
+
+
+class DependsOnModel:
+    """A declaration that depends on what the instance was given (its model, its workflow):
+    ``capabilities = DependsOnModel(general, lambda self: …)``. Read on the class it is
+    ``general`` (what the backend can do with some model: which backends can inpaint at all);
+    read on an instance, what this one can."""
+
+    def __init__(self, general: ImageCapabilities, of_instance: Any) -> None:
+        self.general = general
+        self.of_instance = of_instance
+
+    def __get__(self, obj: object, owner: type | None = None) -> ImageCapabilities:
+        return self.general if obj is None else self.of_instance(obj)
+
+
+#: What a backend that declares nothing (a plugin written before declarations) is taken to be: it
+#: draws from the request itself (no written prompt), with no references and no edits.
+UNDECLARED = ImageCapabilities(prompts=False)
+
+
+def capabilities_of(backend: object) -> ImageCapabilities:
+    """The declaration of a backend instance or class (:data:`UNDECLARED` when there is none)."""
+    caps = getattr(backend, "capabilities", None)
+    return caps if isinstance(caps, ImageCapabilities) else UNDECLARED
+
+
 class ImageBackend(Protocol):
     name: str
+    capabilities: ImageCapabilities
 
     def design_character(self, request: SheetRequest) -> ImageResult: ...
 

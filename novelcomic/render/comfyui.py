@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from novelcomic import procs, remote
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.render import comfyui_graph as g
-from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.base import DependsOnModel, ImageCapabilities, ImageResult, SheetRequest, ShotRequest, check_size
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -72,13 +72,6 @@ _INFO: dict[str, dict[str, Any]] = {}  # server → its /object_info
 _FILES: dict[str, set[str]] = {}  # server → files in its input folder (as listed, plus ours)
 _UPLOADED: dict[str, dict[str, str]] = {}  # server → {our name → the name the server gave it}
 _SLOTS: dict[str, threading.BoundedSemaphore] = {}  # server → prompts in flight
-_PROJECT: list[Path] = []  # the project whose files the workflows and references are read from
-
-
-def use_project(project_dir: str | Path | None) -> None:
-    """The project whose folder relative ``workflow`` paths are read from and whose path policy
-    the uploaded files must pass (set by the pipeline before it creates backends)."""
-    _PROJECT[:] = [Path(project_dir).resolve()] if project_dir is not None else []
 
 
 def forget_servers() -> None:
@@ -147,6 +140,12 @@ class ComfyUIBackend:
     """
 
     name = "comfyui"
+    # as many references as the workflow has LoadImage slots; inpaint and outpaint with an edit_workflow
+    capabilities = DependsOnModel(
+        ImageCapabilities(references=1, inpaint=True, outpaint=True),
+        lambda self: ImageCapabilities(references=len(self.workflow.bindings.references),
+                                       inpaint=self.edit_workflow is not None, outpaint=self.edit_workflow is not None),
+    )
     prompt_family = "sdxl"
 
     def __init__(
@@ -246,10 +245,7 @@ class ComfyUIBackend:
 
     @staticmethod
     def _path(value: str, field: str) -> Path:
-        if _PROJECT:
-            from novelcomic.paths import resolve_user_path
-
-            return resolve_user_path(value, _PROJECT[0], field)
+        # the pipeline resolved it in the project under the path policy (pipeline.stage_options)
         return Path(value).expanduser()
 
     @property
@@ -379,11 +375,7 @@ class ComfyUIBackend:
 
     def upload_file(self, path: Path) -> str:
         """Upload a reference image (once per content and server); returns the name to write into LoadImage."""
-        path = Path(path)
-        if _PROJECT:
-            from novelcomic.paths import resolve_user_path
-
-            path = resolve_user_path(path, _PROJECT[0], "reference_images")
+        path = Path(path)  # a reference the render stage handed over: it passed the path policy there
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -669,4 +661,4 @@ def _round8(value: float) -> int:
     return int(-(-value // 8) * 8)
 
 
-__all__ = ["Call", "ComfyUIBackend", "Progress", "forget_servers", "use_project"]
+__all__ = ["Call", "ComfyUIBackend", "Progress", "forget_servers"]

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.base import DependsOnModel, ImageCapabilities, ImageResult, SheetRequest, ShotRequest, check_size
 from novelcomic.render.families import FAMILIES, FamilySpec, call_extras
 from novelcomic.render.loading import (
     OPTIONS,
@@ -146,6 +146,13 @@ class DiffusersBackend:
     """
 
     name = "diffusers"
+    # SD 1.5 / SDXL / Kolors: one reference per character (IP-Adapter), inpaint and outpaint, a
+    # style reference; a multi-reference family: its model's number of references, edits by
+    # instruction when it is an edit model
+    capabilities = DependsOnModel(
+        ImageCapabilities(references=1, inpaint=True, outpaint=True, instruction_edit=True, style_reference=True),
+        lambda self: self._capabilities(),
+    )
 
     def __init__(
         self,
@@ -293,6 +300,12 @@ class DiffusersBackend:
         None for the multi-reference families, which write their own prompts (sentences naming
         the reference images)."""
         return None if self.family_spec.is_multiref else self.family_name
+
+    def _capabilities(self) -> ImageCapabilities:
+        spec = self.family_spec
+        if spec.is_multiref:
+            return ImageCapabilities(references=spec.max_references, instruction_edit=spec.instruction_edits)
+        return ImageCapabilities(references=1, inpaint=True, outpaint=True, style_reference=True)
 
     @property
     def instruction_edits(self) -> bool:

@@ -32,6 +32,7 @@ from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.fsutil import atomic_path, atomic_write_bytes, sha256_file
 from novelcomic.models import ProjectConfig, Scene, Shot
 from novelcomic.project import Project
+from novelcomic.render.base import capabilities_of
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -230,13 +231,13 @@ def edit_shot(
     base_prompt = old_meta.get("prompt_override") or shot.image_prompt or describe_shot(project, scene, shot, cfg.language)
     from novelcomic.registry import image_backends
 
-    from novelcomic.render.comfyui import use_project
-    use_project(project.dir)  # ComfyUI workflows named in project.yaml are read from this project
+    from novelcomic.pipeline import stage_options
+
     spec = cfg.stages.render
-    backend = image_backends.create(spec.backend, spec.options)
+    backend = image_backends.create(spec.backend, stage_options(project, spec.options))
     # a backend that declares instruction_edits (an edit model: FLUX.2 klein, Qwen-Image-Edit) draws the
     # instruction itself from the current image: no prompt rewrite
-    direct = instruction is not None and getattr(backend, "instruction_edits", False) is True
+    direct = instruction is not None and capabilities_of(backend).instruction_edit
     if instruction is not None and not direct:
         new_prompt = rewrite_prompt(cfg, shot, base_prompt, instruction)
     else:
@@ -355,9 +356,9 @@ def load_mask(mask: "str | Path | Image", size: tuple[int, int]) -> "Image":
 
 
 def _capability(backend: Any, name: str, kind: str) -> Any:
-    method = getattr(backend, kind, None)
-    if callable(method):
-        return method
+    """The backend's ``inpaint``/``outpaint`` method when it declares that edit."""
+    if capabilities_of(backend).can(kind):
+        return getattr(backend, kind)
     able = backends_that_can(kind)
     which = f"backends that can: {', '.join(able)}" if able else "no installed backend can"
     raise NovelcomicError(
@@ -367,7 +368,7 @@ def _capability(backend: Any, name: str, kind: str) -> Any:
 
 
 def backends_that_can(method: str) -> list[str]:
-    """Names of registered image backends whose class has ``method`` (``inpaint``, ``outpaint``)."""
+    """Names of registered image backends whose class declares the edit ``method`` (``inpaint``, ``outpaint``)."""
     from novelcomic.registry import image_backends
 
     names = []
@@ -376,7 +377,7 @@ def backends_that_can(method: str) -> list[str]:
             factory = image_backends.factory(name)
         except Exception:  # noqa: BLE001 - a plugin that fails to import cannot do anything
             continue
-        if callable(getattr(factory, method, None)):
+        if capabilities_of(factory).can(method):
             names.append(name)
     return names
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from novelcomic import remote
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.render.base import ImageResult, SheetRequest, ShotRequest, check_size
+from novelcomic.render.base import DependsOnModel, ImageCapabilities, ImageResult, SheetRequest, ShotRequest, check_size
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -167,6 +167,8 @@ class OpenAIImages:
     """
 
     name = "openai"
+    # the references of a shot's characters as image[] parts of /images/edits, up to max_references
+    capabilities = DependsOnModel(ImageCapabilities(references=4), lambda self: ImageCapabilities(references=self.max_references))
     # The render stage writes this backend a finished prompt (English tags; "kolors" = Chinese).
     prompt_family = "sdxl"
 
