@@ -377,7 +377,7 @@ def escape_filter_value(value: str) -> str:
 @functools.lru_cache(maxsize=16)
 def _encoder_works(exe: str, name: str) -> bool:
     try:
-        listed = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        listed = procs.run([exe, "-hide_banner", "-encoders"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return False
     if not re.search(rf"^\s*V\S*\s+{re.escape(name)}\s", listed.stdout.decode("utf-8", "replace"), re.M):
@@ -385,7 +385,7 @@ def _encoder_works(exe: str, name: str) -> bool:
     trial = [exe, "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=256x256:r=30",
              "-frames:v", "1", "-c:v", name, "-f", "null", "-"]
     try:
-        proc = subprocess.run(trial, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        proc = procs.run(trial, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0

@@ -76,9 +76,11 @@ def _fc_match(family: str) -> FontInfo | None:
     if not shutil.which("fc-match"):
         return None
     try:
-        out = subprocess.run(
-            ["fc-match", "-f", "%{file}\n%{family[0]}", family], capture_output=True, text=True, timeout=10
-        ).stdout
+        from novelcomic import procs
+
+        out = procs.run(
+            ["fc-match", "-f", "%{file}\n%{family[0]}", family], capture_output=True, timeout=10
+        ).stdout.decode("utf-8", "replace")
     except (OSError, subprocess.SubprocessError):
         return None
     lines = out.splitlines()

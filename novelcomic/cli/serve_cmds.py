@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from novelcomic import procs
 from novelcomic.errors import NovelcomicError
 
 DEPLOYMENT = "novelcomic"
@@ -53,7 +54,9 @@ class PrefectServer:
             # its own session: Ctrl-C at the terminal reaches serve only, which pauses the deployments
             # against a live server and then stops it (sharing the signal, the server died under the
             # runner's shutdown calls, which then hung until the deadline)
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            # dies with `serve` even after kill -9 (parent-death signal); stopped by serve itself otherwise
+            self.proc = procs.popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            procs.forget(self.proc)
         self.wait_healthy()
         return self
 

@@ -156,9 +156,15 @@ def render_effect_frames(
 
     clip = ImageClip(np.asarray(base)).with_duration(frames / fps).with_fps(fps).transform(camera)
     clip = effect.copy().apply(clip)
-    clip.write_videofile(
-        str(out_path), fps=fps, codec="libx264rgb", audio=False, preset="ultrafast",
-        pixel_format="rgb24", ffmpeg_params=["-qp", "0"], logger=None,
+    # moviepy draws the frames; our own ffmpeg encodes them (losslessly), so the encoder is a
+    # child that dies with the run and stops with it (novelcomic.procs), unlike moviepy's writer
+    from novelcomic.ffmpeg import feed_ffmpeg
+
+    frames_iter = (np.ascontiguousarray(f, dtype=np.uint8).tobytes() for f in clip.iter_frames(fps=fps, dtype="uint8"))
+    feed_ffmpeg(
+        ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:",
+         "-frames:v", str(frames), "-c:v", "libx264rgb", "-preset", "ultrafast", "-qp", "0", str(out_path)],
+        frames_iter, f"encoding effect {effect_name!r}",
     )
     clip.close()
 
