@@ -161,6 +161,7 @@ def plan(project: Project, chapters: list[str] | None = None) -> StageReport:
         characters=project.characters(),
         props=project.props(),
         locations=project.locations(),
+        book=[ChapterText(c.id, c.title, texts[c.id] if c.id in texts else project.chapter_text(c.id)) for c in cfg.chapters],
     )
     result = planner.plan(request)
     report.warnings.extend(result.warnings)

@@ -229,9 +229,26 @@ def prefect_api() -> Iterator[str]:
         # that threads Prefect starts later (events, logs) read
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             with prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
-                yield server.api_url
+                try:
+                    yield server.api_url
+                finally:
+                    _drain_to_api()  # the run's last logs and events reach the server before it stops
     finally:
         server.stop()
+
+
+def _drain_to_api(timeout: float = 5.0) -> None:
+    """Send what Prefect still holds for the API (logs, events), waiting at most ``timeout`` s each."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout)
+    with contextlib.suppress(Exception):
+        from prefect.events.worker import EventsWorker
+
+        EventsWorker.drain_all(timeout=timeout)
 
 
 @contextmanager

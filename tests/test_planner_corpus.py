@@ -347,3 +347,25 @@ def test_no_line_of_the_whole_pride_is_cut_mid_clause() -> None:
         if bad:
             cut[ch.id] = [lines[i][-40:] for i in bad]
     assert not cut, cut
+
+
+@pytest.mark.parametrize("key", ["pride_ch1-5", "sanguo_ch1-4"])
+def test_planning_one_chapter_alone_finds_the_books_cast(key: str, tmp_path: Path) -> None:
+    """`run NAME --chapters 1` on a new project plans chapter 1 alone: its cast and speakers must
+    be those of planning the whole book (who is in the book is read from all of it), not the few
+    names chapter 1 happens to spell out."""
+    from novelcomic import pipeline
+    from novelcomic.ingest.create import create_project
+    from novelcomic.project import Project
+
+    path = _corpus_file(key)
+    boards = {}
+    for name, chapters in (("alone", ["01"]), ("whole", None)):
+        create_project(name, path, tmp_path)
+        p = Project(tmp_path / name)
+        pipeline.plan(p, chapters)
+        boards[name] = p.storyboard("01").model_dump()
+        p.close()
+    assert boards["alone"] == boards["whole"]
+    spoken = [ln for sc in boards["alone"]["scenes"] for sh in sc["shots"] for ln in sh["lines"] if ln["speaker"] != "narrator"]
+    assert len(spoken) >= 10

@@ -25,6 +25,10 @@ class PlanRequest:
     characters: CharactersFile = field(default_factory=CharactersFile)
     props: PropsFile = field(default_factory=PropsFile)
     locations: LocationsFile = field(default_factory=LocationsFile)
+    # Every chapter of the book, when ``chapters`` are only some of them: who is in the book, and
+    # by which names, is read from all of it, so planning chapter 1 alone finds the cast that
+    # planning the whole book finds (a storyboard is still made for ``chapters`` only).
+    book: list[ChapterText] = field(default_factory=list)
 
 
 @dataclass

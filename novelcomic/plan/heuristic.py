@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from novelcomic.models import (
@@ -448,6 +448,11 @@ class HeuristicPlanner:
         """Plan every chapter of ``request``; see :class:`~novelcomic.plan.base.PlanResult`."""
         lang: Lang = "zh" if request.config.language == "zh" else "en"
         tagger = _zh_tagger() if lang == "zh" else _no_tagger
+        wanted = [ch.id for ch in request.chapters]
+        if request.book and {ch.id for ch in request.book} > set(wanted):
+            # the cast, places and props from the whole book; storyboards for the wanted chapters
+            texts = {ch.id: ch for ch in request.chapters}
+            request = replace(request, chapters=[texts.get(ch.id, ch) for ch in request.book])
         chapters = [_paragraphs(lang, i, ch) for i, ch in enumerate(request.chapters)]
         warnings: list[str] = []
         cast = _build_cast(lang, request, chapters, tagger, self.min_name_count)
@@ -459,6 +464,8 @@ class HeuristicPlanner:
         max_chars = self.max_chars_per_shot or DEFAULT_MAX_CHARS[lang]
         boards: dict[str, Storyboard] = {}
         for ci, ch in enumerate(request.chapters):
+            if ch.id not in wanted:
+                continue
             boards[ch.id] = _storyboard(
                 lang, ch, chapters[ci], units_by_chapter[ci], cast, props, locations, scene_locs.get(ci, {}),
                 max_chars, self.max_lines_per_shot,
