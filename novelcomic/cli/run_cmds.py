@@ -86,6 +86,8 @@ def _run_recorded(project: Project, selected: list[str], stage_list: list[str], 
             # the same view of the characters the flows use: review notes and edits applied
             reports = pipeline.produce(ReviewedProject(project.dir), selected, stage_list)
             for r in reports:
+                if r.stage == "animate" and not (r.made or r.reused or r.warnings):
+                    continue  # the animate stage is off: nothing to say
                 click.echo(r.summary())
                 for w in dict.fromkeys(r.warnings):
                     click.echo(f"warning: {w}", err=True)
