@@ -1181,6 +1181,29 @@ def check_inputs(project: Project) -> None:
                                  ("scenes", si, "shots", hi, "effect"), path)
 
 
+def advice(project: Project) -> list[str]:
+    """What is valid but will not do what it seems to ask, from the backends' declarations:
+    ``validate`` prints these as warnings."""
+    from novelcomic.registry import tts_backends
+    from novelcomic.voice.base import voice_capabilities_of
+
+    cfg = project.config()
+    out: list[str] = []
+    try:
+        voice = voice_capabilities_of(tts_backends.factory(cfg.stages.voice.backend))
+    except NovelcomicError:
+        return out
+    if cfg.stages.compose.options.get("karaoke") and not voice.word_timings:
+        out.append(f"stages.compose.options.karaoke: voice backend {cfg.stages.voice.backend!r} gives no word timings, "
+                   f"so subtitles are not highlighted word by word (edge does)")
+    if not voice.cloning and project.characters_yaml.exists():
+        cloned = [c.id for c in project.characters().characters if getattr(c.voice, "reference_audio", None)]
+        if cloned:
+            out.append(f"characters.yaml: reference_audio of {', '.join(cloned[:3])} is not used: voice backend "
+                       f"{cfg.stages.voice.backend!r} does not clone voices (openai does, on servers that clone)")
+    return out
+
+
 def preflight(project: Project, chapters: list[str], stages: list[str] | None = None,
               backends_here: list[str] | None = None) -> None:
     """Validate every user file the run will read, before any work starts, so that a typo in a

@@ -629,3 +629,12 @@ def test_an_identical_re_render_adds_no_version(root: Path) -> None:
     assert path.stat().st_mtime_ns == mtime
     assert not (p.dir / "render" / "01" / "versions").exists() or not any((p.dir / "render" / "01" / "versions").iterdir())
     p.close()
+
+
+def test_validate_warns_when_the_voice_backend_cannot_do_what_is_asked(made: Path, root: Path) -> None:
+    """Backends declare what they can do (word timings, cloning); validate says when a setting
+    asks for what the chosen one does not declare."""
+    _append(made / "project.yaml", _COMPOSE.format("karaoke: true"))
+    r = cli("validate", "p", root=root)
+    assert r.returncode == 0, r.stderr
+    assert "karaoke" in r.stderr and "no word timings" in r.stderr

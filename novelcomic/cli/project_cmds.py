@@ -100,6 +100,10 @@ def validate(obj: dict, name: str) -> None:
         else:
             unplanned.append(ch.id)
     backends = check_backends(project)
+    from novelcomic.pipeline import advice
+
+    for line in advice(project):
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"ok: {', '.join(files)}, {planned} storyboard{'s' if planned != 1 else ''}; backends {', '.join(backends)}")
     if unplanned:
         click.echo(f"not planned yet: chapter{'s' if len(unplanned) > 1 else ''} {', '.join(unplanned)} "

@@ -37,7 +37,23 @@ class SpeechResult:
     fallback: bool = False  # the configured backend failed and an offline voice spoke the line: retried next run
 
 
+@dataclass(frozen=True)
+class VoiceCapabilities:
+    """What a voice backend can do, declared by its class (``capabilities = VoiceCapabilities(...)``):
+    the stages ask this, never the backend's methods."""
+
+    word_timings: bool = False  # fills SpeechResult.words (karaoke subtitles)
+    cloning: bool = False  # speaks in a voice cloned from a character's ``reference_audio``
+    offline: bool = True  # needs no network
+
+
+def voice_capabilities_of(backend: object) -> VoiceCapabilities:
+    caps = getattr(backend, "capabilities", None)
+    return caps if isinstance(caps, VoiceCapabilities) else VoiceCapabilities()
+
+
 class TTSBackend(Protocol):
     name: str
+    capabilities: VoiceCapabilities
 
     def synthesize(self, request: SpeechRequest, out_path: Path) -> SpeechResult: ...

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 from novelcomic import remote
 from novelcomic.errors import BackendError, NovelcomicError
 from novelcomic.remote import Gate, Outage, RetryPolicy, retrying
-from novelcomic.voice.base import SpeechRequest, SpeechResult, WordTiming
+from novelcomic.voice.base import SpeechRequest, SpeechResult, VoiceCapabilities, WordTiming
 
 CACHE_VERSION = "1"
 SAMPLE_RATE = 24000  # edge-tts streams 24 kHz MP3
@@ -268,6 +268,7 @@ class EdgeTTS:
     """
 
     name = "edge"
+    capabilities = VoiceCapabilities(word_timings=True, offline=False)
 
     def __init__(
         self,

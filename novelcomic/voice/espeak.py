@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from novelcomic import procs
-from novelcomic.voice.base import SpeechRequest, SpeechResult
+from novelcomic.voice.base import SpeechRequest, SpeechResult, VoiceCapabilities
 from novelcomic.voice.casting import DEFAULT_PITCH, default_rate, expand_voice, language_voice
 from novelcomic.voice.silent import SAMPLE_RATE, write_timed_silence
 
@@ -111,6 +111,7 @@ class EspeakTTS:
     """
 
     name = "espeak"
+    capabilities = VoiceCapabilities()
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ from typing import Any
 
 from novelcomic import remote
 from novelcomic.errors import BackendError, NovelcomicError
-from novelcomic.voice.base import SpeechRequest, SpeechResult
+from novelcomic.voice.base import SpeechRequest, SpeechResult, VoiceCapabilities
 
 OPTIONS = "stages.voice.options."
 FORMATS = ("wav", "pcm", "mp3", "opus", "aac", "flac")
@@ -75,6 +75,7 @@ class OpenAISpeech:
     """
 
     name = "openai"
+    capabilities = VoiceCapabilities(cloning=True, offline=False)
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ from typing import Any
 
 from novelcomic.errors import NovelcomicError
 from novelcomic.models import NARRATOR, VoiceSpec
-from novelcomic.voice.base import SpeechRequest, SpeechResult
+from novelcomic.voice.base import SpeechRequest, SpeechResult, VoiceCapabilities
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class PiperTTS:
     """
 
     name = "piper"
+    capabilities = VoiceCapabilities()
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from novelcomic.voice.base import SpeechRequest, SpeechResult
+from novelcomic.voice.base import SpeechRequest, SpeechResult, VoiceCapabilities
 
 SAMPLE_RATE = 22050
 CJK_CHARS_PER_SECOND = 4.5
@@ -57,6 +57,7 @@ class SilentTTS:
     """Timed silence instead of speech (22.05 kHz mono PCM16)."""
 
     name = "silent"
+    capabilities = VoiceCapabilities()
 
     def __init__(self, sample_rate: int = SAMPLE_RATE) -> None:
         if not 8000 <= int(sample_rate) <= 192000:
