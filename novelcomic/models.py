@@ -210,6 +210,16 @@ class ProjectConfig(_Model):
 # --------------------------------------------------------------------------- characters & world
 
 
+def _unset_left_out(data: Any, *names: str) -> Any:
+    """A model's dump without the fields ``names`` while they are unset (None): fields added after
+    files were made leave the hashes of what was made before them as they were."""
+    if isinstance(data, dict):
+        for name in names:
+            if name in data and data[name] is None:
+                del data[name]
+    return data
+
+
 class VoiceSpec(_Model):
     """How a character sounds. ``voice`` is backend-specific (an espeak voice, an edge-tts name)."""
 
@@ -235,12 +245,7 @@ class VoiceSpec(_Model):
 
     @model_serializer(mode="wrap")
     def _without_unset_additions(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in ("speed", "reference_audio", "reference_text"):
-                if name in data and data[name] is None:
-                    del data[name]
-        return data
+        return _unset_left_out(handler(self), "speed", "reference_audio", "reference_text")
 
 
 class Character(_Model):
@@ -266,10 +271,7 @@ class Character(_Model):
 
     @model_serializer(mode="wrap")
     def _without_unset_trigger(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and "lora_trigger" in data and data["lora_trigger"] is None:
-            del data["lora_trigger"]  # left out while unset: hashes of images made before it stay the same
-        return data
+        return _unset_left_out(handler(self), "lora_trigger")
 
     @model_validator(mode="after")
     def _not_narrator(self) -> "Character":
@@ -386,10 +388,7 @@ class Shot(_Model):
 
     @model_serializer(mode="wrap")
     def _without_unset_motion(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and "motion" in data and data["motion"] is None:
-            del data["motion"]  # left out while unset: hashes of shots made before it stay the same
-        return data
+        return _unset_left_out(handler(self), "motion")
 
 
 class Scene(_Model):
