@@ -299,8 +299,15 @@ class Location(_Model):
     time_of_day: Literal["day", "night", "dusk", "dawn", "unknown"] = "unknown"
     weather: Weather = Field("unknown", description="Only when the text says so")
     interior: bool = False
+    reference_images: list[str] | None = Field(
+        None, description="Pictures of the place (relative to the project): a multi-reference model draws the "
+                          "background after the first, when the shot has room for it")
 
     _v = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
+
+    @model_serializer(mode="wrap")
+    def _without_unset_references(self, handler: Any) -> Any:
+        return _unset_left_out(handler(self), "reference_images")
 
 
 class CharactersFile(_Model):

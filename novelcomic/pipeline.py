@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from novelcomic import procs
 from novelcomic.errors import NovelcomicError
 from novelcomic.fsutil import atomic_path, hash_inputs
-from novelcomic.models import NARRATOR, Character, ProjectConfig, Scene, Shot, Storyboard
+from novelcomic.models import NARRATOR, Character, Location, ProjectConfig, Scene, Shot, Storyboard
 from novelcomic.project import Project, WriteResult
 from novelcomic.registry import composers, image_backends, planners, tts_backends
 
@@ -300,6 +300,16 @@ def _with_project_paths(project: Project, character: Character) -> Character:
     return character
 
 
+def _location_with_project_paths(project: Project, location: "Location | None") -> "Location | None":
+    """The location with its reference pictures resolved in the project (path policy)."""
+    if location is None or not location.reference_images:
+        return location
+    from novelcomic.paths import resolve_user_path
+
+    return location.model_copy(update={"reference_images": [
+        str(resolve_user_path(p, project.dir, "reference_images")) for p in location.reference_images]})
+
+
 def reference_images(project: Project, character_id: str) -> list[Path]:
     """The images that pin a character's look: its own, else its sheet. A group or an extra has
     no sheet (it is drawn as a generic figure), so it gives none unless it has images of its own."""
@@ -486,7 +496,7 @@ def render_shot(project: Project, chapter: str, shot_id: str, *, _ctx: dict | No
             return blocked, False
     blocked.unlink(missing_ok=True)
     request = ShotRequest(
-        chapter=chapter, scene=scene, shot=shot, characters=refs, location=location, props=props,
+        chapter=chapter, scene=scene, shot=shot, characters=refs, location=_location_with_project_paths(project, location), props=props,
         style=cfg.style, width=w, height=h, seed=seed, language=cfg.language, speaker_names=names,
         prompt=prompt, negative_prompt=negative, lettering=cfg.lettering, safe_area=shot_safe_area(scene, shot),
         period=_ctx_period(project, ctx),  # type: ignore[arg-type]
@@ -612,7 +622,19 @@ def shot_inputs_hash(project: Project, chapter: str, shot_id: str, ctx: dict | N
         cfg.safety if cfg.safety.enabled else None, cfg.qa if cfg.qa.enabled else None,
         llm_identity(cfg.llm) if _draws_from_prompts(cfg.stages.render.backend) else None, cfg.style_reference,
         *_period_part(_ctx_period(project, ctx)), *_workflow_part(project, cfg.stages.render.options),
+        *_location_pictures_part(project, location),
     )
+
+
+def _location_pictures_part(project: Project, location: Location | None) -> list[dict]:
+    """The contents of the place's reference pictures (nothing when it has none, so other hashes
+    stay as they were)."""
+    if location is None or not location.reference_images:
+        return []
+    from novelcomic.fsutil import sha256_file
+
+    located = _location_with_project_paths(project, location)
+    return [{"location_pictures": [sha256_file(p) if Path(p).is_file() else p for p in located.reference_images]}]
 
 
 def _workflow_part(project: Project, options: dict) -> list[dict]:

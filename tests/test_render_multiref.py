@@ -388,3 +388,24 @@ def test_kontext_takes_the_first_speakers_sheet_only(tiny: dict[str, Path], tmp_
     assert name == "FluxKontextPipeline" and owner(kwargs["image"]) == "c2"  # one image, not a list
     assert kwargs["max_area"] == SIDE * SIDE and "Wang from image 1" in kwargs["prompt"][0]
     assert meta["dropped_references"] == ["c1"] and "Lin (a girl in a blue robe)" in kwargs["prompt"][0]
+
+
+def test_a_places_picture_joins_after_the_characters_and_the_prompt_says_so(tiny: dict[str, Path], tmp_path: Path, calls: list) -> None:
+    """A location with ``reference_images`` gives a multi-reference shot its background, after
+    every character (a full shot leaves it out); the shot's hash follows the picture's content."""
+    from novelcomic import pipeline
+    from novelcomic.project import Project
+
+    root = make_project(tmp_path / "p", tiny["flux2-klein"], "en", ["c1", "c2"], speakers=["c2"])
+    Image.new("RGB", (64, 64), COLOURS["c4"]).save(root / "refs" / "bank.png")  # the place, in c4's colour
+    (root / "locations.yaml").write_text(yaml.safe_dump({"locations": [
+        {"id": "l1", "name": "river bank", "reference_images": ["refs/bank.png"]}]}), encoding="utf-8")
+    project = Project(root)
+    before = pipeline.shot_inputs_hash(project, "01", "s01-01")
+    render(root, "s01-01")
+    _, kwargs = calls[-1]
+    assert [owner(im) for im in kwargs["image"]] == ["c2", "c1", "c4"]
+    assert "The background follows image 3" in kwargs["prompt"][0]
+    Image.new("RGB", (64, 64), (10, 10, 10)).save(root / "refs" / "bank.png")
+    assert pipeline.shot_inputs_hash(project, "01", "s01-01") != before
+    project.close()

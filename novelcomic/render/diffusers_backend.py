@@ -450,6 +450,9 @@ class DiffusersBackend:
         kept, dropped = with_images[:self.max_references], with_images[self.max_references:]
         refs = [Reference(i + 1, Path(by_id[cid].reference_images[0]), by_id[cid].character,
                           "speaker" if cid in speakers else "character") for i, cid in enumerate(kept)]
+        place = request.location.reference_images if request.location is not None else None
+        if place and len(refs) < self.max_references:  # the place comes after every character
+            refs.append(Reference(len(refs) + 1, Path(place[0]), None, "location"))
         return refs, dropped
 
     def _multiref_job(self, request: ShotRequest) -> _Job:
