@@ -213,10 +213,11 @@ def test_stops_without_prefect(tmp_path: Path) -> None:
 
 
 def test_stops_in_prefect_mode_against_a_server(tmp_path: Path, prefect_server: dict[str, str]) -> None:
-    # Prefect mode costs ~8 s a run: each stage and each signal once here, the rest with the
-    # temporary server below (the no-Prefect sequence has every pair)
+    # with the temporary-server sequence below: SIGTERM and SIGKILL at render, voice and compose,
+    # and a terminal's Ctrl-C, in Prefect mode too
     _run_sequence(tmp_path, [
-        Stop("render", signal.SIGTERM), Stop("voice", signal.SIGKILL), Stop("compose", signal.SIGINT, group=True),
+        Stop("render", signal.SIGTERM), Stop("render", signal.SIGKILL), Stop("voice", signal.SIGTERM),
+        Stop("voice", signal.SIGKILL), Stop("compose", signal.SIGINT, group=True), Stop("compose", signal.SIGTERM),
     ], "prefect", prefect_server)
 
 
