@@ -124,9 +124,12 @@ import prefect
 import novelcomic.cli.serve_cmds as serve_cmds
 
 def hang(*deployments, **options):  # a runner that never finishes shutting down
-    print(f"serving {len(deployments)} deployments", flush=True)
+    said = False
     while True:
-        try:
+        try:  # Ctrl-C may come right after the line below: it is inside the try too
+            if not said:
+                said = True
+                print(f"serving {len(deployments)} deployments", flush=True)
             time.sleep(0.05)
         except KeyboardInterrupt:
             print("runner ignores Ctrl-C", flush=True)
