@@ -355,6 +355,11 @@ def _animate(project: review.ReviewedProject, chapter: str, distributed: bool, s
     chosen = context(project, chapter)["chosen"]
     if not chosen:
         return
+    if distributed:  # on the task workers, like render (a GPU machine animates what it can)
+        progress = artifacts.Progress.start(project, chapter, "animate", len(chosen))
+        _distributed_run(project, animate_shot_task, (str(project.dir), chapter), list(chosen), progress, stall)
+        get_run_logger().info("animate %s: %d clips chosen, made on the task workers", chapter, len(chosen))
+        return
     local = animate_shot_task.with_options(result_storage=project.state_dir / RESULTS_DIR)
     futures = [local.submit(str(project.dir), chapter, sid, project.overrides) for sid in chosen]
     made = sum(1 for f in futures if (r := f.result()) and r[1])

@@ -118,12 +118,40 @@ class SlowAnimatic:
         return self.inner.render_shot(request)
 
 
+class StillClip:
+    """An animate backend for tests in child processes: the still, held, as a short MP4 (what a
+    real image-to-video model would write, without one)."""
+
+    name = "stillclip"
+
+    def __init__(self, **options: object) -> None:
+        from novelcomic.animate.base import Capabilities
+
+        self.capabilities = Capabilities(families=("still",), prompt=False, negative_prompt=False)
+
+    def animate(self, request, out):  # type: ignore[no-untyped-def]
+        from novelcomic.animate.base import ClipResult
+        from novelcomic.ffmpeg import run_ffmpeg
+
+        fps, frames = 8, max(2, round(request.seconds * 8))
+        w, h = request.width - request.width % 2, request.height - request.height % 2
+        run_ffmpeg(["-loop", "1", "-i", str(request.image), "-frames:v", str(frames), "-r", str(fps),
+                    "-vf", f"scale={w}:{h}", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(out)],
+                   "a test clip")
+        return ClipResult(out, fps, frames, w, h, request.seed, {"backend": "stillclip", "pid": os.getpid()})
+
+
+def register_test_backends() -> None:
+    from novelcomic.registry import animators, image_backends
+
+    image_backends.register("slow", SlowAnimatic)
+    animators.register("stillclip", StillClip)
+
+
 def _main(argv: list[str]) -> None:
     """``python -m tests.prefect_fixtures run|worker ARGS…``: the novelcomic CLI (or the task
     worker) with the "slow" render backend registered in this process."""
-    from novelcomic.registry import image_backends
-
-    image_backends.register("slow", SlowAnimatic)
+    register_test_backends()
     command, *args = argv
     if command == "worker":
         from novelcomic.cli.serve_cmds import worker

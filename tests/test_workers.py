@@ -120,3 +120,38 @@ def test_second_run_on_a_locked_project_refuses(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert f"error: project 'tiny' is being processed by pid {holder.pid}; wait for it to finish" in r.stderr
     assert not project.video_path("01").exists()
+
+
+def test_a_distributed_run_animates_its_shots_on_the_task_workers(tmp_path: Path, prefect_server: dict[str, str]) -> None:
+    """Clips, like shot images, are made by the task workers in a distributed run (the flow's
+    machine may have no GPU): a test animate backend records the process that made each clip."""
+    root = tmp_path / "projects"
+    root.mkdir()
+    project = Project(tiny_project(root, shots=2))
+    cfg = project.config()
+    cfg.animate.backend = "stillclip"
+    cfg.animate.shots = "all"
+    project.save_config(cfg)
+    env = subprocess_env({**prefect_server, "NOVELCOMIC_PROJECTS_DIR": str(root)})
+    log = tmp_path / "worker.log"
+    with open(log, "w") as fh:
+        worker = subprocess.Popen(python("-m", "tests.prefect_fixtures", "worker", "--limit", "2"),
+                                  env=env, stdout=fh, stderr=subprocess.STDOUT)
+    code = ("from tests.prefect_fixtures import register_test_backends; register_test_backends()\n"
+            f"from flows.produce import produce; print(produce({str(project.dir)!r}, distributed=True, stall_seconds=30))")
+    try:
+        _wait_until(lambda: "task worker for" in log.read_text(), 60, "the worker", [worker])
+        time.sleep(2)  # it subscribes once it prints
+        flow = subprocess.run(python("-c", code), env=env, capture_output=True, text=True, timeout=240)
+        assert flow.returncode == 0, flow.stdout[-2000:] + flow.stderr[-2000:]
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    clips = project.store.assets("clip")
+    assert len(clips) == 2, [c.key for c in clips]
+    assert {c.meta_dict().get("pid") for c in clips} == {worker.pid}, "the clips were not made by the task worker"
+    assert "animate-shot" in log.read_text()
+    assert project.video_path("01").is_file()

@@ -211,11 +211,11 @@ def worker(limit: int) -> None:
     _repo_on_path()
     from prefect.task_worker import serve as serve_tasks
 
-    from flows.produce import render_shot_task, voice_shot_task
+    from flows.produce import animate_shot_task, render_shot_task, voice_shot_task
 
-    click.echo(f"task worker for render-shot and voice-shot on {os.environ['PREFECT_API_URL']}; Ctrl-C stops")
+    click.echo(f"task worker for render-shot, voice-shot and animate-shot on {os.environ['PREFECT_API_URL']}; Ctrl-C stops")
     try:
-        serve_tasks(render_shot_task, voice_shot_task, limit=limit)
+        serve_tasks(render_shot_task, voice_shot_task, animate_shot_task, limit=limit)
     except KeyboardInterrupt:
         pass
 
