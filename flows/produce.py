@@ -426,7 +426,7 @@ def produce(
     with procs.chained_sigterm(), project_lock(proj, wait) as took, _run_record(proj, took, stages, selected):
         if current_flow_run_id:
             proj.store.link_flow_run(current_flow_run_id)  # a run killed with -9 is marked in Prefect by the next one
-        here = [s for s in stages if not (dist and s in ("render", "voice"))]  # workers bring their own backends
+        here = [s for s in stages if not (dist and s in ("render", "voice", "animate"))]  # workers bring their own backends
         pipeline.preflight(proj, selected, stages, backends_here=here)
         proj.refresh_schemas()
         if "plan" in stages:
