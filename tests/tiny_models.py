@@ -38,16 +38,10 @@ from transformers import PreTrainedTokenizer  # noqa: F401  (diffusers looks it 
 
 
 def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's byte → printable character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    """GPT-2/CLIP's byte → printable character table (the one the shipped CLIP tokenizer uses)."""
+    from novelcomic.render.loading import byte_to_char
+
+    return byte_to_char()
 
 
 def write_clip_tokenizer(directory: Path) -> Path:

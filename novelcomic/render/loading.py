@@ -414,8 +414,8 @@ def clip_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
                          pad_token=pad_token, model_max_length=77)
 
 
-def _byte_chars() -> list[str]:
-    """GPT-2/CLIP's printable stand-ins for the 256 byte values, in vocabulary order."""
+def byte_to_char() -> dict[int, str]:
+    """GPT-2/CLIP's byte → printable character table, in vocabulary order."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -424,7 +424,12 @@ def _byte_chars() -> list[str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return [chr(c) for c in cs]
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def _byte_chars() -> list[str]:
+    """GPT-2/CLIP's printable stand-ins for the 256 byte values, in vocabulary order."""
+    return list(byte_to_char().values())
 
 
 def resolve_device(device: str) -> str:
