@@ -71,6 +71,22 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+_DIGESTS: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """:func:`sha256_file`, remembered per process until the file changes (mtime, size): for
+    input files hashed once per shot (a LoRA, a workflow, a place's picture)."""
+    st = os.stat(path)
+    stamp, key = (st.st_mtime_ns, st.st_size), str(path)
+    hit = _DIGESTS.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    digest = sha256_file(path)
+    _DIGESTS[key] = (stamp, digest)
+    return digest
+
+
 def hash_inputs(*parts: Any) -> str:
     """A stable hash of JSON-able inputs (pydantic models are dumped first)."""
 

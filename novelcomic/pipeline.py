@@ -631,21 +631,21 @@ def _location_pictures_part(project: Project, location: Location | None) -> list
     stay as they were)."""
     if location is None or not location.reference_images:
         return []
-    from novelcomic.fsutil import sha256_file
+    from novelcomic.fsutil import file_digest
 
     located = _location_with_project_paths(project, location)
-    return [{"location_pictures": [sha256_file(p) if Path(p).is_file() else p for p in located.reference_images]}]
+    return [{"location_pictures": [file_digest(p) if Path(p).is_file() else p for p in located.reference_images]}]
 
 
 def _workflow_part(project: Project, options: dict) -> list[dict]:
     """The contents of the workflow files the render options name (an edit inside a ComfyUI
     workflow re-draws its shots); nothing when there are none, so other hashes stay as they were."""
-    from novelcomic.fsutil import sha256_file
+    from novelcomic.fsutil import file_digest
 
     files = {}
     for key, value in stage_options(project, options).items():
         if key in WORKFLOW_OPTIONS and isinstance(value, str) and Path(value).is_file():
-            files[key] = sha256_file(value)
+            files[key] = file_digest(value)
     return [{"workflow_files": files}] if files else []
 
 
@@ -1144,11 +1144,10 @@ def subtitle_font(project: Project, cfg: ProjectConfig | None = None) -> str | N
 
 def check_inputs(project: Project) -> None:
     """What a run would open besides the YAML, checked up front with ``file:line: field``: the
-    subtitle font (a readable font file, or a family that is installed), the music tracks
-    (audio files), and the custom effects the storyboards name (registered)."""
+    subtitle font (a readable font file, or a family that is installed) and the music tracks
+    (audio files). The storyboards' effects are checked as they are loaded (:func:`checked_storyboard`)."""
     from novelcomic.ffmpeg import probe
     from novelcomic.fonts import find_cjk_font
-    from novelcomic.registry import effects
     from novelcomic.yamlio import format_loc, line_of, read_yaml
 
     cfg = project.config()
@@ -1191,16 +1190,6 @@ def check_inputs(project: Project) -> None:
                 info = {}
             if not any(st.get("codec_type") == "audio" for st in info.get("streams", [])):
                 raise refuse(f"music track {track} is not an audio file ffmpeg can read", ("music", "tracks", mood))
-    known = set(effects.names())
-    for ch in cfg.chapters:
-        path = project.storyboard_path(ch.id)
-        if not path.exists():
-            continue
-        for si, scene in enumerate(project.storyboard(ch.id).scenes):
-            for hi, shot in enumerate(scene.shots):
-                if shot.effect and shot.effect not in known:
-                    raise refuse(f"unknown effect {shot.effect!r} (effects: {', '.join(sorted(known)) or 'none'})",
-                                 ("scenes", si, "shots", hi, "effect"), path)
 
 
 def advice(project: Project) -> list[str]:
@@ -1226,6 +1215,24 @@ def advice(project: Project) -> list[str]:
     return out
 
 
+def checked_storyboard(project: Project, chapter: str) -> Storyboard:
+    """The chapter's storyboard, validated as a run needs it: its ids (``Project.storyboard``)
+    and the custom effects its shots name (registered), with ``file:line: field``."""
+    from novelcomic.registry import effects
+    from novelcomic.yamlio import format_loc, line_of, read_yaml
+
+    sb = project.storyboard(chapter)
+    known = set(effects.names())
+    for si, scene in enumerate(sb.scenes):
+        for hi, shot in enumerate(scene.shots):
+            if shot.effect and shot.effect not in known:
+                path, loc = project.storyboard_path(chapter), ("scenes", si, "shots", hi, "effect")
+                _, node = read_yaml(path)
+                raise NovelcomicError(f"unknown effect {shot.effect!r} (effects: {', '.join(sorted(known)) or 'none'})",
+                                      file=path, line=line_of(node, loc), field=format_loc(loc))
+    return sb
+
+
 def preflight(project: Project, chapters: list[str], stages: list[str] | None = None,
               backends_here: list[str] | None = None) -> None:
     """Validate every user file the run will read, before any work starts, so that a typo in a
@@ -1249,7 +1256,7 @@ def preflight(project: Project, chapters: list[str], stages: list[str] | None = 
     for ch in chapters:
         project.chapter_text(ch)
         if project.storyboard_path(ch).exists():
-            project.storyboard(ch)
+            checked_storyboard(project, ch)
     check_backends(project, stages if backends_here is None else backends_here)
 
 

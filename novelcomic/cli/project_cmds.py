@@ -84,7 +84,7 @@ def status(obj: dict, name: str) -> None:
 def validate(obj: dict, name: str) -> None:
     """Check every YAML file of project NAME (errors give file:line: field), and create each
     configured backend with its options, as a run would (nothing is loaded or generated)."""
-    from novelcomic.pipeline import check_backends
+    from novelcomic.pipeline import check_backends, checked_storyboard
 
     project = Project.open(name, obj["root"])
     cfg = project.config()
@@ -95,7 +95,7 @@ def validate(obj: dict, name: str) -> None:
     planned, unplanned = 0, []
     for ch in cfg.chapters:
         if project.storyboard_path(ch.id).exists():
-            project.storyboard(ch.id)
+            checked_storyboard(project, ch.id)
             planned += 1
         else:
             unplanned.append(ch.id)

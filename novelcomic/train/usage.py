@@ -9,30 +9,13 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from novelcomic.fsutil import sha256_file
+from novelcomic.fsutil import file_digest as _file_digest
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
-_DIGESTS: dict[str, tuple[tuple[int, int], str]] = {}
-_LOCK = threading.Lock()
-
-
-def _file_digest(path: Path) -> str:
-    st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size)
-    key = str(path)
-    with _LOCK:
-        hit = _DIGESTS.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    digest = sha256_file(path)
-    with _LOCK:
-        _DIGESTS[key] = (stamp, digest)
-    return digest
 
 
 def lora_digest(path: str | os.PathLike[str]) -> str | None:
